@@ -1,0 +1,96 @@
+/*
+ * arena.c - bump allocator for per-batch data; see arena.h.
+ */
+#include "arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cp_arena_chunk_s {
+    cp_arena_chunk_t *next;
+    size_t size; /* usable bytes in data */
+    size_t used;
+    _Alignas(16) unsigned char data[];
+};
+
+static cp_arena_chunk_t *chunk_new(size_t size)
+{
+    cp_arena_chunk_t *c = malloc(sizeof(*c) + size);
+    if (!c)
+        return NULL;
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+void cp_arena_init(cp_arena_t *a, size_t chunk_size)
+{
+    a->head = NULL;
+    a->chunk_size = chunk_size ? chunk_size : 64 * 1024;
+}
+
+void cp_arena_free(cp_arena_t *a)
+{
+    cp_arena_chunk_t *c = a->head;
+    while (c) {
+        cp_arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+void cp_arena_reset(cp_arena_t *a)
+{
+    /* Keep the newest chunk only if it has the default size: an oversized
+     * chunk from one big message should not stay pinned forever. */
+    cp_arena_chunk_t *keep = NULL;
+    cp_arena_chunk_t *c = a->head;
+    while (c) {
+        cp_arena_chunk_t *next = c->next;
+        if (!keep && c->size == a->chunk_size) {
+            keep = c;
+            keep->used = 0;
+            keep->next = NULL;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+    a->head = keep;
+}
+
+void *cp_arena_alloc(cp_arena_t *a, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (!a->head || a->head->size - a->head->used < size) {
+        size_t want = size > a->chunk_size ? size : a->chunk_size;
+        cp_arena_chunk_t *c = chunk_new(want);
+        if (!c)
+            return NULL;
+        if (a->head && want != a->chunk_size) {
+            /* Big one-off: put it behind the current chunk so the current
+             * chunk keeps serving small allocations. */
+            c->next = a->head->next;
+            a->head->next = c;
+            c->used = size;
+            return c->data;
+        }
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = a->head->data + a->head->used;
+    a->head->used += size;
+    return p;
+}
+
+char *cp_arena_strndup(cp_arena_t *a, const char *s, size_t len)
+{
+    char *p = cp_arena_alloc(a, len + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}

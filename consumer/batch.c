@@ -1,0 +1,768 @@
+/*
+ * batch.c - one batch of input messages through the data path:
+ *
+ *   decode -> group by customer -> READ (one pipelined round trip of
+ *   HGETALL) -> apply events in order (scoring/) -> WRITE (one pipelined
+ *   round trip of compare-and-set scripts, outputs in each customer's
+ *   outbox) -> PRODUCE outputs and DLQ records -> CLEAR delivered outboxes
+ *   -> store offsets.
+ *
+ * A customer whose write is refused (stale version, NOSCRIPT) or whose
+ * outcome is unknown (connection lost, deadline) goes back to READ: the
+ * fresh read's watermarks skip what was applied and its outbox re-emits
+ * what was not yet delivered, so retrying is always safe.
+ */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_int.h"
+#include "hash.h"
+#include "log.h"
+#include "output.h"
+
+#define RETRY_MS 500
+
+static void go_read(cp_app_t *app);
+static void go_produce(cp_app_t *app);
+static void go_clear(cp_app_t *app);
+static void finish(cp_app_t *app);
+
+int cp__batch_init(cp_batch_t *b, int batch_size)
+{
+    memset(b, 0, sizeof(*b));
+    uint32_t tsize = 16;
+    while (tsize < (uint32_t)batch_size * 2)
+        tsize <<= 1;
+    b->msgs = calloc((size_t)batch_size, sizeof(*b->msgs));
+    b->custs = calloc((size_t)batch_size, sizeof(*b->custs));
+    b->table = calloc(tsize, sizeof(*b->table));
+    b->table_mask = tsize - 1;
+    cp_arena_init(&b->arena, 256 * 1024);
+    cp_buf_init(&b->json);
+    return b->msgs && b->custs && b->table ? 0 : -1;
+}
+
+static void destroy_msgs(cp_batch_t *b)
+{
+    for (int i = 0; i < b->n_msgs; i++) {
+        if (b->msgs[i].rkm)
+            rd_kafka_message_destroy(b->msgs[i].rkm);
+        b->msgs[i].rkm = NULL;
+    }
+    b->n_msgs = 0;
+}
+
+void cp__batch_free(cp_batch_t *b)
+{
+    destroy_msgs(b);
+    free(b->msgs);
+    free(b->custs);
+    free(b->table);
+    cp_arena_free(&b->arena);
+    cp_buf_free(&b->json);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- grouping -------------------------------------------------------- */
+
+static int cust_find_or_add(cp_app_t *app, cp_batch_t *b, const char *id,
+                            size_t len)
+{
+    uint32_t h = (uint32_t)cp_hash_fnv1a64(id, len);
+    for (uint32_t i = h & b->table_mask;; i = (i + 1) & b->table_mask) {
+        int slot = b->table[i];
+        if (slot == 0) {
+            cp_cust_t *c = &b->custs[b->n_custs];
+            memset(c, 0, offsetof(cp_cust_t, stored));
+            c->id = id;
+            c->id_len = len;
+            size_t klen = strlen(app->cfg->redis_prefix) + len + 5;
+            char *key = cp_arena_alloc(&b->arena, klen);
+            if (!key)
+                return -1;
+            c->key_len = (size_t)snprintf(key, klen, "%sc:{%s}",
+                                          app->cfg->redis_prefix, id);
+            c->key = key;
+            b->table[i] = ++b->n_custs;
+            return b->n_custs - 1;
+        }
+        cp_cust_t *c = &b->custs[slot - 1];
+        if (c->id_len == len && memcmp(c->id, id, len) == 0)
+            return slot - 1;
+    }
+}
+
+static int cust_add_msg(cp_batch_t *b, cp_cust_t *c, int msg)
+{
+    if (c->n_msgs == c->cap_msgs) {
+        int cap = c->cap_msgs ? c->cap_msgs * 4 : 4;
+        int *n = cp_arena_alloc(&b->arena, sizeof(int) * (size_t)cap);
+        if (!n)
+            return -1;
+        if (c->n_msgs)
+            memcpy(n, c->msgs, sizeof(int) * (size_t)c->n_msgs);
+        c->msgs = n;
+        c->cap_msgs = cap;
+    }
+    c->msgs[c->n_msgs++] = msg;
+    return 0;
+}
+
+static void oom(void)
+{
+    fputs("custpulse: out of memory in the batch path\n", stderr);
+    abort();
+}
+
+/* Decodes every message; valid ones are grouped by customer and get
+ * their "now" (clock = event: running maximum in poll order). */
+static void decode_all(cp_app_t *app, cp_batch_t *b)
+{
+    int64_t clock = app->clock_max_ms;
+    for (int i = 0; i < b->n_msgs; i++) {
+        cp_bmsg_t *m = &b->msgs[i];
+        rd_kafka_message_t *rkm = m->rkm;
+        m->reject = cp_decode_order(&app->dparams, rkm->key, rkm->key_len,
+                                    rkm->payload, rkm->len, &b->arena, &m->in,
+                                    m->reason, sizeof(m->reason));
+        if (m->reject != CP_REJECT_NONE)
+            continue;
+        if (m->in.ev.occurred_ms > clock)
+            clock = m->in.ev.occurred_ms;
+        m->now_ms = app->cfg->clock == CP_CLOCK_EVENT ? clock : b->now_wall_ms;
+        m->cust = cust_find_or_add(app, b, m->in.customer_id,
+                                   m->in.customer_id_len);
+        if (m->cust < 0 || cust_add_msg(b, &b->custs[m->cust], i) != 0)
+            oom();
+    }
+}
+
+void cp__batch_start(cp_app_t *app, int n)
+{
+    cp_batch_t *b = &app->batch;
+    b->n_msgs = n;
+    b->n_custs = 0;
+    b->n_recs = 0;
+    b->attempts = 0;
+    memset(b->table, 0, sizeof(*b->table) * (b->table_mask + 1));
+    b->now_wall_ms = cp_time_wall_ms();
+    decode_all(app, b);
+    if (b->n_custs == 0)
+        go_produce(app);
+    else
+        go_read(app);
+}
+
+/* ---- round bookkeeping ------------------------------------------------- */
+
+static void round_failed_reply(cp_app_t *app, redisReply *reply,
+                               const char *what)
+{
+    cp_batch_t *b = &app->batch;
+    if (!reply) {
+        b->redis_failed = 1;
+        return;
+    }
+    b->retry_later = 1;
+    cp_log(strncmp(reply->str, "OOM", 3) == 0 ? CP_LOG_WARN : CP_LOG_ERROR,
+           "redis refused a command; retrying", CP_LS("step", what),
+           CP_LS("error", reply->str), CP_LEND);
+}
+
+/* Next step after a READ or WRITE round in which some customers still
+ * need work: wait for Redis, back off, or read again now. */
+static void next_round(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->attempts++;
+    if (b->redis_failed || !cp_redis_ready(app->redis)) {
+        b->phase = CP_BATCH_WAIT; /* resumed by cp__batch_redis_ready */
+        if (cp_redis_ready(app->redis))
+            cp__app_schedule_retry(app, 0);
+    } else if (b->retry_later) {
+        b->phase = CP_BATCH_WAIT;
+        cp__app_schedule_retry(app, RETRY_MS);
+    } else {
+        go_read(app);
+    }
+}
+
+static int count_phase(const cp_batch_t *b, cp_cust_phase_t phase)
+{
+    int n = 0;
+    for (int i = 0; i < b->n_custs; i++)
+        n += b->custs[i].phase == phase;
+    return n;
+}
+
+/* ---- READ ---------------------------------------------------------------- */
+
+static void apply_and_write(cp_app_t *app);
+
+static void read_reply_done(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (--b->pending > 0)
+        return;
+    if (b->redis_failed || b->retry_later)
+        next_round(app);
+    else
+        apply_and_write(app);
+}
+
+static void on_pop_read(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = pd;
+    cp_batch_t *b = &app->batch;
+    if (b->phase != CP_BATCH_READ)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        round_failed_reply(app, reply && reply->type == REDIS_REPLY_ERROR
+                                    ? reply
+                                    : NULL,
+                           "read population");
+    } else {
+        int64_t *dst[4] = {&b->pop.n, &b->pop.sf, &b->pop.sm, &b->pop.sl};
+        for (int i = 0; i < 4; i++) {
+            redisReply *e = reply->element[i];
+            *dst[i] = e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10)
+                                                    : 0;
+        }
+    }
+    read_reply_done(app);
+}
+
+static void parse_customer(cp_app_t *app, cp_cust_t *c, redisReply *reply)
+{
+    char err[128];
+    cp_stored_init(&c->stored);
+    c->unreadable = 0;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *f = reply->element[i], *v = reply->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            cp_store_parse_field(&c->stored, f->str, (size_t)f->len, v->str,
+                                 (size_t)v->len, app->tz, &app->batch.arena,
+                                 err, sizeof(err)) != CP_OK) {
+            cp_log(CP_LOG_ERROR, "customer state unreadable; its events go "
+                                 "to the dead-letter topic",
+                   CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
+            c->unreadable = 1;
+            return;
+        }
+    }
+}
+
+static void on_cust_read(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_cust_t *c = pd;
+    cp_app_t *app = cp_redis_opaque(r);
+    if (app->batch.phase != CP_BATCH_READ)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        round_failed_reply(app, reply && reply->type == REDIS_REPLY_ERROR
+                                    ? reply
+                                    : NULL,
+                           "read customer");
+    else
+        parse_customer(app, c, reply);
+    read_reply_done(app);
+}
+
+static void send_or_fail(cp_app_t *app, cp_redis_cb *cb, void *pd, int argc,
+                         const char **argv, const size_t *lens)
+{
+    if (cp_redis_cmd(app->redis, cb, pd, argc, argv, lens) == CP_OK)
+        app->batch.pending++;
+    else
+        app->batch.redis_failed = 1;
+}
+
+static void go_read(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->phase = CP_BATCH_READ;
+    b->redis_failed = 0;
+    b->retry_later = 0;
+    b->pending = 1; /* guard while sending */
+    if (app->cfg->rfm_reference == CP_REF_LIVE) {
+        const char *argv[] = {"HMGET", app->popkey, "n", "sf", "sm", "sl"};
+        size_t lens[] = {5, strlen(app->popkey), 1, 2, 2, 2};
+        send_or_fail(app, on_pop_read, app, 6, argv, lens);
+    }
+    for (int i = 0; i < b->n_custs; i++) {
+        cp_cust_t *c = &b->custs[i];
+        if (c->phase != CP_CUST_READ)
+            continue;
+        const char *argv[] = {"HGETALL", c->key};
+        size_t lens[] = {7, c->key_len};
+        send_or_fail(app, on_cust_read, c, 2, argv, lens);
+    }
+    read_reply_done(app);
+}
+
+/* ---- apply --------------------------------------------------------------- */
+
+static void pop_move(cp_pop_t *pop, const cp_pop_t *from, const cp_pop_t *to)
+{
+    pop->n += to->n - from->n;
+    pop->sf += to->sf - from->sf;
+    pop->sm += to->sm - from->sm;
+    pop->sl += to->sl - from->sl;
+}
+
+static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                        cp_rfm8_t to, int64_t today, const cp_rfm_ref_t *ref)
+{
+    cp_state_t *st = &c->stored.st;
+    cp_batch_t *b = &app->batch;
+    st->seq++;
+    cp_seg_change_t ch = {
+        .customer_id = c->id,
+        .customer_id_len = c->id_len,
+        .from = st->segment,
+        .to = to,
+        .seq = st->seq,
+        .recency_days = cp_rfm_recency_days(st, today),
+        .frequency = st->orders,
+        .monetary = st->monetary,
+        .ref_mode = app->cfg->rfm_reference,
+        .ref = *ref,
+        .time_ms = m->in.ev.occurred_ms,
+        .event_id = m->in.event_id,
+        .topic = rd_kafka_topic_name(m->rkm->rkt),
+        .partition = m->rkm->partition,
+        .offset = m->rkm->offset};
+    cp_buf_reset(&b->json);
+    cp_output_segment_change(&b->json, &ch, app->cfg);
+    if (cp_buf_failed(&b->json) ||
+        cp_store_outbox_add(&c->stored, CP_OUTBOX_SEGMENTS, b->json.data,
+                            b->json.len, st->seq, &b->arena) != CP_OK)
+        oom();
+    st->segment = to;
+}
+
+static cp_rfm_ref_t reference(const cp_app_t *app, int64_t today)
+{
+    const cp_config_t *cfg = app->cfg;
+    if (cfg->rfm_reference == CP_REF_LIVE)
+        return cp_pop_reference(&app->batch.pop, today);
+    cp_rfm_ref_t ref = {(double)cfg->rfm_fixed_recency_days,
+                        (double)cfg->rfm_fixed_frequency,
+                        (double)cfg->rfm_fixed_monetary_minor};
+    return ref;
+}
+
+/* Applies the customer's messages in order; returns 1 if a write is needed. */
+static int apply_customer(cp_app_t *app, cp_cust_t *c)
+{
+    cp_stored_t *s = &c->stored;
+    cp_batch_t *b = &app->batch;
+    cp_apply_params_t params = {app->cfg->dedup_event_ids,
+                                app->cfg->dedup_orders};
+    int changed = 0;
+    for (int k = 0; k < c->n_msgs; k++) {
+        cp_bmsg_t *m = &b->msgs[c->msgs[k]];
+        const char *topic = rd_kafka_topic_name(m->rkm->rkt);
+        cp_wm_t *wm = cp_store_wm(s, topic, m->rkm->partition);
+        if (wm && m->rkm->offset <= wm->offset)
+            continue; /* applied before: re-delivery */
+        cp_pop_t before = cp_pop_delta(NULL, &s->st);
+        cp_apply_result_t res = cp_state_apply(&s->st, &m->in.ev, &params);
+        if (cp_store_wm_set(s, topic, m->rkm->partition, m->rkm->offset,
+                            &b->arena) != CP_OK)
+            oom();
+        changed = 1;
+        app->n_events++;
+        if (res != CP_APPLY_APPLIED)
+            continue;
+        int64_t today = cp_tz_day(app->tz, m->now_ms);
+        cp_pop_t after = cp_pop_delta(NULL, &s->st);
+        pop_move(&b->pop, &before, &after);
+        cp_rfm_ref_t ref = reference(app, today);
+        cp_rfm8_t seg = cp_rfm8_classify(&s->st, today, &ref);
+        if (seg != s->st.segment)
+            emit_change(app, c, m, seg, today, &ref);
+    }
+    return changed;
+}
+
+static void reject_customer(cp_app_t *app, cp_cust_t *c)
+{
+    for (int k = 0; k < c->n_msgs; k++) {
+        cp_bmsg_t *m = &app->batch.msgs[c->msgs[k]];
+        m->reject = CP_REJECT_STATE_UNREADABLE;
+        snprintf(m->reason, sizeof(m->reason),
+                 "the customer's stored state cannot be read");
+    }
+    c->phase = CP_CUST_DONE;
+}
+
+/* ---- WRITE --------------------------------------------------------------- */
+
+static void write_reply_done(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (--b->pending > 0)
+        return;
+    if (count_phase(b, CP_CUST_READ) > 0)
+        next_round(app);
+    else
+        go_produce(app);
+}
+
+static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_cust_t *c = pd;
+    cp_app_t *app = cp_redis_opaque(r);
+    if (app->batch.phase != CP_BATCH_WRITE)
+        return;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        c->phase = CP_CUST_DONE;
+    } else {
+        c->phase = CP_CUST_READ;
+        if (reply && reply->type == REDIS_REPLY_INTEGER) {
+            cp_log(CP_LOG_DEBUG, "version conflict; re-reading",
+                   CP_LCUST("customer", c->id), CP_LEND);
+        } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+                   strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            cp_redis_reload_scripts(r);
+        } else {
+            round_failed_reply(app, reply, "write customer");
+        }
+    }
+    write_reply_done(app);
+}
+
+static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
+{
+    cp_argv_t av = {0};
+    const int live = app->cfg->rfm_reference == CP_REF_LIVE;
+    if (cp_store_write_args(&c->stored,
+                            cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
+                            c->key, c->key_len, app->popkey,
+                            live ? delta : NULL, &app->batch.arena,
+                            &av) != CP_OK)
+        oom();
+    c->phase = CP_CUST_WRITE;
+    if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
+                     av.argvlen) == CP_OK) {
+        app->batch.pending++;
+    } else {
+        c->phase = CP_CUST_READ;
+        app->batch.redis_failed = 1;
+    }
+}
+
+static void apply_and_write(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->phase = CP_BATCH_WRITE;
+    b->pending = 1; /* guard while sending */
+    for (int i = 0; i < b->n_custs; i++) {
+        cp_cust_t *c = &b->custs[i];
+        if (c->phase != CP_CUST_READ)
+            continue;
+        if (c->unreadable) {
+            reject_customer(app, c);
+            continue;
+        }
+        cp_pop_t before = cp_pop_delta(NULL, &c->stored.st);
+        if (!apply_customer(app, c)) {
+            c->phase = CP_CUST_DONE; /* nothing new; outbox may remain */
+            continue;
+        }
+        cp_pop_t after = cp_pop_delta(NULL, &c->stored.st);
+        cp_pop_t delta = {after.n - before.n, after.sf - before.sf,
+                          after.sm - before.sm, after.sl - before.sl};
+        write_customer(app, c, &delta);
+    }
+    write_reply_done(app);
+}
+
+/* ---- PRODUCE ------------------------------------------------------------- */
+
+static int count_outbox_lines(const cp_stored_t *s)
+{
+    int n = 0;
+    for (size_t i = 0; i < s->outbox_len; i++)
+        n += s->outbox[i] == '\n';
+    return n;
+}
+
+static void add_outbox_recs(cp_app_t *app, int ci)
+{
+    cp_batch_t *b = &app->batch;
+    cp_stored_t *s = &b->custs[ci].stored;
+    const char *p = s->outbox, *end = s->outbox + s->outbox_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            nl = end;
+        if (nl - p > 2 && p[1] == '\t' && p[0] == CP_OUTBOX_SEGMENTS) {
+            cp_rec_t *rec = &b->recs[b->n_recs++];
+            memset(rec, 0, sizeof(*rec));
+            rec->topic = app->cfg->topic_segments;
+            rec->key = b->custs[ci].id;
+            rec->key_len = b->custs[ci].id_len;
+            rec->value = p + 2;
+            rec->value_len = (size_t)(nl - p - 2);
+            rec->msg = -1;
+            rec->cust = ci;
+        }
+        p = nl + 1;
+    }
+}
+
+static void build_records(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    int n = 0;
+    for (int i = 0; i < b->n_msgs; i++)
+        n += b->msgs[i].reject != CP_REJECT_NONE;
+    for (int i = 0; i < b->n_custs; i++)
+        n += count_outbox_lines(&b->custs[i].stored);
+    b->recs = n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n)
+                : NULL;
+    if (n && !b->recs)
+        oom();
+    b->n_recs = 0;
+    for (int i = 0; i < b->n_msgs; i++) {
+        cp_bmsg_t *m = &b->msgs[i];
+        if (m->reject == CP_REJECT_NONE)
+            continue;
+        cp_rec_t *rec = &b->recs[b->n_recs++];
+        memset(rec, 0, sizeof(*rec));
+        rec->topic = app->cfg->topic_dlq;
+        rec->key = m->rkm->key;
+        rec->key_len = m->rkm->key_len;
+        rec->value = m->rkm->payload;
+        rec->value_len = m->rkm->len;
+        rec->msg = i;
+        rec->cust = -1;
+    }
+    for (int i = 0; i < b->n_custs; i++)
+        add_outbox_recs(app, i);
+}
+
+static rd_kafka_headers_t *dlq_headers(const cp_bmsg_t *m)
+{
+    rd_kafka_headers_t *orig = NULL, *h;
+    if (rd_kafka_message_headers(m->rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        h = rd_kafka_headers_copy(orig);
+    else
+        h = rd_kafka_headers_new(5);
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%d", (int)m->rkm->partition);
+    snprintf(off, sizeof(off), "%" PRId64, m->rkm->offset);
+    rd_kafka_header_add(h, "cp.error.class", -1, cp_reject_class(m->reject),
+                        -1);
+    rd_kafka_header_add(h, "cp.error.message", -1, m->reason, -1);
+    rd_kafka_header_add(h, "cp.source.topic", -1,
+                        rd_kafka_topic_name(m->rkm->rkt), -1);
+    rd_kafka_header_add(h, "cp.source.partition", -1, part, -1);
+    rd_kafka_header_add(h, "cp.source.offset", -1, off, -1);
+    return h;
+}
+
+/* Produces rec; returns 0, or -1 when it must be retried later. */
+static int produce_rec(cp_app_t *app, cp_rec_t *rec)
+{
+    rd_kafka_headers_t *h;
+    if (rec->msg >= 0) {
+        h = dlq_headers(&app->batch.msgs[rec->msg]);
+    } else {
+        h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "content-type", -1,
+                            "application/cloudevents+json", -1);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        app->producer, RD_KAFKA_V_TOPIC(rec->topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(rec->key, rec->key_len),
+        RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(h);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            cp_log(CP_LOG_WARN, "produce failed; retrying",
+                   CP_LS("topic", rec->topic),
+                   CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+        return -1;
+    }
+    rec->delivered = -1; /* in flight */
+    return 0;
+}
+
+/* Produces every record not delivered and not in flight. */
+static void produce_pending(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    int stalled = 0;
+    for (int i = 0; i < b->n_recs; i++) {
+        cp_rec_t *rec = &b->recs[i];
+        if (rec->delivered == 0 && !stalled && produce_rec(app, rec) != 0)
+            stalled = 1;
+    }
+    if (stalled)
+        cp__app_schedule_retry(app, 100);
+}
+
+static void go_produce(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->phase = CP_BATCH_PRODUCE;
+    build_records(app);
+    b->pending = b->n_recs;
+    if (b->pending == 0) {
+        go_clear(app);
+        return;
+    }
+    produce_pending(app);
+}
+
+void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->phase != CP_BATCH_PRODUCE)
+        return;
+    if (err) {
+        /* Possibly persisted (e.g. __MSG_TIMED_OUT): producing again may
+         * duplicate, and duplicates carry the same CloudEvent id. */
+        cp_log(CP_LOG_WARN, "delivery failed; producing again",
+               CP_LS("topic", rec->topic),
+               CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+        rec->delivered = 0;
+        cp__app_schedule_retry(app, RETRY_MS);
+        return;
+    }
+    rec->delivered = 1;
+    if (rec->msg >= 0)
+        app->n_dlq++;
+    else
+        app->n_outputs++;
+    if (--b->pending == 0)
+        go_clear(app);
+}
+
+/* ---- CLEAR --------------------------------------------------------------- */
+
+static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    (void)pd;
+    (void)reply; /* best effort: a missed clear re-emits with the same ids */
+    if (app->batch.phase != CP_BATCH_CLEAR)
+        return;
+    if (--app->batch.pending == 0)
+        finish(app);
+}
+
+static void go_clear(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->phase = CP_BATCH_CLEAR;
+    b->pending = 1; /* guard */
+    for (int i = 0; i < b->n_custs; i++) {
+        cp_cust_t *c = &b->custs[i];
+        if (!c->stored.outbox_len || c->unreadable)
+            continue;
+        char seq[24];
+        int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
+        const char *argv[] = {"EVALSHA",
+                              cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
+                              "1", c->key, seq};
+        size_t lens[] = {7, 40, 1, c->key_len, (size_t)n};
+        if (cp_redis_cmd(app->redis, on_cleared, c, 5, argv, lens) == CP_OK)
+            b->pending++;
+    }
+    if (--b->pending == 0)
+        finish(app);
+}
+
+/* ---- offsets --------------------------------------------------------------- */
+
+static void store_offsets(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < b->n_msgs; i++) {
+        rd_kafka_message_t *rkm = b->msgs[i].rkm;
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            list, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(
+                list, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (rkm->offset + 1 > tp->offset)
+            tp->offset = rkm->offset + 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(app->consumer, list);
+    if (err)
+        cp_log(CP_LOG_WARN, "offsets store failed",
+               CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        for (int p = 0; p < app->n_parts; p++) {
+            cp_part_t *part = &app->parts[p];
+            if (part->partition == tp->partition &&
+                strcmp(part->topic, tp->topic) == 0 && tp->offset > part->next)
+                part->next = tp->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void finish(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->n_msgs > 0)
+        store_offsets(app);
+    for (int i = 0; i < b->n_msgs; i++) {
+        const cp_bmsg_t *m = &b->msgs[i];
+        if (m->reject == CP_REJECT_NONE &&
+            m->in.ev.occurred_ms > app->clock_max_ms)
+            app->clock_max_ms = m->in.ev.occurred_ms;
+    }
+    destroy_msgs(b);
+    b->n_custs = 0;
+    b->n_recs = 0;
+    b->recs = NULL;
+    cp_arena_reset(&b->arena);
+    b->phase = CP_BATCH_IDLE;
+    app->n_batches++;
+    cp__app_batch_done(app);
+}
+
+/* ---- external events ------------------------------------------------------ */
+
+void cp__batch_redis_ready(cp_app_t *app)
+{
+    if (app->batch.phase == CP_BATCH_WAIT)
+        go_read(app);
+}
+
+void cp__batch_retry(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->phase == CP_BATCH_WAIT && cp_redis_ready(app->redis))
+        go_read(app);
+    else if (b->phase == CP_BATCH_PRODUCE)
+        produce_pending(app);
+}
+
+void cp__batch_abandon(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->phase == CP_BATCH_IDLE)
+        return;
+    cp_log(CP_LOG_WARN, "shutdown deadline: abandoning the batch in flight; "
+                        "its offsets are not committed and it will be "
+                        "consumed again",
+           CP_LI("messages", b->n_msgs), CP_LEND);
+    /* Late replies and delivery reports see a phase that is not theirs and
+     * are ignored; records were produced with F_COPY. */
+    b->phase = CP_BATCH_IDLE;
+}

@@ -1,0 +1,252 @@
+/*
+ * main.c - the custpulse command line: run, inspect, config.
+ *
+ *   custpulse run     [-c FILE] [-X key=value]... [--exit-at-end]
+ *   custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID
+ *   custpulse config  [-c FILE] [-X key=value]... --list
+ *
+ * Exit codes: 0 success, 1 runtime failure or unknown customer, 2 usage or
+ * configuration error.
+ */
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "cp_time.h"
+#include "log.h"
+#include "money.h"
+#include "store.h"
+
+extern char **environ;
+
+#define EXIT_USAGE 2
+
+typedef struct cp_cli_s {
+    const char *cmd;
+    const char *config_file;
+    const char **xs; /* -X values, in order */
+    int n_xs;
+    int exit_at_end;
+    int list;
+    const char *customer;
+} cp_cli_t;
+
+static void usage(FILE *out)
+{
+    fputs("usage: custpulse run     [-c FILE] [-X key=value]... "
+          "[--exit-at-end]\n"
+          "       custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID\n"
+          "       custpulse config  [-c FILE] [-X key=value]... --list\n",
+          out);
+}
+
+static int parse_args(int argc, char **argv, cp_cli_t *cli)
+{
+    memset(cli, 0, sizeof(*cli));
+    if (argc < 2)
+        return -1;
+    cli->cmd = argv[1];
+    cli->xs = calloc((size_t)argc, sizeof(char *));
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "-X")) && i + 1 >= argc)
+            return -1;
+        if (!strcmp(a, "-c"))
+            cli->config_file = argv[++i];
+        else if (!strcmp(a, "-X"))
+            cli->xs[cli->n_xs++] = argv[++i];
+        else if (!strcmp(a, "--exit-at-end") && !strcmp(cli->cmd, "run"))
+            cli->exit_at_end = 1;
+        else if (!strcmp(a, "--list") && !strcmp(cli->cmd, "config"))
+            cli->list = 1;
+        else if (a[0] != '-' && !strcmp(cli->cmd, "inspect") && !cli->customer)
+            cli->customer = a;
+        else
+            return -1;
+    }
+    if (!strcmp(cli->cmd, "inspect") && !cli->customer)
+        return -1;
+    if (!strcmp(cli->cmd, "config") && !cli->list)
+        return -1;
+    return strcmp(cli->cmd, "run") && strcmp(cli->cmd, "inspect") &&
+                   strcmp(cli->cmd, "config")
+               ? -1
+               : 0;
+}
+
+/* Defaults, then file, then CUSTPULSE_* environment, then -X. */
+static cp_config_t *load_config(const cp_cli_t *cli)
+{
+    char err[512];
+    cp_config_t *cfg = cp_config_new();
+    if (!cfg)
+        return NULL;
+    cp_err_t rc = CP_OK;
+    if (cli->config_file)
+        rc = cp_config_load_file(cfg, cli->config_file, err, sizeof(err));
+    if (rc == CP_OK)
+        rc = cp_config_load_env(cfg, environ, err, sizeof(err));
+    for (int i = 0; i < cli->n_xs && rc == CP_OK; i++)
+        rc = cp_config_set_kv(cfg, cli->xs[i], err, sizeof(err));
+    if (rc == CP_OK)
+        rc = cp_config_finalize(cfg, err, sizeof(err));
+    if (rc != CP_OK) {
+        fprintf(stderr, "custpulse: configuration error: %s\n", err);
+        cp_config_free(cfg);
+        return NULL;
+    }
+    cp_log_set_level(cfg->log_level);
+    return cfg;
+}
+
+/* ---- inspect ---------------------------------------------------------------- */
+
+static redisContext *redis_connect_sync(const cp_config_t *cfg)
+{
+    struct timeval tv = {cfg->redis_timeout_ms / 1000,
+                         (cfg->redis_timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port,
+                                              tv);
+    if (!c || c->err) {
+        fprintf(stderr, "custpulse: cannot connect to redis: %s\n",
+                c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = NULL;
+    if (cfg->redis_password && cfg->redis_password[0])
+        r = redisCommand(c, "AUTH %s", cfg->redis_password);
+    if (!cfg->redis_password || !cfg->redis_password[0] ||
+        (r && r->type != REDIS_REPLY_ERROR)) {
+        freeReplyObject(r);
+        r = redisCommand(c, "SELECT %d", cfg->redis_db);
+    }
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        fprintf(stderr, "custpulse: redis: %s\n",
+                r ? r->str : c->errstr);
+    freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static json_t *time_or_null(const cp_state_t *st, int64_t ms)
+{
+    char ts[32];
+    if (!st->has_order_time)
+        return json_null();
+    cp_time_format_utc(ms, ts, sizeof(ts));
+    return json_string(ts);
+}
+
+static json_t *state_json(const cp_config_t *cfg, const char *id,
+                          const cp_stored_t *s)
+{
+    char money[48];
+    const cp_state_t *st = &s->st;
+    cp_money_format(st->monetary, cfg->currency_digits, money, sizeof(money));
+    json_t *o = json_object();
+    json_object_set_new(o, "customer_id", json_string(id));
+    json_object_set_new(o, "orders", json_integer(st->orders));
+    json_object_set_new(o, "monetary", json_string(money));
+    json_object_set_new(o, "currency", json_string(cfg->currency));
+    json_object_set_new(o, "first_order_at", time_or_null(st, st->first_ms));
+    json_object_set_new(o, "last_order_at", time_or_null(st, st->last_ms));
+    const char *seg = cp_rfm8_code(st->segment);
+    json_object_set_new(o, "segment", seg ? json_string(seg) : json_null());
+    json_object_set_new(o, "version", json_integer(st->version));
+    json_object_set_new(o, "seq", json_integer(st->seq));
+    json_t *offs = json_object();
+    for (int i = 0; i < s->n_wms; i++) {
+        char k[300];
+        snprintf(k, sizeof(k), "%s:%d", s->wms[i].topic,
+                 (int)s->wms[i].partition);
+        json_object_set_new(offs, k, json_integer(s->wms[i].offset));
+    }
+    json_object_set_new(o, "offsets", offs);
+    json_object_set_new(o, "pending_outputs",
+                        json_integer(s->outbox_len ? 1 : 0));
+    return o;
+}
+
+static int cmd_inspect(const cp_config_t *cfg, const char *id)
+{
+    char err[256];
+    cp_tz_t *tz = cp_tz_new(cfg->timezone, err, sizeof(err));
+    redisContext *c = tz ? redis_connect_sync(cfg) : NULL;
+    if (!c) {
+        cp_tz_free(tz);
+        return 1;
+    }
+    redisReply *r = redisCommand(c, "HGETALL %sc:{%s}", cfg->redis_prefix, id);
+    int rc = 1;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "custpulse: redis: %s\n",
+                r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+    } else if (r->elements == 0) {
+        fprintf(stderr, "custpulse: unknown customer\n");
+    } else {
+        cp_arena_t a;
+        cp_arena_init(&a, 0);
+        cp_stored_t *s = malloc(sizeof(*s));
+        cp_stored_init(s);
+        rc = 0;
+        for (size_t i = 0; i + 1 < r->elements && rc == 0; i += 2)
+            if (cp_store_parse_field(s, r->element[i]->str,
+                                     (size_t)r->element[i]->len,
+                                     r->element[i + 1]->str,
+                                     (size_t)r->element[i + 1]->len, tz, &a,
+                                     err, sizeof(err)) != CP_OK) {
+                fprintf(stderr, "custpulse: %s\n", err);
+                rc = 1;
+            }
+        if (rc == 0) {
+            json_t *o = state_json(cfg, id, s);
+            json_dumpf(o, stdout, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+            fputc('\n', stdout);
+            json_decref(o);
+        }
+        free(s);
+        cp_arena_free(&a);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    cp_tz_free(tz);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    cp_cli_t cli;
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (parse_args(argc, argv, &cli) != 0) {
+        usage(stderr);
+        free(cli.xs);
+        return EXIT_USAGE;
+    }
+    cp_config_t *cfg = load_config(&cli);
+    int rc = EXIT_USAGE;
+    if (cfg && !strcmp(cli.cmd, "config")) {
+        cp_config_list(stdout);
+        rc = 0;
+    } else if (cfg && !strcmp(cli.cmd, "inspect")) {
+        rc = cmd_inspect(cfg, cli.customer);
+    } else if (cfg) {
+        rc = cp_app_run(cfg, cli.exit_at_end);
+        cfg = NULL; /* owned by the app */
+    }
+    cp_config_free(cfg);
+    free(cli.xs);
+    return rc;
+}

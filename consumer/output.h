@@ -1,0 +1,42 @@
+/*
+ * output.h - output events as CloudEvents 1.0 structured JSON
+ * (docs/contracts.md section 4), built into a cp_buf_t without JSON trees.
+ */
+#ifndef CP_OUTPUT_H
+#define CP_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "rfm.h"
+
+typedef struct cp_seg_change_s {
+    const char *customer_id;
+    size_t customer_id_len;
+    cp_rfm8_t from;
+    cp_rfm8_t to;
+    int64_t seq;
+    int64_t recency_days;
+    int64_t frequency;
+    int64_t monetary; /* minor units */
+    cp_ref_mode_t ref_mode;
+    cp_rfm_ref_t ref;
+    int64_t time_ms; /* the causing event's occurred_at */
+    const char *event_id;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} cp_seg_change_t;
+
+/* The CloudEvent id of (customer, model, seq): a version-8 UUID from
+ * MurmurHash3 x64_128 of customer + "\0" + model + "\0" + decimal(seq). */
+void cp_output_event_id(const char *customer_id, size_t len, const char *model,
+                        int64_t seq, char out[37]);
+
+/* Appends the segment-change CloudEvent for c to b. */
+void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
+                              const cp_config_t *cfg);
+
+#endif

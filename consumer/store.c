@@ -1,0 +1,438 @@
+/*
+ * store.c - customer hash <-> state, and the compare-and-set write script.
+ *
+ * Field encodings (contracts section 2): integers in decimal; `s` the
+ * segment code; `e` 16 lower-case hex digits per event-id hash, oldest
+ * first; `r` entries "<16 hex>:<net>[:c]" joined by ',', oldest first
+ * (":c" = cancelled); `w:<topic>:<partition>` decimal offsets; `x` the
+ * outbox text and `xq` its highest seq.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The write: check the version, move population sums, write the fields.
+ * Validation happens in C before the call; the script only refuses stale
+ * versions, so it never fails half-way. */
+const char cp_store_write_lua[] =
+    "local v = redis.call('HGET', KEYS[1], 'v') or '0'\n"
+    "if v ~= ARGV[1] then return 0 end\n"
+    "local i = 2\n"
+    "local np = tonumber(ARGV[i]); i = i + 1\n"
+    "local names = {'n', 'sf', 'sm', 'sl'}\n"
+    "for j = 1, np do\n"
+    "  if ARGV[i] ~= '0' then\n"
+    "    redis.call('HINCRBY', KEYS[2], names[j], ARGV[i])\n"
+    "  end\n"
+    "  i = i + 1\n"
+    "end\n"
+    "local nd = tonumber(ARGV[i]); i = i + 1\n"
+    "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, i))\n"
+    "return 1\n";
+
+/* Clears the outbox once everything up to ARGV[1] was delivered. Bumps the
+ * version so a write computed from a read that still saw the outbox is
+ * refused instead of resurrecting delivered records. */
+const char cp_store_clear_lua[] =
+    "local q = redis.call('HGET', KEYS[1], 'xq')\n"
+    "if q and tonumber(q) <= tonumber(ARGV[1]) then\n"
+    "  redis.call('HDEL', KEYS[1], 'x', 'xq')\n"
+    "  redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+void cp_stored_init(cp_stored_t *s)
+{
+    cp_state_init(&s->st);
+    s->wms = NULL;
+    s->n_wms = 0;
+    s->cap_wms = 0;
+    s->outbox = NULL;
+    s->outbox_len = 0;
+    s->outbox_seq = 0;
+    s->exists = 0;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static int parse_i64(const char *v, size_t len, int64_t *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int parse_hex64(const char *v, uint64_t *out)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        int n = hex_nibble(v[i]);
+        if (n < 0)
+            return -1;
+        x = (x << 4) | (uint64_t)n;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_event_ids(cp_state_t *st, const char *v, size_t len)
+{
+    if (len % 16 || len / 16 > CP_DEDUP_MAX)
+        return -1;
+    st->n_event_ids = 0;
+    for (size_t i = 0; i < len; i += 16)
+        if (parse_hex64(v + i, &st->event_ids[st->n_event_ids++]) != 0)
+            return -1;
+    return 0;
+}
+
+/* One "<16 hex>:<net>[:c]" entry of field r. */
+static int parse_order_entry(cp_order_mem_t *o, const char *v, size_t len)
+{
+    if (len < 18 || v[16] != ':' || parse_hex64(v, &o->id_hash) != 0)
+        return -1;
+    o->cancelled = 0;
+    if (len >= 2 && v[len - 2] == ':' && v[len - 1] == 'c') {
+        o->cancelled = 1;
+        len -= 2;
+    }
+    return parse_i64(v + 17, len - 17, &o->net) == 0 && o->net >= 0 ? 0 : -1;
+}
+
+static int parse_orders(cp_state_t *st, const char *v, size_t len)
+{
+    st->n_orders_mem = 0;
+    size_t i = 0;
+    while (i < len) {
+        const char *comma = memchr(v + i, ',', len - i);
+        size_t n = comma ? (size_t)(comma - (v + i)) : len - i;
+        if (st->n_orders_mem == CP_DEDUP_MAX ||
+            parse_order_entry(&st->orders_mem[st->n_orders_mem++], v + i,
+                              n) != 0)
+            return -1;
+        i += n + 1;
+    }
+    return 0;
+}
+
+/* "w:<topic>:<partition>" -> watermark. */
+static int parse_wm_field(cp_stored_t *s, const char *f, size_t flen,
+                          const char *v, size_t vlen, cp_arena_t *a)
+{
+    const char *colon = NULL;
+    for (size_t i = flen; i > 2; i--)
+        if (f[i - 1] == ':') {
+            colon = f + i - 1;
+            break;
+        }
+    int64_t part, off;
+    if (!colon || colon == f + 2 ||
+        parse_i64(colon + 1, flen - (size_t)(colon + 1 - f), &part) != 0 ||
+        part < 0 || part > INT32_MAX || parse_i64(v, vlen, &off) != 0)
+        return -1;
+    char *topic = cp_arena_strndup(a, f + 2, (size_t)(colon - (f + 2)));
+    if (!topic || cp_store_wm_set(s, topic, (int32_t)part, off, a) != CP_OK)
+        return -1;
+    s->wms[s->n_wms - 1].dirty = 0;
+    return 0;
+}
+
+static int field_is(const char *f, size_t flen, const char *name)
+{
+    return strlen(name) == flen && memcmp(f, name, flen) == 0;
+}
+
+static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
+                           const char *v, size_t vlen, const cp_tz_t *tz)
+{
+    cp_state_t *st = &s->st;
+    int64_t x;
+    if (parse_i64(v, vlen, &x) != 0)
+        return -1;
+    switch (f[0]) {
+    case 'v': st->version = x; return x >= 0 ? 0 : -1;
+    case 'o': st->orders = x; return x >= 0 ? 0 : -1;
+    case 'm': st->monetary = x; return x >= 0 ? 0 : -1;
+    case 'q': st->seq = x; return x >= 0 ? 0 : -1;
+    case 'f': st->first_ms = x; st->has_order_time = 1; return 0;
+    case 'l':
+        st->last_ms = x;
+        st->last_day = cp_tz_day(tz, x);
+        st->has_order_time = 1;
+        return 0;
+    }
+    return -1;
+}
+
+cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
+                              const char *v, size_t vlen, const cp_tz_t *tz,
+                              cp_arena_t *a, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    s->exists = 1;
+    if (flen == 1 && strchr("vomqfl", f[0])) {
+        rc = parse_int_field(s, f, flen, v, vlen, tz);
+    } else if (field_is(f, flen, "s")) {
+        char code[32];
+        if (vlen == 0 || vlen >= sizeof(code))
+            rc = -1;
+        else {
+            memcpy(code, v, vlen);
+            code[vlen] = '\0';
+            rc = cp_rfm8_parse(code, &s->st.segment);
+        }
+    } else if (field_is(f, flen, "e")) {
+        rc = parse_event_ids(&s->st, v, vlen);
+    } else if (field_is(f, flen, "r")) {
+        rc = parse_orders(&s->st, v, vlen);
+    } else if (field_is(f, flen, "x")) {
+        s->outbox = cp_arena_strndup(a, v, vlen);
+        s->outbox_len = vlen;
+        rc = s->outbox ? 0 : -1;
+    } else if (field_is(f, flen, "xq")) {
+        rc = parse_i64(v, vlen, &s->outbox_seq);
+    } else if (flen > 2 && f[0] == 'w' && f[1] == ':') {
+        rc = parse_wm_field(s, f, flen, v, vlen, a);
+    }
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "unreadable customer field '%.*s'",
+                 (int)(flen > 64 ? 64 : flen), f);
+        return CP_EPARSE;
+    }
+    return CP_OK;
+}
+
+/* ---- watermarks and outbox -------------------------------------------- */
+
+cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < s->n_wms; i++)
+        if (s->wms[i].partition == partition &&
+            strcmp(s->wms[i].topic, topic) == 0)
+            return &s->wms[i];
+    return NULL;
+}
+
+cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
+                         int64_t offset, cp_arena_t *a)
+{
+    cp_wm_t *wm = cp_store_wm(s, topic, partition);
+    if (!wm) {
+        if (s->n_wms == s->cap_wms) {
+            int cap = s->cap_wms ? s->cap_wms * 2 : 4;
+            cp_wm_t *n = cp_arena_alloc(a, sizeof(*n) * (size_t)cap);
+            if (!n)
+                return CP_ENOMEM;
+            if (s->n_wms)
+                memcpy(n, s->wms, sizeof(*n) * (size_t)s->n_wms);
+            s->wms = n;
+            s->cap_wms = cap;
+        }
+        wm = &s->wms[s->n_wms++];
+        wm->topic = topic;
+        wm->partition = partition;
+    }
+    wm->offset = offset;
+    wm->dirty = 1;
+    return CP_OK;
+}
+
+cp_err_t cp_store_outbox_add(cp_stored_t *s, char code, const char *json,
+                             size_t len, int64_t seq, cp_arena_t *a)
+{
+    size_t n = s->outbox_len + 2 + len + 1;
+    char *p = cp_arena_alloc(a, n + 1);
+    if (!p)
+        return CP_ENOMEM;
+    if (s->outbox_len)
+        memcpy(p, s->outbox, s->outbox_len);
+    p[s->outbox_len] = code;
+    p[s->outbox_len + 1] = '\t';
+    memcpy(p + s->outbox_len + 2, json, len);
+    p[n - 1] = '\n';
+    p[n] = '\0';
+    s->outbox = p;
+    s->outbox_len = n;
+    s->outbox_seq = seq;
+    return CP_OK;
+}
+
+/* ---- the write -------------------------------------------------------- */
+
+cp_err_t cp_argv_add(cp_argv_t *av, cp_arena_t *a, const char *s, size_t len)
+{
+    if (av->argc == av->cap) {
+        int cap = av->cap ? av->cap * 2 : 32;
+        const char **argv = cp_arena_alloc(a, sizeof(*argv) * (size_t)cap);
+        size_t *lens = cp_arena_alloc(a, sizeof(*lens) * (size_t)cap);
+        if (!argv || !lens)
+            return CP_ENOMEM;
+        if (av->argc) {
+            memcpy(argv, av->argv, sizeof(*argv) * (size_t)av->argc);
+            memcpy(lens, av->argvlen, sizeof(*lens) * (size_t)av->argc);
+        }
+        av->argv = argv;
+        av->argvlen = lens;
+        av->cap = cap;
+    }
+    av->argv[av->argc] = s;
+    av->argvlen[av->argc] = len;
+    av->argc++;
+    return CP_OK;
+}
+
+static cp_err_t add_str(cp_argv_t *av, cp_arena_t *a, const char *s)
+{
+    return cp_argv_add(av, a, s, strlen(s));
+}
+
+static cp_err_t add_i64(cp_argv_t *av, cp_arena_t *a, int64_t v)
+{
+    char *p = cp_arena_alloc(a, 24);
+    if (!p)
+        return CP_ENOMEM;
+    return cp_argv_add(av, a, p, (size_t)snprintf(p, 24, "%" PRId64, v));
+}
+
+static cp_err_t add_pair_i64(cp_argv_t *av, cp_arena_t *a, const char *f,
+                             int64_t v)
+{
+    cp_err_t err = add_str(av, a, f);
+    return err ? err : add_i64(av, a, v);
+}
+
+static char *encode_event_ids(const cp_state_t *st, cp_arena_t *a)
+{
+    char *p = cp_arena_alloc(a, (size_t)st->n_event_ids * 16 + 1);
+    if (!p)
+        return NULL;
+    for (int i = 0; i < st->n_event_ids; i++)
+        snprintf(p + i * 16, 17, "%016" PRIx64, st->event_ids[i]);
+    p[st->n_event_ids * 16] = '\0';
+    return p;
+}
+
+static char *encode_orders(const cp_state_t *st, cp_arena_t *a)
+{
+    size_t cap = (size_t)st->n_orders_mem * 41 + 1;
+    char *p = cp_arena_alloc(a, cap);
+    if (!p)
+        return NULL;
+    size_t n = 0;
+    for (int i = 0; i < st->n_orders_mem; i++) {
+        const cp_order_mem_t *o = &st->orders_mem[i];
+        n += (size_t)snprintf(p + n, cap - n, "%s%016" PRIx64 ":%" PRId64 "%s",
+                              i ? "," : "", o->id_hash, o->net,
+                              o->cancelled ? ":c" : "");
+    }
+    p[n] = '\0';
+    return p;
+}
+
+static cp_err_t add_state_fields(const cp_stored_t *s, cp_arena_t *a,
+                                 cp_argv_t *av)
+{
+    const cp_state_t *st = &s->st;
+    cp_err_t err = CP_OK;
+    err = err ? err : add_pair_i64(av, a, "v", st->version + 1);
+    err = err ? err : add_pair_i64(av, a, "o", st->orders);
+    err = err ? err : add_pair_i64(av, a, "m", st->monetary);
+    err = err ? err : add_pair_i64(av, a, "q", st->seq);
+    if (st->has_order_time) {
+        err = err ? err : add_pair_i64(av, a, "f", st->first_ms);
+        err = err ? err : add_pair_i64(av, a, "l", st->last_ms);
+    }
+    if (st->segment != CP_RFM8_NONE) {
+        err = err ? err : add_str(av, a, "s");
+        err = err ? err : add_str(av, a, cp_rfm8_code(st->segment));
+    }
+    char *e = encode_event_ids(st, a);
+    char *r = encode_orders(st, a);
+    if (!e || !r)
+        return CP_ENOMEM;
+    err = err ? err : add_str(av, a, "e");
+    err = err ? err : add_str(av, a, e);
+    err = err ? err : add_str(av, a, "r");
+    err = err ? err : add_str(av, a, r);
+    return err;
+}
+
+static cp_err_t add_wm_and_outbox(const cp_stored_t *s, cp_arena_t *a,
+                                  cp_argv_t *av)
+{
+    cp_err_t err = CP_OK;
+    for (int i = 0; i < s->n_wms && !err; i++) {
+        const cp_wm_t *wm = &s->wms[i];
+        if (!wm->dirty)
+            continue;
+        size_t flen = strlen(wm->topic) + 16;
+        char *f = cp_arena_alloc(a, flen);
+        if (!f)
+            return CP_ENOMEM;
+        snprintf(f, flen, "w:%s:%d", wm->topic, (int)wm->partition);
+        err = add_pair_i64(av, a, f, wm->offset);
+    }
+    if (!err && s->outbox_len) {
+        err = add_str(av, a, "x");
+        err = err ? err : cp_argv_add(av, a, s->outbox, s->outbox_len);
+        err = err ? err : add_pair_i64(av, a, "xq", s->outbox_seq);
+    }
+    return err;
+}
+
+cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
+                             const char *key, size_t key_len,
+                             const char *popkey, const cp_pop_t *pop_delta,
+                             cp_arena_t *a, cp_argv_t *av)
+{
+    cp_err_t err = CP_OK;
+    av->argc = 0;
+    err = err ? err : add_str(av, a, "EVALSHA");
+    err = err ? err : add_str(av, a, sha);
+    err = err ? err : add_str(av, a, pop_delta ? "2" : "1");
+    err = err ? err : cp_argv_add(av, a, key, key_len);
+    if (pop_delta)
+        err = err ? err : add_str(av, a, popkey);
+    err = err ? err : add_i64(av, a, s->st.version);
+    if (pop_delta) {
+        err = err ? err : add_str(av, a, "4");
+        err = err ? err : add_i64(av, a, pop_delta->n);
+        err = err ? err : add_i64(av, a, pop_delta->sf);
+        err = err ? err : add_i64(av, a, pop_delta->sm);
+        err = err ? err : add_i64(av, a, pop_delta->sl);
+    } else {
+        err = err ? err : add_str(av, a, "0");
+    }
+    /* A customer whose last order was cancelled keeps f/l but loses s. */
+    int del_s = s->st.segment == CP_RFM8_NONE;
+    err = err ? err : add_str(av, a, del_s ? "1" : "0");
+    if (del_s)
+        err = err ? err : add_str(av, a, "s");
+    err = err ? err : add_state_fields(s, a, av);
+    err = err ? err : add_wm_and_outbox(s, a, av);
+    return err;
+}

@@ -1,0 +1,84 @@
+/*
+ * store.h - the Redis representation of a customer (docs/contracts.md
+ * section 2): parsing a hash into state and building the arguments of the
+ * compare-and-set write. No I/O: the caller moves the bytes.
+ */
+#ifndef CP_STORE_H
+#define CP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cp_err.h"
+#include "cp_time.h"
+#include "rfm.h"
+#include "state.h"
+
+/* Last applied input offset of one (topic, partition) for a customer. */
+typedef struct cp_wm_s {
+    const char *topic; /* arena or config string */
+    int32_t partition;
+    int64_t offset;
+    int dirty; /* changed in this batch: must be written */
+} cp_wm_t;
+
+/* Everything custpulse keeps for one customer. */
+typedef struct cp_stored_s {
+    cp_state_t st;
+    cp_wm_t *wms; /* arena */
+    int n_wms;
+    int cap_wms;
+    /* Outbox: pending output records, each "<topic code>\t<json>\n". */
+    char *outbox; /* arena, NUL-terminated; NULL when empty */
+    size_t outbox_len;
+    int64_t outbox_seq; /* xq: highest seq in the outbox */
+    int exists;         /* the hash existed */
+} cp_stored_t;
+
+/* Output topic codes inside the outbox. */
+#define CP_OUTBOX_SEGMENTS 's'
+
+/* Resets s to a new customer's state. */
+void cp_stored_init(cp_stored_t *s);
+
+/* Parses one hash field. Unknown fields are ignored (forward compatible).
+ * Returns CP_OK or CP_EPARSE with the field named in errstr. */
+cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
+                              const char *v, size_t vlen, const cp_tz_t *tz,
+                              cp_arena_t *a, char *errstr, size_t errstr_size);
+
+/* Finds the watermark of (topic, partition); NULL if none. */
+cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition);
+/* Sets the watermark of (topic, partition), marking it dirty. */
+cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
+                         int64_t offset, cp_arena_t *a);
+/* Appends one record to the outbox with its seq. */
+cp_err_t cp_store_outbox_add(cp_stored_t *s, char code, const char *json,
+                             size_t len, int64_t seq, cp_arena_t *a);
+
+/* An argument vector whose strings live in the arena. */
+typedef struct cp_argv_s {
+    const char **argv;
+    size_t *argvlen;
+    int argc;
+    int cap;
+} cp_argv_t;
+
+cp_err_t cp_argv_add(cp_argv_t *av, cp_arena_t *a, const char *s, size_t len);
+
+/* Builds EVALSHA arguments of the write script for s, whose version read
+ * from Redis was s->st.version (the new version is that + 1):
+ *   EVALSHA sha numkeys key [popkey] expected_v npop [dn dsf dsm dsl]
+ *           ndel [fields...] field value ...
+ * pop_delta is NULL in fixed mode (no population key touched). */
+cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
+                             const char *key, size_t key_len,
+                             const char *popkey, const cp_pop_t *pop_delta,
+                             cp_arena_t *a, cp_argv_t *av);
+
+/* The Lua sources of the write and outbox-clear scripts. */
+extern const char cp_store_write_lua[];
+extern const char cp_store_clear_lua[];
+
+#endif

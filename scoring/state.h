@@ -1,0 +1,109 @@
+/*
+ * state.h - one customer's state and the pure application of an event.
+ *
+ * Pure computation: no I/O, no clock. "Now" and local day numbers are
+ * parameters. Rules are those of docs/contracts.md section 2.
+ */
+#ifndef CP_STATE_H
+#define CP_STATE_H
+
+#include <stdint.h>
+
+/* Upper bound of both de-duplication windows (config dedup.*). */
+#define CP_DEDUP_MAX 128
+
+typedef enum {
+    CP_EV_ORDER_PLACED = 0,
+    CP_EV_ORDER_REFUNDED = 1,
+    CP_EV_ORDER_CANCELLED = 2
+} cp_ev_type_t;
+
+/* A validated input event, reduced to what scoring needs. */
+typedef struct cp_event_s {
+    cp_ev_type_t type;
+    uint64_t event_id_hash; /* cp_hash_fnv1a64(event_id) */
+    uint64_t order_id_hash; /* cp_hash_fnv1a64(order_id) */
+    int64_t amount;         /* minor units, >= 0 */
+    int64_t occurred_ms;    /* epoch ms */
+    int64_t occurred_day;   /* local day number of occurred_ms */
+} cp_event_t;
+
+/* A remembered order. */
+typedef struct cp_order_mem_s {
+    uint64_t id_hash;
+    int64_t net;   /* amount still counted in monetary */
+    int cancelled; /* 1 once cancelled: no longer in o or m */
+} cp_order_mem_t;
+
+typedef enum {
+    CP_RFM8_NONE = 0, /* no counted order */
+    CP_RFM8_IMPORTANT_VALUE,
+    CP_RFM8_IMPORTANT_DEVELOP,
+    CP_RFM8_IMPORTANT_KEEP,
+    CP_RFM8_IMPORTANT_RETAIN,
+    CP_RFM8_GENERAL_VALUE,
+    CP_RFM8_GENERAL_DEVELOP,
+    CP_RFM8_GENERAL_KEEP,
+    CP_RFM8_GENERAL_RETAIN,
+    CP_RFM8__COUNT
+} cp_rfm8_t;
+
+typedef struct cp_state_s {
+    int64_t version;  /* v */
+    int64_t orders;   /* o */
+    int64_t monetary; /* m, minor units, >= 0 */
+    int64_t first_ms; /* f, valid when has_order_time */
+    int64_t last_ms;  /* l, valid when has_order_time */
+    int64_t last_day; /* local day of last_ms, valid when has_order_time */
+    int has_order_time;
+    cp_rfm8_t segment; /* s */
+    int64_t seq;       /* q */
+    /* e: recent event id hashes, oldest first */
+    uint64_t event_ids[CP_DEDUP_MAX];
+    int n_event_ids;
+    /* r: remembered orders, oldest first */
+    cp_order_mem_t orders_mem[CP_DEDUP_MAX];
+    int n_orders_mem;
+} cp_state_t;
+
+typedef enum {
+    CP_APPLY_APPLIED = 0,    /* state changed (or event recorded) */
+    CP_APPLY_DUP_EVENT = 1,  /* event_id seen: nothing changed */
+    CP_APPLY_DUP_ORDER = 2   /* order.placed of a remembered order_id: only
+                                the event id was recorded */
+} cp_apply_result_t;
+
+typedef struct cp_apply_params_s {
+    int dedup_event_ids; /* 1..CP_DEDUP_MAX */
+    int dedup_orders;    /* 1..CP_DEDUP_MAX */
+} cp_apply_params_t;
+
+/* An empty state (new customer): everything 0, segment NONE. */
+void cp_state_init(cp_state_t *st);
+
+/* Applies ev to st per the order rules. Records ev's event id (evicting the
+ * oldest beyond dedup_event_ids) unless it is a duplicate; remembers a newly
+ * counted order (evicting the oldest beyond dedup_orders). Updates last_day
+ * from ev->occurred_day when last_ms moves. Never lets monetary go below 0.
+ * Does not touch version, segment or seq.
+ *
+ * Details the contract leaves open, as implemented:
+ * - Windows: only the newest dedup_event_ids ids / dedup_orders orders are
+ *   looked up, so a state holding more (the config was lowered) behaves as
+ *   if trimmed; the excess is dropped when that memory is next written
+ *   (event ids: every non-duplicate event; orders: a newly counted
+ *   order.placed, and any refund or cancellation before its lookup). A
+ *   CP_APPLY_DUP_ORDER changes nothing but the event id memory. Params
+ *   outside 1..CP_DEDUP_MAX are clamped into that range.
+ * - monetary saturates at INT64_MAX on order.placed instead of overflowing.
+ * - order.cancelled of a counted order sets its net to 0 and cancelled = 1;
+ *   orders never goes below 0. first_ms / last_ms / last_day never move
+ *   back; equal times leave last_day as it was.
+ * - A refund or cancellation of a cancelled order changes nothing but the
+ *   event id memory and still returns CP_APPLY_APPLIED.
+ * Preconditions (validated by whoever decodes the state): counts in
+ * 0..CP_DEDUP_MAX, monetary >= 0, ev->amount >= 0; checked with assert(). */
+cp_apply_result_t cp_state_apply(cp_state_t *st, const cp_event_t *ev,
+                                 const cp_apply_params_t *params);
+
+#endif

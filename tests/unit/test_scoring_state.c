@@ -1,0 +1,784 @@
+/*
+ * test_scoring_state.c - cp_state_apply: the order rules and the
+ * de-duplication windows of docs/contracts.md section 2.
+ *
+ * Pure unit tests, no services. Event and order ids are small integers
+ * standing in for their FNV-1a hashes; every test asserts exact values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+/* ---------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+#define DAY_MS 86400000LL
+
+static const cp_apply_params_t defaults = {16, 32};
+
+/* An event at day `day` (noon UTC), so occurred_day matches occurred_ms. */
+static cp_event_t ev_at(cp_ev_type_t type, uint64_t eid, uint64_t oid,
+                        int64_t amount, int64_t day)
+{
+    cp_event_t ev = {type, eid, oid, amount, day * DAY_MS + DAY_MS / 2, day};
+    return ev;
+}
+
+static cp_apply_result_t apply(cp_state_t *st, cp_ev_type_t type, uint64_t eid,
+                               uint64_t oid, int64_t amount, int64_t day,
+                               const cp_apply_params_t *params)
+{
+    cp_event_t ev = ev_at(type, eid, oid, amount, day);
+    return cp_state_apply(st, &ev, params);
+}
+
+static cp_apply_result_t place(cp_state_t *st, uint64_t eid, uint64_t oid,
+                               int64_t amount, int64_t day)
+{
+    return apply(st, CP_EV_ORDER_PLACED, eid, oid, amount, day, &defaults);
+}
+
+static cp_apply_result_t refund(cp_state_t *st, uint64_t eid, uint64_t oid,
+                                int64_t amount)
+{
+    return apply(st, CP_EV_ORDER_REFUNDED, eid, oid, amount, 500, &defaults);
+}
+
+static cp_apply_result_t cancel(cp_state_t *st, uint64_t eid, uint64_t oid,
+                                int64_t amount)
+{
+    return apply(st, CP_EV_ORDER_CANCELLED, eid, oid, amount, 500, &defaults);
+}
+
+static void assert_times(const cp_state_t *st, int64_t first_day,
+                         int64_t last_day)
+{
+    assert_int_equal(st->has_order_time, 1);
+    assert_int_equal(st->first_ms, first_day * DAY_MS + DAY_MS / 2);
+    assert_int_equal(st->last_ms, last_day * DAY_MS + DAY_MS / 2);
+    assert_int_equal(st->last_day, last_day);
+}
+
+static void assert_order_mem(const cp_state_t *st, int i, uint64_t oid,
+                             int64_t net, int cancelled)
+{
+    assert_true(i < st->n_orders_mem);
+    assert_int_equal(st->orders_mem[i].id_hash, oid);
+    assert_int_equal(st->orders_mem[i].net, net);
+    assert_int_equal(st->orders_mem[i].cancelled, cancelled);
+}
+
+/* st's event id memory is exactly ids[0..n), oldest first. */
+static void assert_event_ids(const cp_state_t *st, const uint64_t *ids, int n)
+{
+    assert_int_equal(st->n_event_ids, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(st->event_ids[i], ids[i]);
+}
+
+/* st's order memory holds exactly the ids oids[0..n), oldest first. */
+static void assert_order_ids(const cp_state_t *st, const uint64_t *oids, int n)
+{
+    assert_int_equal(st->n_orders_mem, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(st->orders_mem[i].id_hash, oids[i]);
+}
+
+/* Field by field (memcmp would also compare padding): everything but the
+ * event id memory is equal. */
+static void assert_same_but_event_ids(const cp_state_t *a, const cp_state_t *b)
+{
+    assert_int_equal(a->version, b->version);
+    assert_int_equal(a->orders, b->orders);
+    assert_int_equal(a->monetary, b->monetary);
+    assert_int_equal(a->first_ms, b->first_ms);
+    assert_int_equal(a->last_ms, b->last_ms);
+    assert_int_equal(a->last_day, b->last_day);
+    assert_int_equal(a->has_order_time, b->has_order_time);
+    assert_int_equal(a->segment, b->segment);
+    assert_int_equal(a->seq, b->seq);
+    assert_int_equal(a->n_orders_mem, b->n_orders_mem);
+    for (int i = 0; i < a->n_orders_mem; i++)
+        assert_order_mem(a, i, b->orders_mem[i].id_hash, b->orders_mem[i].net,
+                         b->orders_mem[i].cancelled);
+}
+
+static void assert_state_equal(const cp_state_t *a, const cp_state_t *b)
+{
+    assert_same_but_event_ids(a, b);
+    assert_event_ids(a, b->event_ids, b->n_event_ids);
+}
+
+/* ---------------------------------------------------------------------------
+ * Init and order.placed
+ * ------------------------------------------------------------------------ */
+
+static void test_init_is_empty(void **unused)
+{
+    (void)unused;
+    cp_state_t st, zero;
+    memset(&st, 0xab, sizeof st);
+    memset(&zero, 0, sizeof zero);
+    cp_state_init(&st);
+    assert_memory_equal(&st, &zero, sizeof st);
+    assert_int_equal(st.segment, CP_RFM8_NONE);
+}
+
+static void test_placed_first_order(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    assert_int_equal(place(&st, 101, 1, 1990, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 1);
+    assert_int_equal(st.monetary, 1990);
+    assert_times(&st, 19000, 19000);
+    const uint64_t ids[] = {101};
+    assert_event_ids(&st, ids, 1);
+    assert_int_equal(st.n_orders_mem, 1);
+    assert_order_mem(&st, 0, 1, 1990, 0);
+}
+
+static void test_placed_later_moves_last(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    assert_int_equal(place(&st, 102, 2, 500, 19005), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 2);
+    assert_int_equal(st.monetary, 1500);
+    assert_times(&st, 19000, 19005);
+    assert_order_mem(&st, 0, 1, 1000, 0);
+    assert_order_mem(&st, 1, 2, 500, 0);
+}
+
+static void test_placed_out_of_order_earlier(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19005);
+    assert_int_equal(place(&st, 102, 2, 500, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 2);
+    assert_int_equal(st.monetary, 1500);
+    assert_times(&st, 19000, 19005); /* first moves, last and day stay */
+}
+
+static void test_placed_between_moves_nothing(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 1000, 19010);
+    place(&st, 103, 3, 1000, 19004);
+    assert_int_equal(st.orders, 3);
+    assert_times(&st, 19000, 19010);
+}
+
+static void test_placed_same_ms_keeps_last_day(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    /* Same instant, contrived different day: last_ms does not move, so
+     * last_day must not either. */
+    cp_event_t ev = ev_at(CP_EV_ORDER_PLACED, 102, 2, 1000, 19000);
+    ev.occurred_day = 19001;
+    assert_int_equal(cp_state_apply(&st, &ev, &defaults), CP_APPLY_APPLIED);
+    assert_times(&st, 19000, 19000);
+    /* One ms later moves last_ms and takes the event's day. */
+    ev = ev_at(CP_EV_ORDER_PLACED, 103, 3, 1000, 19000);
+    ev.occurred_ms += 1;
+    ev.occurred_day = 19001;
+    cp_state_apply(&st, &ev, &defaults);
+    assert_int_equal(st.last_ms, 19000 * DAY_MS + DAY_MS / 2 + 1);
+    assert_int_equal(st.last_day, 19001);
+    assert_int_equal(st.first_ms, 19000 * DAY_MS + DAY_MS / 2);
+}
+
+static void test_placed_duplicate_order(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    before = st;
+    /* New event id, same order id, different amount and a later time. */
+    assert_int_equal(place(&st, 102, 1, 7777, 19009), CP_APPLY_DUP_ORDER);
+    assert_same_but_event_ids(&st, &before);
+    const uint64_t ids[] = {101, 102};
+    assert_event_ids(&st, ids, 2);
+    assert_int_equal(st.orders, 1);
+    assert_int_equal(st.monetary, 1000);
+    assert_times(&st, 19000, 19000);
+}
+
+static void test_placed_zero_amount(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    assert_int_equal(place(&st, 101, 1, 0, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 1);
+    assert_int_equal(st.monetary, 0);
+    assert_order_mem(&st, 0, 1, 0, 0);
+}
+
+static void test_placed_monetary_saturates(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    const int64_t big = 1000000000000000000LL; /* 10^15 major, 3 digits */
+    for (uint64_t i = 1; i <= 9; i++)
+        place(&st, 100 + i, i, big, 19000);
+    assert_int_equal(st.monetary, 9 * big);
+    assert_int_equal(place(&st, 110, 10, big, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, INT64_MAX);
+    assert_int_equal(place(&st, 111, 11, 1, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, INT64_MAX);
+    assert_int_equal(st.orders, 11);
+    assert_order_mem(&st, 9, 10, big, 0); /* net is the full amount */
+}
+
+static void test_apply_leaves_version_segment_seq(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    st.version = 7;
+    st.segment = CP_RFM8_GENERAL_KEEP;
+    st.seq = 3;
+    place(&st, 101, 1, 1000, 19000);
+    refund(&st, 102, 1, 10);
+    cancel(&st, 103, 1, 0);
+    assert_int_equal(st.version, 7);
+    assert_int_equal(st.segment, CP_RFM8_GENERAL_KEEP);
+    assert_int_equal(st.seq, 3);
+}
+
+/* ---------------------------------------------------------------------------
+ * Event id duplicates
+ * ------------------------------------------------------------------------ */
+
+static void test_dup_event_changes_nothing(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19001);
+    before = st;
+    /* The same event id with any type or payload is ignored entirely. */
+    assert_int_equal(place(&st, 101, 9, 5, 19020), CP_APPLY_DUP_EVENT);
+    assert_int_equal(refund(&st, 102, 1, 1000), CP_APPLY_DUP_EVENT);
+    assert_int_equal(cancel(&st, 101, 2, 500), CP_APPLY_DUP_EVENT);
+    assert_state_equal(&st, &before);
+}
+
+static void test_dup_event_of_dup_order_event(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    assert_int_equal(place(&st, 102, 1, 1000, 19000), CP_APPLY_DUP_ORDER);
+    before = st;
+    /* The DUP_ORDER event's id was recorded, so its replay is DUP_EVENT. */
+    assert_int_equal(place(&st, 102, 1, 1000, 19000), CP_APPLY_DUP_EVENT);
+    assert_state_equal(&st, &before);
+}
+
+/* ---------------------------------------------------------------------------
+ * order.refunded
+ * ------------------------------------------------------------------------ */
+
+static void test_refund_partial(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    assert_int_equal(refund(&st, 102, 1, 300), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 700);
+    assert_order_mem(&st, 0, 1, 700, 0);
+    assert_int_equal(refund(&st, 103, 1, 300), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 400);
+    assert_order_mem(&st, 0, 1, 400, 0);
+    assert_int_equal(st.orders, 1);
+    assert_times(&st, 19000, 19000);
+}
+
+static void test_refund_over_net_is_clamped(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19001);
+    /* 1200 refunded of an order worth 1000: only 1000 leaves m. */
+    assert_int_equal(refund(&st, 103, 1, 1200), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 500);
+    assert_order_mem(&st, 0, 1, 0, 0);
+    assert_order_mem(&st, 1, 2, 500, 0);
+    assert_int_equal(st.orders, 2); /* a refund does not uncount */
+    /* Fully refunded: a further refund of it removes nothing. */
+    assert_int_equal(refund(&st, 104, 1, 100), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 500);
+    assert_order_mem(&st, 0, 1, 0, 0);
+}
+
+static void test_refund_of_cancelled_is_ignored(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19001);
+    cancel(&st, 103, 1, 1000);
+    assert_int_equal(st.monetary, 500);
+    before = st;
+    assert_int_equal(refund(&st, 104, 1, 200), CP_APPLY_APPLIED);
+    assert_same_but_event_ids(&st, &before);
+    const uint64_t ids[] = {101, 102, 103, 104};
+    assert_event_ids(&st, ids, 4);
+    assert_int_equal(st.monetary, 500);
+    assert_int_equal(st.orders, 1);
+}
+
+static void test_refund_unknown_order(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    assert_int_equal(refund(&st, 102, 99, 300), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 700);
+    assert_int_equal(st.orders, 1);
+    assert_times(&st, 19000, 19000);
+    assert_int_equal(st.n_orders_mem, 1); /* unknown orders are not kept */
+    assert_order_mem(&st, 0, 1, 1000, 0);
+    /* More than m: floors at 0. */
+    assert_int_equal(refund(&st, 103, 98, 5000), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 0);
+    assert_int_equal(st.orders, 1);
+}
+
+static void test_refund_unknown_on_empty_state(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    assert_int_equal(refund(&st, 101, 1, 300), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 0);
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.has_order_time, 0);
+    assert_int_equal(st.n_orders_mem, 0);
+    /* The order placed afterwards is a new, fully counted order. */
+    assert_int_equal(place(&st, 102, 1, 1000, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 1000);
+    assert_int_equal(st.orders, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * order.cancelled
+ * ------------------------------------------------------------------------ */
+
+static void test_cancel_counted_order(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19005);
+    refund(&st, 103, 1, 200);
+    assert_int_equal(st.monetary, 1300);
+    /* Cancel removes the order's remaining net, not the event's amount. */
+    assert_int_equal(cancel(&st, 104, 1, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 1);
+    assert_int_equal(st.monetary, 500);
+    assert_order_mem(&st, 0, 1, 0, 1);
+    assert_order_mem(&st, 1, 2, 500, 0);
+    assert_times(&st, 19000, 19005);
+}
+
+static void test_cancel_does_not_move_times(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19005);
+    cancel(&st, 103, 2, 500);  /* the latest order */
+    cancel(&st, 104, 1, 1000); /* the earliest order */
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.monetary, 0);
+    assert_times(&st, 19000, 19005);
+}
+
+static void test_cancel_twice(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    place(&st, 102, 2, 500, 19001);
+    cancel(&st, 103, 1, 1000);
+    before = st;
+    assert_int_equal(cancel(&st, 104, 1, 1000), CP_APPLY_APPLIED);
+    assert_same_but_event_ids(&st, &before);
+    assert_int_equal(st.n_event_ids, 4);
+    assert_int_equal(st.orders, 1);
+    assert_int_equal(st.monetary, 500);
+    assert_order_mem(&st, 0, 1, 0, 1);
+}
+
+static void test_cancel_unknown_order(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    assert_int_equal(cancel(&st, 102, 99, 400), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 600);
+    assert_int_equal(st.orders, 1);
+    assert_times(&st, 19000, 19000);
+    assert_int_equal(st.n_orders_mem, 1);
+    /* More than m: floors at 0, orders still unchanged. */
+    assert_int_equal(cancel(&st, 103, 98, 601), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 0);
+    assert_int_equal(st.orders, 1);
+    /* On an empty state: everything stays 0. */
+    cp_state_init(&st);
+    assert_int_equal(cancel(&st, 104, 97, 50), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 0);
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.has_order_time, 0);
+}
+
+static void test_cancel_net_above_monetary_floors(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    refund(&st, 102, 99, 800); /* unknown order: m 200, net still 1000 */
+    assert_int_equal(st.monetary, 200);
+    assert_int_equal(cancel(&st, 103, 1, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 0);
+    assert_int_equal(st.orders, 0);
+    assert_order_mem(&st, 0, 1, 0, 1);
+}
+
+static void test_cancel_orders_floor_at_zero(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    st.orders = 0; /* an inconsistent stored state must not go negative */
+    assert_int_equal(cancel(&st, 102, 1, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.monetary, 0);
+}
+
+static void test_placed_again_after_cancel(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 1000, 19000);
+    cancel(&st, 102, 1, 1000);
+    before = st;
+    assert_int_equal(place(&st, 103, 1, 1000, 19003), CP_APPLY_DUP_ORDER);
+    assert_same_but_event_ids(&st, &before);
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.monetary, 0);
+    assert_times(&st, 19000, 19000);
+    assert_order_mem(&st, 0, 1, 0, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * Order memory window
+ * ------------------------------------------------------------------------ */
+
+static void test_order_window_1(void **unused)
+{
+    (void)unused;
+    const cp_apply_params_t p = {16, 1};
+    cp_state_t st;
+    cp_state_init(&st);
+    apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
+    apply(&st, CP_EV_ORDER_PLACED, 102, 2, 500, 19001, &p);
+    const uint64_t only2[] = {2};
+    assert_order_ids(&st, only2, 1);
+    assert_order_mem(&st, 0, 2, 500, 0);
+    /* o2 is still remembered. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 103, 2, 500, 19001, &p),
+                     CP_APPLY_DUP_ORDER);
+    /* o1 was evicted: its duplicate is counted again. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 104, 1, 1000, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 3);
+    assert_int_equal(st.monetary, 2500);
+    const uint64_t only1[] = {1};
+    assert_order_ids(&st, only1, 1);
+}
+
+static void test_order_window_3(void **unused)
+{
+    (void)unused;
+    const cp_apply_params_t p = {16, 3};
+    cp_state_t st;
+    cp_state_init(&st);
+    for (uint64_t o = 1; o <= 4; o++)
+        apply(&st, CP_EV_ORDER_PLACED, 100 + o, o, 100, 19000, &p);
+    const uint64_t w234[] = {2, 3, 4};
+    assert_order_ids(&st, w234, 3);
+    assert_int_equal(st.orders, 4);
+    /* o1 was the oldest and is gone: counted again, becomes the newest. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 105, 1, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 5);
+    assert_int_equal(st.monetary, 500);
+    const uint64_t w341[] = {3, 4, 1};
+    assert_order_ids(&st, w341, 3);
+    /* o3 is now the oldest remembered and still a duplicate. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 106, 3, 100, 19000, &p),
+                     CP_APPLY_DUP_ORDER);
+    /* o2 was evicted: counted again. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 107, 2, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 6);
+    const uint64_t w412[] = {4, 1, 2};
+    assert_order_ids(&st, w412, 3);
+}
+
+static void test_refund_and_cancel_of_evicted_order(void **unused)
+{
+    (void)unused;
+    const cp_apply_params_t p = {16, 1};
+    cp_state_t st;
+    cp_state_init(&st);
+    apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
+    apply(&st, CP_EV_ORDER_PLACED, 102, 2, 500, 19001, &p);
+    /* o1 is no longer remembered: a plain monetary adjustment. */
+    apply(&st, CP_EV_ORDER_REFUNDED, 103, 1, 300, 19002, &p);
+    assert_int_equal(st.monetary, 1200);
+    assert_int_equal(st.orders, 2);
+    apply(&st, CP_EV_ORDER_CANCELLED, 104, 1, 700, 19002, &p);
+    assert_int_equal(st.monetary, 500);
+    assert_int_equal(st.orders, 2); /* an unknown cancel does not uncount */
+    assert_int_equal(st.n_orders_mem, 1);
+    assert_order_mem(&st, 0, 2, 500, 0);
+}
+
+static void test_order_window_lowered(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    for (uint64_t o = 1; o <= 5; o++)
+        place(&st, 100 + o, o, 100, 19000);
+    assert_int_equal(st.n_orders_mem, 5);
+
+    const cp_apply_params_t p = {16, 2};
+    /* o5 is inside the new window: a duplicate that changes nothing else,
+     * not even the order memory. */
+    before = st;
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 106, 5, 100, 19000, &p),
+                     CP_APPLY_DUP_ORDER);
+    assert_same_but_event_ids(&st, &before);
+    assert_int_equal(st.n_orders_mem, 5);
+    /* o3 is still stored but outside the newest 2: counted again, and the
+     * memory is cut down to the window. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 107, 3, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 6);
+    assert_int_equal(st.monetary, 600);
+    const uint64_t w53[] = {5, 3};
+    assert_order_ids(&st, w53, 2);
+}
+
+static void test_order_window_lowered_refund(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    for (uint64_t o = 1; o <= 4; o++)
+        place(&st, 100 + o, o, 100, 19000);
+    const cp_apply_params_t p = {16, 2};
+    /* o1 is outside the lowered window: an adjustment, and the memory is
+     * trimmed so o1 cannot come back with a stale net. */
+    apply(&st, CP_EV_ORDER_REFUNDED, 105, 1, 30, 19000, &p);
+    assert_int_equal(st.monetary, 370);
+    const uint64_t w34[] = {3, 4};
+    assert_order_ids(&st, w34, 2);
+    /* o4 is inside: a normal refund of its net. */
+    apply(&st, CP_EV_ORDER_CANCELLED, 106, 4, 100, 19000, &p);
+    assert_int_equal(st.monetary, 270);
+    assert_int_equal(st.orders, 3);
+    assert_order_mem(&st, 1, 4, 0, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * Event id window
+ * ------------------------------------------------------------------------ */
+
+static void test_event_window_1(void **unused)
+{
+    (void)unused;
+    const cp_apply_params_t p = {1, 32};
+    cp_state_t st;
+    cp_state_init(&st);
+    apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
+    apply(&st, CP_EV_ORDER_REFUNDED, 102, 99, 100, 19000, &p);
+    assert_int_equal(st.monetary, 900);
+    const uint64_t e102[] = {102};
+    assert_event_ids(&st, e102, 1);
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 102, 99, 100, 19000, &p),
+                     CP_APPLY_DUP_EVENT);
+    assert_int_equal(st.monetary, 900);
+    apply(&st, CP_EV_ORDER_REFUNDED, 103, 98, 100, 19000, &p);
+    assert_int_equal(st.monetary, 800);
+    /* e102 was evicted by e103: its replay is applied again. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 102, 99, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 700);
+    assert_event_ids(&st, e102, 1);
+}
+
+static void test_event_window_3(void **unused)
+{
+    (void)unused;
+    const cp_apply_params_t p = {3, 32};
+    cp_state_t st;
+    cp_state_init(&st);
+    apply(&st, CP_EV_ORDER_PLACED, 101, 1, 10000, 19000, &p);
+    for (uint64_t e = 102; e <= 104; e++)
+        apply(&st, CP_EV_ORDER_REFUNDED, e, 90 + e, 100, 19000, &p);
+    const uint64_t w234[] = {102, 103, 104};
+    assert_event_ids(&st, w234, 3);
+    assert_int_equal(st.monetary, 9700);
+    /* The oldest (102) is still inside. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 102, 192, 100, 19000, &p),
+                     CP_APPLY_DUP_EVENT);
+    /* 101 was evicted: a replay of the placement is no longer a duplicate
+     * event, but the order memory still catches it. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_PLACED, 101, 1, 10000, 19000, &p),
+                     CP_APPLY_DUP_ORDER);
+    const uint64_t w341[] = {103, 104, 101};
+    assert_event_ids(&st, w341, 3);
+    /* 102 is evicted now: its refund is counted again. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 102, 192, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 9600);
+    const uint64_t w412[] = {104, 101, 102};
+    assert_event_ids(&st, w412, 3);
+    assert_int_equal(st.orders, 1);
+}
+
+static void test_event_window_lowered(void **unused)
+{
+    (void)unused;
+    cp_state_t st, before;
+    cp_state_init(&st);
+    place(&st, 101, 1, 10000, 19000);
+    for (uint64_t e = 102; e <= 105; e++)
+        refund(&st, e, 90 + e, 100); /* unknown orders: -100 each */
+    assert_int_equal(st.n_event_ids, 5);
+    assert_int_equal(st.monetary, 9600);
+
+    const cp_apply_params_t p = {3, 32};
+    /* 105 is among the newest 3: a duplicate, nothing changes (the excess
+     * is not trimmed by a duplicate). */
+    before = st;
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 105, 195, 100, 19000, &p),
+                     CP_APPLY_DUP_EVENT);
+    assert_state_equal(&st, &before);
+    /* 102 is stored but not among the newest 3: applied again, and the
+     * memory is cut down to the limit. */
+    assert_int_equal(apply(&st, CP_EV_ORDER_REFUNDED, 102, 192, 100, 19000, &p),
+                     CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 9500);
+    const uint64_t w[] = {104, 105, 102};
+    assert_event_ids(&st, w, 3);
+}
+
+static void test_event_window_max_and_clamp(void **unused)
+{
+    (void)unused;
+    /* Out-of-range params are clamped to 1..CP_DEDUP_MAX. */
+    const cp_apply_params_t huge = {100000, 100000};
+    cp_state_t st;
+    cp_state_init(&st);
+    for (uint64_t i = 1; i <= CP_DEDUP_MAX + 2; i++)
+        apply(&st, CP_EV_ORDER_PLACED, 1000 + i, i, 1, 19000, &huge);
+    assert_int_equal(st.n_event_ids, CP_DEDUP_MAX);
+    assert_int_equal(st.event_ids[0], 1003);
+    assert_int_equal(st.event_ids[CP_DEDUP_MAX - 1], 1000 + CP_DEDUP_MAX + 2);
+    assert_int_equal(st.n_orders_mem, CP_DEDUP_MAX);
+    assert_int_equal(st.orders_mem[0].id_hash, 3);
+    assert_int_equal(st.orders, CP_DEDUP_MAX + 2);
+
+    const cp_apply_params_t zero = {0, -5};
+    apply(&st, CP_EV_ORDER_PLACED, 5000, 5000, 1, 19000, &zero);
+    const uint64_t e[] = {5000};
+    assert_event_ids(&st, e, 1);
+    const uint64_t o[] = {5000};
+    assert_order_ids(&st, o, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * Runner
+ * ------------------------------------------------------------------------ */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_is_empty),
+        cmocka_unit_test(test_placed_first_order),
+        cmocka_unit_test(test_placed_later_moves_last),
+        cmocka_unit_test(test_placed_out_of_order_earlier),
+        cmocka_unit_test(test_placed_between_moves_nothing),
+        cmocka_unit_test(test_placed_same_ms_keeps_last_day),
+        cmocka_unit_test(test_placed_duplicate_order),
+        cmocka_unit_test(test_placed_zero_amount),
+        cmocka_unit_test(test_placed_monetary_saturates),
+        cmocka_unit_test(test_apply_leaves_version_segment_seq),
+        cmocka_unit_test(test_dup_event_changes_nothing),
+        cmocka_unit_test(test_dup_event_of_dup_order_event),
+        cmocka_unit_test(test_refund_partial),
+        cmocka_unit_test(test_refund_over_net_is_clamped),
+        cmocka_unit_test(test_refund_of_cancelled_is_ignored),
+        cmocka_unit_test(test_refund_unknown_order),
+        cmocka_unit_test(test_refund_unknown_on_empty_state),
+        cmocka_unit_test(test_cancel_counted_order),
+        cmocka_unit_test(test_cancel_does_not_move_times),
+        cmocka_unit_test(test_cancel_twice),
+        cmocka_unit_test(test_cancel_unknown_order),
+        cmocka_unit_test(test_cancel_net_above_monetary_floors),
+        cmocka_unit_test(test_cancel_orders_floor_at_zero),
+        cmocka_unit_test(test_placed_again_after_cancel),
+        cmocka_unit_test(test_order_window_1),
+        cmocka_unit_test(test_order_window_3),
+        cmocka_unit_test(test_refund_and_cancel_of_evicted_order),
+        cmocka_unit_test(test_order_window_lowered),
+        cmocka_unit_test(test_order_window_lowered_refund),
+        cmocka_unit_test(test_event_window_1),
+        cmocka_unit_test(test_event_window_3),
+        cmocka_unit_test(test_event_window_lowered),
+        cmocka_unit_test(test_event_window_max_and_clamp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
