@@ -1,0 +1,105 @@
+/*
+ * test_consumer_output.c - exact CloudEvent text of segment changes and
+ * the derived event ids (vectors computed independently with Python's
+ * mmh3.hash64, see docs/contracts.md section 4).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "output.h"
+
+static void test_event_ids(void **state)
+{
+    (void)state;
+    char id[37];
+    cp_output_event_id("c1", 2, "rfm8", 1, id);
+    assert_string_equal(id, "f6fe1d5a-7d60-84be-a452-807be503d02a");
+    cp_output_event_id("c1", 2, "rfm8", 2, id);
+    assert_string_equal(id, "07350ad8-0c55-8e8f-9b36-db502ce1673a");
+}
+
+static void test_fixed_change(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    char err[128];
+    assert_int_equal(cp_config_set(cfg, "rfm.reference", "fixed", err,
+                                   sizeof(err)),
+                     CP_OK);
+    assert_int_equal(cp_config_finalize(cfg, err, sizeof(err)), CP_OK);
+    cp_seg_change_t c = {.customer_id = "c1",
+                         .customer_id_len = 2,
+                         .from = CP_RFM8_NONE,
+                         .to = CP_RFM8_IMPORTANT_RETAIN,
+                         .seq = 1,
+                         .recency_days = 997,
+                         .frequency = 1,
+                         .monetary = 15000,
+                         .ref_mode = CP_REF_FIXED,
+                         .time_ms = 1709287200000LL,
+                         .event_id = "e\"1",
+                         .topic = "customer.orders",
+                         .partition = 2,
+                         .offset = 0};
+    cp_buf_t b;
+    cp_buf_init(&b);
+    cp_output_segment_change(&b, &c, cfg);
+    assert_string_equal(
+        b.data,
+        "{\"specversion\":\"1.0\",\"id\":\"f6fe1d5a-7d60-84be-a452-"
+        "807be503d02a\",\"source\":\"custpulse\",\"type\":\"com.custpulse."
+        "segment.changed\",\"subject\":\"c1\",\"time\":\"2024-03-01T10:00:00."
+        "000Z\",\"datacontenttype\":\"application/json\",\"data\":{\"model\":"
+        "\"rfm8\",\"from\":null,\"to\":\"important_retain\",\"seq\":1,"
+        "\"recency_days\":997,\"frequency\":1,\"monetary\":\"150.00\","
+        "\"currency\":\"USD\",\"reference\":{\"mode\":\"fixed\","
+        "\"recency_days\":90,\"frequency\":2,\"monetary\":\"100.00\"},"
+        "\"cause\":{\"event_id\":\"e\\\"1\",\"topic\":\"customer.orders\","
+        "\"partition\":2,\"offset\":0}}}");
+    cp_buf_free(&b);
+    cp_config_free(cfg);
+}
+
+static void test_live_change_to_none(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    char err[128];
+    assert_int_equal(cp_config_finalize(cfg, err, sizeof(err)), CP_OK);
+    cp_seg_change_t c = {.customer_id = "c9",
+                         .customer_id_len = 2,
+                         .from = CP_RFM8_GENERAL_VALUE,
+                         .to = CP_RFM8_NONE,
+                         .seq = 3,
+                         .ref_mode = CP_REF_LIVE,
+                         .ref = {12.5, 2.0, 1234.5},
+                         .time_ms = 0,
+                         .event_id = "x",
+                         .topic = "t",
+                         .partition = 0,
+                         .offset = 7};
+    cp_buf_t b;
+    cp_buf_init(&b);
+    cp_output_segment_change(&b, &c, cfg);
+    assert_non_null(strstr(b.data, "\"from\":\"general_value\",\"to\":null,"));
+    assert_non_null(strstr(b.data, "\"reference\":{\"mode\":\"live\","
+                                   "\"recency_days\":12.5,\"frequency\":2,"
+                                   "\"monetary\":\"12.35\"}"));
+    assert_non_null(strstr(b.data, "\"time\":\"1970-01-01T00:00:00.000Z\""));
+    cp_buf_free(&b);
+    cp_config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_ids),
+        cmocka_unit_test(test_fixed_change),
+        cmocka_unit_test(test_live_change_to_none),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
