@@ -55,9 +55,9 @@ typedef struct cp_config_s {
     cp_ref_mode_t rfm_reference;
     int64_t rfm_fixed_recency_days;
     int64_t rfm_fixed_frequency;
-    char *rfm_fixed_monetary;           /* decimal in currency units */
-    int64_t rfm_fixed_monetary_minor;   /* derived in cp_config_finalize;
-                                           0 before */
+    char *rfm_fixed_monetary;         /* decimal in currency units */
+    int64_t rfm_fixed_monetary_minor; /* derived in cp_config_finalize;
+                                         0 before */
     int dedup_event_ids;
     int dedup_orders;
 

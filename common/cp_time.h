@@ -18,7 +18,8 @@
  * as month 13 or Feb 29 of a common year) or CP_ERANGE (a valid timestamp
  * outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59.999Z). A leap second
  * is accepted in any minute (the offset may move it). "-00:00" is read as
- * UTC. Exactly len bytes are read; s need not be NUL-terminated. */
+ * UTC. Exactly len bytes are read; s need not be NUL-terminated. *ms_out
+ * is written only on CP_OK. */
 cp_err_t cp_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
 
 /* Writes ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars + NUL); returns 24, or 0

@@ -29,7 +29,7 @@ int cp_currency_digits(const char *code);
  * than CP_MONEY_MAX_MAJOR major units; exactly 10^15 is accepted).
  * Leading zeros are accepted ("01.5"). When several apply, CP_EPARSE wins
  * over CP_EPRECISION, which wins over CP_ERANGE. Exactly len bytes are read;
- * s need not be NUL-terminated. */
+ * s need not be NUL-terminated. *minor_out is written only on CP_OK. */
 cp_err_t cp_money_parse(const char *s, size_t len, int digits,
                         int64_t *minor_out);
 
