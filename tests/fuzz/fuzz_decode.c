@@ -1,0 +1,59 @@
+/*
+ * fuzz_decode.c - libFuzzer target for the input decoder and the customer
+ * hash parser: the two places custpulse reads bytes it did not write.
+ *
+ * Input layout: byte 0 = key length k (0xff = null key), then k key bytes,
+ * then the message value. The value is also fed, split at the first '=',
+ * to cp_store_parse_field as one hash field.
+ *
+ *   cmake -S . -B build-fuzz -DCP_FUZZ=ON -DCMAKE_C_COMPILER=clang
+ *   cmake --build build-fuzz --target fuzz_decode
+ *   build-fuzz/tests/fuzz/fuzz_decode tests/fuzz/corpus -max_total_time=60
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "decode.h"
+#include "store.h"
+
+static cp_tz_t *tz;
+
+static void fuzz_store(const uint8_t *v, size_t len, cp_arena_t *a)
+{
+    static cp_stored_t s;
+    const uint8_t *eq = memchr(v, '=', len);
+    if (!eq)
+        return;
+    char err[128];
+    cp_stored_init(&s);
+    cp_store_parse_field(&s, (const char *)v, (size_t)(eq - v),
+                         (const char *)eq + 1, len - (size_t)(eq - v) - 1, tz,
+                         a, err, sizeof(err));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!tz) {
+        char err[128];
+        tz = cp_tz_new("UTC", err, sizeof(err));
+    }
+    if (size < 1)
+        return 0;
+    size_t klen = data[0] == 0xff ? 0 : data[0];
+    if (1 + klen > size)
+        return 0;
+    const uint8_t *key = data[0] == 0xff ? NULL : data + 1;
+    const uint8_t *value = data + 1 + klen;
+    size_t vlen = size - 1 - klen;
+
+    cp_decode_params_t p = {4096, "USD", 2, tz};
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    cp_order_in_t out;
+    char msg[256];
+    cp_decode_order(&p, key, klen, value, vlen, &a, &out, msg, sizeof(msg));
+    fuzz_store(value, vlen, &a);
+    cp_arena_free(&a);
+    return 0;
+}
