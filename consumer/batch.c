@@ -375,7 +375,6 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c)
                             &b->arena) != CP_OK)
             oom();
         changed = 1;
-        app->n_events++;
         if (res != CP_APPLY_APPLIED)
             continue;
         int64_t today = cp_tz_day(app->tz, m->now_ms);
@@ -722,8 +721,10 @@ static void finish(cp_app_t *app)
         store_offsets(app);
     for (int i = 0; i < b->n_msgs; i++) {
         const cp_bmsg_t *m = &b->msgs[i];
-        if (m->reject == CP_REJECT_NONE &&
-            m->in.ev.occurred_ms > app->clock_max_ms)
+        if (m->reject != CP_REJECT_NONE)
+            continue;
+        app->n_events++;
+        if (m->in.ev.occurred_ms > app->clock_max_ms)
             app->clock_max_ms = m->in.ev.occurred_ms;
     }
     destroy_msgs(b);
