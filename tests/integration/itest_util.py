@@ -1,0 +1,248 @@
+"""itest_util.py - helpers shared by custpulse's integration tests.
+
+harness.py runs the services; cpmodel.py computes what custpulse must do;
+this module holds what the tests themselves need on top: checks that raise
+(so `python -O` cannot strip them), order-event builders, reading every
+customer hash in one round trip, offsets of a topic, the output topic
+grouped by customer, and timing/reporting.
+
+Python 3 standard library only.
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "data"))
+
+import cpmodel  # noqa: E402
+from cdnow_events import kafka_partition  # noqa: E402,F401  (re-exported)
+
+ORDERS_TOPIC = "customer.orders"
+SEGMENTS_TOPIC = "customer.segment-changes"
+DLQ_TOPIC = "custpulse.dlq"
+CE_CONTENT_TYPE = b"application/cloudevents+json"
+
+# Fields of a customer hash that cpmodel.expected_hash() does not cover.
+INTERNAL_FIELDS = {"v", "e", "r"}
+OUTBOX_FIELDS = {"x", "xq"}
+
+
+# ---------------------------------------------------------------------------
+# Checks and reporting
+# ---------------------------------------------------------------------------
+
+class CheckFailed(AssertionError):
+    """A test expectation that did not hold."""
+
+
+_n_checks = 0
+
+
+def check(cond, msg):
+    """Raises CheckFailed(msg) unless cond; counts the checks made."""
+    global _n_checks
+    _n_checks += 1
+    if not cond:
+        raise CheckFailed(msg() if callable(msg) else msg)
+
+
+def check_eq(got, want, what):
+    """Exact equality; the failure names what and shows both sides (and, for
+    dicts, the keys that differ)."""
+    if got == want:
+        check(True, "")
+        return
+    detail = ""
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(set(got) | set(want), key=str)
+        diff = [f"    {k!r}: got {got.get(k, '<absent>')!r}, "
+                f"want {want.get(k, '<absent>')!r}"
+                for k in keys if got.get(k, object()) != want.get(k, object())]
+        detail = "\n" + "\n".join(diff[:40])
+    check(False, f"{what}: got {got!r}\n  want {want!r}{detail}")
+
+
+def checks_made():
+    return _n_checks
+
+
+def say(msg):
+    """What the test checked, with figures: stdout, flushed."""
+    print(msg, flush=True)
+
+
+class Timer:
+    """with Timer() as t: ...; t.s is the elapsed seconds."""
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.s = None
+        return self
+
+    def __exit__(self, *exc):
+        self.s = time.monotonic() - self.t0
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Order events
+# ---------------------------------------------------------------------------
+
+def order_event(event_id, etype, customer, occurred_at, order_id, amount,
+                currency="USD"):
+    """One contract order event as a dict (amount: str, int or float, sent
+    as written)."""
+    return {"event_id": event_id, "type": "order." + etype,
+            "customer_id": customer, "occurred_at": occurred_at,
+            "order_id": order_id, "amount": amount, "currency": currency}
+
+
+def records_for(events, topic=ORDERS_TOPIC, partition=0, first_offset=0):
+    """(records for Stack.produce, records for cpmodel.replay): one
+    partition, offsets in order from first_offset."""
+    produce = [{"key": ev["customer_id"], "value": ev, "partition": partition}
+               for ev in events]
+    model = [{"value": ev, "topic": topic, "partition": partition,
+              "offset": first_offset + i} for i, ev in enumerate(events)]
+    return produce, model
+
+
+# ---------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------
+
+# Every key under a prefix with all its fields, in one round trip:
+# {key, {field, value, ...}, key, {...}, ...}. KEYS inside a script is fine
+# for a test database of a few ten thousand keys.
+_ALL_HASHES_LUA = """
+local out = {}
+for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+  out[#out + 1] = k
+  if redis.call('TYPE', k)['ok'] == 'hash' then
+    out[#out + 1] = redis.call('HGETALL', k)
+  else
+    out[#out + 1] = {'<type>', redis.call('TYPE', k)['ok']}
+  end
+end
+return out
+"""
+
+
+def all_hashes(redis, pattern="*"):
+    """{key (str): {field (str): value (bytes)}} for every key matching
+    pattern (a non-hash key shows as {"<type>": type})."""
+    flat = redis.cmd("EVAL", _ALL_HASHES_LUA, 0, pattern)
+    out = {}
+    for k, fields in zip(flat[::2], flat[1::2]):
+        out[k.decode("utf-8", "surrogateescape")] = {
+            f.decode("utf-8", "surrogateescape"): v
+            for f, v in zip(fields[::2], fields[1::2])}
+    return out
+
+
+def customer_key(cid, prefix="cp:"):
+    return f"{prefix}c:{{{cid}}}"
+
+
+def customer_hashes(redis, prefix="cp:"):
+    """{customer id: {field: value (str)}} of every customer hash."""
+    start, out = len(prefix) + 3, {}
+    for k, h in all_hashes(redis, prefix + "c:*").items():
+        check(k.startswith(prefix + "c:{") and k.endswith("}"),
+              f"unexpected customer key {k!r}")
+        out[k[start:-1]] = {f: v.decode("utf-8", "surrogateescape")
+                            for f, v in h.items()}
+    return out
+
+
+def digest_hashes(hashes):
+    """sha256 over every key, field and value (sorted): equal digests mean
+    byte-identical hashes."""
+    h = hashlib.sha256()
+    for k in sorted(hashes):
+        h.update(b"K" + k.encode("utf-8", "surrogateescape") + b"\0")
+        for f in sorted(hashes[k]):
+            v = hashes[k][f]
+            if isinstance(v, str):
+                v = v.encode("utf-8", "surrogateescape")
+            h.update(b"F" + f.encode("utf-8", "surrogateescape") + b"\0" +
+                     v + b"\0")
+    return h.hexdigest()
+
+
+def check_customer_states(got, customers, prefix="cp:"):
+    """Every customer hash equals cpmodel.expected_hash() on those fields,
+    v is a positive integer, e and r are the only other fields, no outbox
+    (x/xq) is left, and the set of customers is exactly the model's.
+    got: customer_hashes(). Returns the compared field names."""
+    check_eq(sorted(got), sorted(customers), "customers in Redis")
+    compared = set()
+    for cid, c in customers.items():
+        h = got[cid]
+        want = cpmodel.expected_hash(c)
+        compared |= set(want)
+        check_eq({f: h.get(f) for f in want}, want,
+                 f"hash {customer_key(cid, prefix)!r}")
+        v = h.get("v", "")
+        check(v.isdigit() and int(v) > 0,
+              f"{cid!r}: v = {v!r} is not a positive integer")
+        left = set(h) - set(want) - INTERNAL_FIELDS
+        check(not left & OUTBOX_FIELDS,
+              f"{cid!r}: outbox fields left after the run: "
+              f"{sorted(left & OUTBOX_FIELDS)}")
+        check(not left, f"{cid!r}: unexpected fields {sorted(left)}")
+    return compared
+
+
+# ---------------------------------------------------------------------------
+# Kafka
+# ---------------------------------------------------------------------------
+
+def end_offsets(rows):
+    """{partition: high watermark} from Stack.consume() rows of a topic that
+    only ever received plain (non-transactional) appends."""
+    ends = {}
+    for r in rows:
+        ends[r["partition"]] = max(ends.get(r["partition"], 0),
+                                   r["offset"] + 1)
+    return ends
+
+
+def outputs_by_customer(rows):
+    """Stack.consume() rows of the segments topic -> {customer id: [rows in
+    offset order]} (one customer's records share a partition)."""
+    by = {}
+    for r in rows:
+        cid = r["key"].decode("utf-8") if r["key"] is not None else None
+        by.setdefault(cid, []).append(r)
+    return by
+
+
+def check_output_records(rows, expected, partitions):
+    """The segments topic holds exactly the expected CloudEvents: per
+    customer the same parsed JSON in the same order, key = customer id =
+    subject, the single header content-type: application/cloudevents+json,
+    and the partition murmur2_random gives the key. No duplicates."""
+    want = {}
+    for ev in expected:
+        want.setdefault(ev["subject"], []).append(ev)
+    got = outputs_by_customer(rows)
+    check_eq(sorted(got, key=str), sorted(want), "customers with outputs")
+    for cid, recs in got.items():
+        check_eq([json.loads(r["value"]) for r in recs], want[cid],
+                 f"output events of {cid!r}")
+        for r in recs:
+            check_record_envelope(r, cid, partitions)
+    check_eq(len(rows), len(expected), "output records")
+
+
+def check_record_envelope(r, cid, partitions):
+    check_eq(r["headers"], [("content-type", CE_CONTENT_TYPE)],
+             f"headers of output record {r['partition']}/{r['offset']}")
+    check_eq(r["key"], cid.encode(), "output record key")
+    check_eq(r["partition"], kafka_partition(cid.encode(), partitions),
+             f"partition of {cid!r}'s output (murmur2_random)")

@@ -1,0 +1,200 @@
+"""Guarantee 2: a replay of history gives exact figures.
+
+All 69,659 CDNOW purchases (tests/data/cdnow_events.py) go into a
+3-partition customer.orders; custpulse runs once with --exit-at-end,
+rfm.reference = live and clock = event. For all 23,570 customers o, m, f and
+l must equal a plain recomputation from CDNOW_master.txt (rows counted,
+cents summed, first/last date as epoch ms at 00:00Z), and the live
+population hash cp:pop must hold n, sf, sm and sl exactly. Segments depend
+on the interleaving of partitions in live mode, so only their consistency is
+checked (every customer has one, it is the `to` of its last output event,
+its outputs are seq 1..q). A second run with the same group has nothing to
+do: it exits 0 and changes no byte in Redis and no record in Kafka.
+"""
+import collections
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
+from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
+                        Timer, all_hashes, check, check_eq,
+                        check_record_envelope, checks_made, digest_hashes,
+                        end_offsets, outputs_by_customer, say)
+
+PARTITIONS = 3
+MASTER = os.path.join(SOURCE_DIR, "tests", "data", "cdnow", "CDNOW_master.txt")
+EVENTS_PY = os.path.join(SOURCE_DIR, "tests", "data", "cdnow_events.py")
+N_PURCHASES = 69659
+N_CUSTOMERS = 23570
+SEGMENT_CODES = {"important_value", "important_develop", "important_keep",
+                 "important_retain", "general_value", "general_develop",
+                 "general_keep", "general_retain"}
+EPOCH = datetime.date(1970, 1, 1)
+DAY_MS = 86400000
+
+
+def day_number(yyyymmdd):
+    d = datetime.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]),
+                      int(yyyymmdd[6:]))
+    return (d - EPOCH).days
+
+
+def cents(text):
+    whole, _, frac = text.partition(".")
+    check(len(frac) == 2 and whole.isdigit() and frac.isdigit(),
+          f"CDNOW amount {text!r} is not d.dd")
+    return int(whole) * 100 + int(frac)
+
+
+def expected_from_master():
+    """{customer id: [orders, cents, first day, last day]} straight from the
+    file (header line skipped)."""
+    want = {}
+    with open(MASTER) as f:
+        for line in f:
+            cols = line.split()
+            if not cols or not cols[0].isdigit():
+                continue
+            cust, date, _cds, value = cols
+            day = day_number(date)
+            w = want.get(cust)
+            if w is None:
+                want[cust] = [1, cents(value), day, day]
+            else:
+                w[0] += 1
+                w[1] += cents(value)
+                w[2] = min(w[2], day)
+                w[3] = max(w[3], day)
+    return want
+
+
+def event_lines():
+    res = subprocess.run([sys.executable, EVENTS_PY, "--partitions",
+                          str(PARTITIONS)], capture_output=True, text=True,
+                         check=True)
+    lines = res.stdout.splitlines(keepends=True)
+    per_part = collections.Counter(json.loads(l)["partition"] for l in lines)
+    return lines, dict(per_part)
+
+
+def check_customers(hashes, want):
+    keys = {k for k in hashes if k.startswith("cp:c:{")}
+    check_eq(len(keys), N_CUSTOMERS, "customer hashes in Redis")
+    bad = []
+    for cid, (o, m, first, last) in want.items():
+        h = hashes.get("cp:c:{%s}" % cid)
+        got = None if h is None else tuple(h.get(f) for f in "omfl")
+        exp = tuple(str(x).encode()
+                    for x in (o, m, first * DAY_MS, last * DAY_MS))
+        if got != exp:
+            bad.append((cid, got, exp))
+    check(not bad, lambda: f"{len(bad)} customers differ in o/m/f/l, e.g. "
+          + "; ".join(f"{c}: got {g} want {e}" for c, g, e in bad[:5]))
+
+
+def check_population(pop, want):
+    exp = {"n": len(want), "sf": sum(w[0] for w in want.values()),
+           "sm": sum(w[1] for w in want.values()),
+           "sl": sum(w[3] for w in want.values())}
+    got = {k: int(v) for k, v in pop.items()}
+    check_eq(got, exp, "cp:pop")
+    check_eq(exp["sf"], N_PURCHASES, "purchases in CDNOW_master.txt")
+    return exp
+
+
+def check_segments(hashes, rows):
+    """Every customer has a segment, equal to the `to` of its last output;
+    its outputs are seq 1..q, each once. Returns the segment counts."""
+    by = outputs_by_customer(rows)
+    counts = collections.Counter()
+    bad = []
+    for key, h in hashes.items():
+        if not key.startswith("cp:c:{"):
+            continue
+        cid = key[6:-1]
+        s = h.get("s", b"").decode()
+        counts[s] += 1
+        recs = by.get(cid, [])
+        seqs = [json.loads(r["value"])["data"]["seq"] for r in recs]
+        last_to = json.loads(recs[-1]["value"])["data"]["to"] if recs else None
+        q = int(h.get("q", b"0"))
+        if (s not in SEGMENT_CODES or seqs != list(range(1, q + 1))
+                or last_to != s):
+            bad.append((cid, s, q, seqs, last_to))
+    check(not bad, lambda: f"{len(bad)} customers with inconsistent "
+          f"segment/outputs, e.g. {bad[:3]}")
+    check_eq(sum(len(v) for v in by.values()), len(rows), "keyed outputs")
+    for r in rows[:200]:  # the envelope, on a sample
+        check_record_envelope(r, r["key"].decode(), PARTITIONS)
+    return counts
+
+
+def main():
+    want = expected_from_master()
+    check_eq(len(want), N_CUSTOMERS, "customers in CDNOW_master.txt")
+    lines, per_part = event_lines()
+    check_eq(len(lines), N_PURCHASES, "events from cdnow_events.py")
+
+    with Stack() as st:
+        st.create_topic(ORDERS_TOPIC, partitions=PARTITIONS)
+        with Timer() as t_prod:
+            st.produce_lines(ORDERS_TOPIC, lines)
+        say(f"produce: {N_PURCHASES} events into {PARTITIONS} partitions "
+            f"{per_part} in {t_prod.s:.1f}s")
+
+        cfg = config(st, clock="event", **{"rfm.reference": "live"})
+        cp = Custpulse(st, cfg)
+        with Timer() as t_run:
+            res = cp.run(["run", "--exit-at-end"], timeout=400)
+        check_eq(res.returncode, 0, "custpulse run exit code")
+        say(f"custpulse run --exit-at-end: {t_run.s:.1f}s, "
+            f"{N_PURCHASES / t_run.s:,.0f} events/s (including start-up)")
+
+        r = st.redis(timeout=60)
+        with Timer() as t_read:
+            hashes = all_hashes(r)
+        say(f"read {len(hashes)} hashes in one EVAL in {t_read.s:.1f}s")
+        check_customers(hashes, want)
+        say(f"o, m, f, l of all {N_CUSTOMERS} customers equal the "
+            "recomputation from CDNOW_master.txt")
+        check_eq(set(hashes) - {k for k in hashes if k.startswith("cp:c:{")},
+                 {"cp:pop"}, "keys besides the customers")
+        exp = check_population(hashes["cp:pop"], want)
+        say(f"cp:pop: n={exp['n']} sf={exp['sf']} sm={exp['sm']} "
+            f"sl={exp['sl']}")
+
+        committed = st.committed(cfg["kafka.group.id"], ORDERS_TOPIC)
+        check_eq(committed, per_part, "committed offsets = end offsets")
+        check_eq(st.consume(DLQ_TOPIC), [], "DLQ records")
+        with Timer() as t_cons:
+            rows = st.consume(SEGMENTS_TOPIC, timeout=120)
+        counts = check_segments(hashes, rows)
+        say(f"committed {committed}; DLQ empty; {len(rows)} segment changes "
+            f"(read in {t_cons.s:.1f}s) consistent with s and q")
+        for code, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            say(f"  {code:18} {n:6}")
+
+        # Again with the same group: nothing to do, nothing changes.
+        before = digest_hashes(hashes)
+        out_ends = end_offsets(rows)
+        with Timer() as t_again:
+            res = cp.run(["run", "--exit-at-end"], timeout=120)
+        check_eq(res.returncode, 0, "second run exit code")
+        after = digest_hashes(all_hashes(r))
+        check_eq(after, before, "digest of all hashes after the second run")
+        check_eq(end_offsets(st.consume(SEGMENTS_TOPIC, timeout=120)),
+                 out_ends, "output end offsets after the second run")
+        check_eq(st.committed(cfg["kafka.group.id"], ORDERS_TOPIC), per_part,
+                 "committed offsets after the second run")
+        say(f"second run (same group): exit 0 in {t_again.s:.1f}s, hashes "
+            f"unchanged (sha256 {before[:16]}), no new output record")
+        r.close()
+    say(f"test_cdnow_replay: passed ({checks_made()} checks)")
+
+
+if __name__ == "__main__":
+    main()
