@@ -605,6 +605,9 @@ static void app_start(cp_app_t *app)
 
 static void app_free(cp_app_t *app)
 {
+    /* Messages of an abandoned batch hold references into the consumer:
+     * rd_kafka_destroy would wait for them forever. */
+    cp__batch_free(&app->batch);
     if (app->cq)
         rd_kafka_queue_destroy(app->cq);
     if (app->pq)
@@ -624,7 +627,6 @@ static void app_free(cp_app_t *app)
     for (int i = 0; i < app->n_parts; i++)
         free(app->parts[i].topic);
     free(app->parts);
-    cp__batch_free(&app->batch);
     free(app->popkey);
     cp_tz_free(app->tz);
     cp_config_free(app->cfg);
