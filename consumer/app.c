@@ -293,15 +293,35 @@ static void on_cq_readable(uv_poll_t *h, int status, int events)
     try_poll(app);
 }
 
+static void serve_producer(cp_app_t *app)
+{
+    while (rd_kafka_poll(app->producer, 0) > 0)
+        ;
+    act_on_pending_stop(app);
+}
+
 static void on_pq_readable(uv_poll_t *h, int status, int events)
 {
     cp_app_t *app = h->data;
     (void)status;
     (void)events;
     drain_pipe(app->pq_pipe[0]);
-    while (rd_kafka_poll(app->producer, 0) > 0)
-        ;
-    act_on_pending_stop(app);
+    serve_producer(app);
+}
+
+/* The pipes are written only when a queue goes from empty to non-empty, so
+ * an event enqueued before io events were enabled (a broker that refuses
+ * connections at start-up) would leave a queue that never signals again.
+ * Once a second, serve whichever queue holds anything. */
+static void on_tick(uv_timer_t *t)
+{
+    cp_app_t *app = t->data;
+    if (app->state == CP_APP_CLOSED)
+        return;
+    if (rd_kafka_queue_length(app->pq) > 0)
+        serve_producer(app);
+    if (rd_kafka_queue_length(app->cq) > 0)
+        try_poll(app);
 }
 
 void cp__app_batch_done(cp_app_t *app)
@@ -460,6 +480,7 @@ static void close_all(cp_app_t *app)
 {
     app->state = CP_APP_CLOSED;
     uv_close((uv_handle_t *)&app->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&app->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->shutdown_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigint, on_handle_closed);
@@ -578,7 +599,10 @@ static void app_start(cp_app_t *app)
 {
     uv_timer_init(app->loop, &app->retry_timer);
     uv_timer_init(app->loop, &app->shutdown_timer);
+    uv_timer_init(app->loop, &app->tick_timer);
     app->retry_timer.data = app->shutdown_timer.data = app;
+    app->tick_timer.data = app;
+    uv_timer_start(&app->tick_timer, on_tick, 0, 1000);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_init(app->loop, &app->sigint);
     app->sigterm.data = app->sigint.data = app;

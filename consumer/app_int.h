@@ -133,6 +133,7 @@ typedef struct cp_app_s {
     uv_poll_t cq_poll;
     uv_poll_t pq_poll;
     uv_timer_t retry_timer;
+    uv_timer_t tick_timer; /* housekeeping: missed queue wake-ups */
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm;
     uv_signal_t sigint;

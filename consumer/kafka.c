@@ -34,8 +34,10 @@ static int has_prefix_in(const char *key, const char **list)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    cp_log_level_t l = level <= 3   ? CP_LOG_ERROR
-                       : level == 4 ? CP_LOG_WARN
+    /* librdkafka logs every failed connection attempt at LOG_ERR (3); a
+     * broker being down is retried and surfaced by error_cb, so warn. */
+    cp_log_level_t l = level <= 2   ? CP_LOG_ERROR
+                       : level <= 4 ? CP_LOG_WARN
                        : level <= 6 ? CP_LOG_INFO
                                     : CP_LOG_DEBUG;
     cp_log(l, "librdkafka", CP_LS("client", rd_kafka_name(rk)),
