@@ -51,6 +51,7 @@ typedef struct cp_cust_s {
     int cap_msgs;
     cp_cust_phase_t phase;
     int unreadable; /* the stored hash could not be parsed */
+    int cleared;    /* outbox clear acknowledged by Redis */
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -90,6 +91,7 @@ typedef struct cp_batch_s {
     int pending;      /* replies or delivery reports outstanding */
     int redis_failed; /* a reply was lost this round */
     int retry_later;  /* back off before the next round (OOM, errors) */
+    int wait_clear;   /* CP_BATCH_WAIT resumes the CLEAR phase */
     int attempts;
     cp_pop_t pop; /* live mode: population read this round */
     int64_t now_wall_ms;

@@ -28,6 +28,7 @@
 static void go_read(cp_app_t *app);
 static void go_produce(cp_app_t *app);
 static void go_clear(cp_app_t *app);
+static void resume(cp_app_t *app);
 static void finish(cp_app_t *app);
 
 int cp__batch_init(cp_batch_t *b, int batch_size)
@@ -147,6 +148,7 @@ void cp__batch_start(cp_app_t *app, int n)
     b->n_custs = 0;
     b->n_recs = 0;
     b->attempts = 0;
+    b->wait_clear = 0;
     memset(b->table, 0, sizeof(*b->table) * (b->table_mask + 1));
     b->now_wall_ms = cp_time_wall_ms();
     decode_all(app, b);
@@ -172,8 +174,8 @@ static void round_failed_reply(cp_app_t *app, redisReply *reply,
            CP_LS("error", reply->str), CP_LEND);
 }
 
-/* Next step after a READ or WRITE round in which some customers still
- * need work: wait for Redis, back off, or read again now. */
+/* Next step after a round in which some customers still need work: wait
+ * for Redis, back off, or go again now (READ, or CLEAR when clearing). */
 static void next_round(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
@@ -186,7 +188,7 @@ static void next_round(cp_app_t *app)
         b->phase = CP_BATCH_WAIT;
         cp__app_schedule_retry(app, RETRY_MS);
     } else {
-        go_read(app);
+        resume(app);
     }
 }
 
@@ -648,25 +650,53 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
 
 /* ---- CLEAR --------------------------------------------------------------- */
 
+/* Offsets are stored only after every clear was acknowledged: a clear lost
+ * with the connection is sent again once Redis is back, so no delivered
+ * record stays in an outbox (it would be produced again at the customer's
+ * next read). The script is idempotent. */
+static void clear_reply_done(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (--b->pending > 0)
+        return;
+    for (int i = 0; i < b->n_custs; i++) {
+        const cp_cust_t *c = &b->custs[i];
+        if (c->stored.outbox_len && !c->unreadable && !c->cleared) {
+            b->wait_clear = 1;
+            next_round(app);
+            return;
+        }
+    }
+    finish(app);
+}
+
 static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
 {
+    cp_cust_t *c = pd;
     cp_app_t *app = cp_redis_opaque(r);
-    (void)pd;
-    (void)reply; /* best effort: a missed clear re-emits with the same ids */
     if (app->batch.phase != CP_BATCH_CLEAR)
         return;
-    if (--app->batch.pending == 0)
-        finish(app);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        c->cleared = 1; /* 0: already cleared, or a newer outbox */
+    else if (reply && reply->type == REDIS_REPLY_ERROR &&
+             strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        cp_redis_reload_scripts(r); /* sent again next round */
+    else
+        round_failed_reply(app, reply, "clear outbox");
+    clear_reply_done(app);
 }
 
 static void go_clear(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
     b->phase = CP_BATCH_CLEAR;
+    b->wait_clear = 0;
+    b->redis_failed = 0;
+    b->retry_later = 0;
     b->pending = 1; /* guard */
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
-        if (!c->stored.outbox_len || c->unreadable)
+        if (!c->stored.outbox_len || c->unreadable || c->cleared)
             continue;
         char seq[24];
         int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
@@ -674,11 +704,9 @@ static void go_clear(cp_app_t *app)
                               cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
                               "1", c->key, seq};
         size_t lens[] = {7, 40, 1, c->key_len, (size_t)n};
-        if (cp_redis_cmd(app->redis, on_cleared, c, 5, argv, lens) == CP_OK)
-            b->pending++;
+        send_or_fail(app, on_cleared, c, 5, argv, lens);
     }
-    if (--b->pending == 0)
-        finish(app);
+    clear_reply_done(app);
 }
 
 /* ---- offsets --------------------------------------------------------------- */
@@ -739,17 +767,26 @@ static void finish(cp_app_t *app)
 
 /* ---- external events ------------------------------------------------------ */
 
+/* Resumes a batch waiting for Redis in the phase it was in. */
+static void resume(cp_app_t *app)
+{
+    if (app->batch.wait_clear)
+        go_clear(app);
+    else
+        go_read(app);
+}
+
 void cp__batch_redis_ready(cp_app_t *app)
 {
     if (app->batch.phase == CP_BATCH_WAIT)
-        go_read(app);
+        resume(app);
 }
 
 void cp__batch_retry(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
     if (b->phase == CP_BATCH_WAIT && cp_redis_ready(app->redis))
-        go_read(app);
+        resume(app);
     else if (b->phase == CP_BATCH_PRODUCE)
         produce_pending(app);
 }
