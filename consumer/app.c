@@ -159,7 +159,8 @@ static void check_end(cp_app_t *app)
     begin_stop(app, 0);
 }
 
-/* ---- librdkafka callbacks (loop thread: served by our polls) ---------------- */
+/* ---- librdkafka callbacks (loop thread: served by our polls) ----------------
+ */
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
@@ -208,8 +209,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        cp_log(CP_LOG_ERROR, "fatal kafka error", CP_LS("client", rd_kafka_name(rk)),
-               CP_LS("error", buf), CP_LEND);
+        cp_log(CP_LOG_ERROR, "fatal kafka error",
+               CP_LS("client", rd_kafka_name(rk)), CP_LS("error", buf),
+               CP_LEND);
         pending_stop_code = 1; /* acted on after the poll returns */
         return;
     }
@@ -250,8 +252,9 @@ static void consumer_event(cp_app_t *app, rd_kafka_message_t *rkm)
     if (rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
         if (!app->topic_missing)
-            cp_log(CP_LOG_WARN, "input topic does not exist yet; it is "
-                                "picked up once it appears",
+            cp_log(CP_LOG_WARN,
+                   "input topic does not exist yet; it is "
+                   "picked up once it appears",
                    CP_LS("topic", app->cfg->topic_orders), CP_LEND);
         app->topic_missing = 1;
         return;
@@ -344,15 +347,15 @@ void cp__app_schedule_retry(cp_app_t *app, uint64_t ms)
     uv_timer_start(&app->retry_timer, on_retry_timer, ms, 0);
 }
 
-/* ---- start-up ------------------------------------------------------------- */
+/* ---- start-up -------------------------------------------------------------
+ */
 
 static void maybe_start(cp_app_t *app)
 {
     if (app->state != CP_APP_STARTING || !app->redis_ready ||
         !app->topics_ready)
         return;
-    rd_kafka_topic_partition_list_t *sub =
-        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, app->cfg->topic_orders,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(app->consumer, sub);
@@ -452,9 +455,9 @@ static rd_kafka_t *client_new(cp_app_t *app, cp_kafka_role_t role,
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     else
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_t *rk = rd_kafka_new(
-        role == CP_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
-        conf, err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(role == CP_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER
+                                                            : RD_KAFKA_PRODUCER,
+                                  conf, err, sizeof(err));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         cp_log(CP_LOG_ERROR, "cannot create kafka client", CP_LS("error", err),
@@ -464,7 +467,8 @@ static rd_kafka_t *client_new(cp_app_t *app, cp_kafka_role_t role,
     return rk;
 }
 
-/* ---- shutdown ------------------------------------------------------------- */
+/* ---- shutdown -------------------------------------------------------------
+ */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -545,7 +549,8 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_stop(app, 0);
 }
 
-/* ---- run ------------------------------------------------------------------ */
+/* ---- run ------------------------------------------------------------------
+ */
 
 static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
 {
@@ -577,9 +582,8 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
         return -1;
     }
     app->producer = client_new(app, CP_KAFKA_PRODUCER, bootstraps);
-    app->consumer = app->producer
-                        ? client_new(app, CP_KAFKA_CONSUMER, bootstraps)
-                        : NULL;
+    app->consumer =
+        app->producer ? client_new(app, CP_KAFKA_CONSUMER, bootstraps) : NULL;
     if (!app->consumer)
         return -1;
     rd_kafka_poll_set_consumer(app->consumer);
@@ -590,8 +594,8 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
         queue_to_loop(app, app->pq, app->pq_pipe, &app->pq_poll,
                       on_pq_readable) != 0)
         return -1;
-    app->redis = cp_redis_new(app->loop, cfg, on_redis_status, app, err,
-                              sizeof(err));
+    app->redis =
+        cp_redis_new(app->loop, cfg, on_redis_status, app, err, sizeof(err));
     return app->redis ? 0 : -1;
 }
 

@@ -174,8 +174,7 @@ void cp__batch_redis_ready(cp_app_t *app);
 /* A retry timer fired. */
 void cp__batch_retry(cp_app_t *app);
 /* Delivery report of a record produced by the batch. */
-void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec,
-                         rd_kafka_resp_err_t err);
+void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err);
 /* Abandons the batch at a shutdown deadline: nothing is stored. */
 void cp__batch_abandon(cp_app_t *app);
 

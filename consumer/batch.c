@@ -134,8 +134,8 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
         if (m->in.ev.occurred_ms > clock)
             clock = m->in.ev.occurred_ms;
         m->now_ms = app->cfg->clock == CP_CLOCK_EVENT ? clock : b->now_wall_ms;
-        m->cust = cust_find_or_add(app, b, m->in.customer_id,
-                                   m->in.customer_id_len);
+        m->cust =
+            cust_find_or_add(app, b, m->in.customer_id, m->in.customer_id_len);
         if (m->cust < 0 || cust_add_msg(b, &b->custs[m->cust], i) != 0)
             oom();
     }
@@ -222,16 +222,15 @@ static void on_pop_read(cp_redis_t *r, redisReply *reply, void *pd)
     if (b->phase != CP_BATCH_READ)
         return;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        round_failed_reply(app, reply && reply->type == REDIS_REPLY_ERROR
-                                    ? reply
-                                    : NULL,
-                           "read population");
+        round_failed_reply(
+            app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
+            "read population");
     } else {
         int64_t *dst[4] = {&b->pop.n, &b->pop.sf, &b->pop.sm, &b->pop.sl};
         for (int i = 0; i < 4; i++) {
             redisReply *e = reply->element[i];
-            *dst[i] = e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10)
-                                                    : 0;
+            *dst[i] =
+                e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
         }
     }
     read_reply_done(app);
@@ -248,8 +247,9 @@ static void parse_customer(cp_app_t *app, cp_cust_t *c, redisReply *reply)
             cp_store_parse_field(&c->stored, f->str, (size_t)f->len, v->str,
                                  (size_t)v->len, app->tz, &app->batch.arena,
                                  err, sizeof(err)) != CP_OK) {
-            cp_log(CP_LOG_ERROR, "customer state unreadable; its events go "
-                                 "to the dead-letter topic",
+            cp_log(CP_LOG_ERROR,
+                   "customer state unreadable; its events go "
+                   "to the dead-letter topic",
                    CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
             c->unreadable = 1;
             return;
@@ -264,10 +264,9 @@ static void on_cust_read(cp_redis_t *r, redisReply *reply, void *pd)
     if (app->batch.phase != CP_BATCH_READ)
         return;
     if (!reply || reply->type != REDIS_REPLY_ARRAY)
-        round_failed_reply(app, reply && reply->type == REDIS_REPLY_ERROR
-                                    ? reply
-                                    : NULL,
-                           "read customer");
+        round_failed_reply(
+            app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
+            "read customer");
     else
         parse_customer(app, c, reply);
     read_reply_done(app);
@@ -321,22 +320,21 @@ static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
     cp_state_t *st = &c->stored.st;
     cp_batch_t *b = &app->batch;
     st->seq++;
-    cp_seg_change_t ch = {
-        .customer_id = c->id,
-        .customer_id_len = c->id_len,
-        .from = st->segment,
-        .to = to,
-        .seq = st->seq,
-        .recency_days = cp_rfm_recency_days(st, today),
-        .frequency = st->orders,
-        .monetary = st->monetary,
-        .ref_mode = app->cfg->rfm_reference,
-        .ref = *ref,
-        .time_ms = m->in.ev.occurred_ms,
-        .event_id = m->in.event_id,
-        .topic = rd_kafka_topic_name(m->rkm->rkt),
-        .partition = m->rkm->partition,
-        .offset = m->rkm->offset};
+    cp_seg_change_t ch = {.customer_id = c->id,
+                          .customer_id_len = c->id_len,
+                          .from = st->segment,
+                          .to = to,
+                          .seq = st->seq,
+                          .recency_days = cp_rfm_recency_days(st, today),
+                          .frequency = st->orders,
+                          .monetary = st->monetary,
+                          .ref_mode = app->cfg->rfm_reference,
+                          .ref = *ref,
+                          .time_ms = m->in.ev.occurred_ms,
+                          .event_id = m->in.event_id,
+                          .topic = rd_kafka_topic_name(m->rkm->rkt),
+                          .partition = m->rkm->partition,
+                          .offset = m->rkm->offset};
     cp_buf_reset(&b->json);
     cp_output_segment_change(&b->json, &ch, app->cfg);
     if (cp_buf_failed(&b->json) ||
@@ -441,11 +439,10 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
 {
     cp_argv_t av = {0};
     const int live = app->cfg->rfm_reference == CP_REF_LIVE;
-    if (cp_store_write_args(&c->stored,
-                            cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
-                            c->key, c->key_len, app->popkey,
-                            live ? delta : NULL, &app->batch.arena,
-                            &av) != CP_OK)
+    if (cp_store_write_args(
+            &c->stored, cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
+            c->key, c->key_len, app->popkey, live ? delta : NULL,
+            &app->batch.arena, &av) != CP_OK)
         oom();
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
@@ -525,8 +522,8 @@ static void build_records(cp_app_t *app)
         n += b->msgs[i].reject != CP_REJECT_NONE;
     for (int i = 0; i < b->n_custs; i++)
         n += count_outbox_lines(&b->custs[i].stored);
-    b->recs = n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n)
-                : NULL;
+    b->recs =
+        n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n) : NULL;
     if (n && !b->recs)
         oom();
     b->n_recs = 0;
@@ -709,7 +706,8 @@ static void go_clear(cp_app_t *app)
     clear_reply_done(app);
 }
 
-/* ---- offsets --------------------------------------------------------------- */
+/* ---- offsets ---------------------------------------------------------------
+ */
 
 static void store_offsets(cp_app_t *app)
 {
@@ -765,7 +763,8 @@ static void finish(cp_app_t *app)
     cp__app_batch_done(app);
 }
 
-/* ---- external events ------------------------------------------------------ */
+/* ---- external events ------------------------------------------------------
+ */
 
 /* Resumes a batch waiting for Redis in the phase it was in. */
 static void resume(cp_app_t *app)
@@ -796,9 +795,10 @@ void cp__batch_abandon(cp_app_t *app)
     cp_batch_t *b = &app->batch;
     if (b->phase == CP_BATCH_IDLE)
         return;
-    cp_log(CP_LOG_WARN, "shutdown deadline: abandoning the batch in flight; "
-                        "its offsets are not committed and it will be "
-                        "consumed again",
+    cp_log(CP_LOG_WARN,
+           "shutdown deadline: abandoning the batch in flight; "
+           "its offsets are not committed and it will be "
+           "consumed again",
            CP_LI("messages", b->n_msgs), CP_LEND);
     /* Late replies and delivery reports see a phase that is not theirs and
      * are ignored; records were produced with F_COPY. */

@@ -41,12 +41,20 @@ static cp_reject_t reject(cp_reject_t r, char *msg, size_t msg_size,
 
 /* Required fields and their JSON types, checked in this order so the
  * reject class does not depend on jansson's key order. */
-enum { F_EVENT_ID, F_TYPE, F_CUSTOMER_ID, F_OCCURRED_AT, F_ORDER_ID,
-       F_AMOUNT, F_CURRENCY, F__COUNT };
+enum {
+    F_EVENT_ID,
+    F_TYPE,
+    F_CUSTOMER_ID,
+    F_OCCURRED_AT,
+    F_ORDER_ID,
+    F_AMOUNT,
+    F_CURRENCY,
+    F__COUNT
+};
 
 static const char *field_names[F__COUNT] = {
-    "event_id", "type", "customer_id", "occurred_at", "order_id", "amount",
-    "currency"};
+    "event_id", "type",   "customer_id", "occurred_at",
+    "order_id", "amount", "currency"};
 
 static int field_type_ok(int f, const json_t *v)
 {
@@ -73,7 +81,8 @@ static int parse_type(const json_t *v, cp_ev_type_t *out)
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        if (strlen(types[i].name) == len && memcmp(s, types[i].name, len) == 0) {
+        if (strlen(types[i].name) == len &&
+            memcmp(s, types[i].name, len) == 0) {
             *out = types[i].type;
             return 0;
         }
@@ -165,8 +174,8 @@ static cp_reject_t check_values(const cp_decode_params_t *p, json_t *fields[],
                       "field 'currency' differs from the reporting "
                       "currency %s",
                       p->currency);
-    cp_err_t err = parse_amount(fields[F_AMOUNT], p->currency_digits,
-                                &out->ev.amount);
+    cp_err_t err =
+        parse_amount(fields[F_AMOUNT], p->currency_digits, &out->ev.amount);
     if (err != CP_OK)
         return reject(CP_REJECT_INVALID_AMOUNT, msg, msg_size,
                       "field 'amount': %s (non-negative, at most %d "
@@ -202,9 +211,9 @@ static cp_reject_t fill_out(const cp_decode_params_t *p, json_t *fields[],
 }
 
 cp_reject_t cp_decode_order(const cp_decode_params_t *p, const void *key,
-                            size_t key_len, const void *value,
-                            size_t value_len, cp_arena_t *arena,
-                            cp_order_in_t *out, char *msg, size_t msg_size)
+                            size_t key_len, const void *value, size_t value_len,
+                            cp_arena_t *arena, cp_order_in_t *out, char *msg,
+                            size_t msg_size)
 {
     memset(out, 0, sizeof(*out));
     if (value_len > p->max_bytes)

@@ -46,10 +46,10 @@ const char *cp_reject_class(cp_reject_t r);
 #define CP_ID_MAX 128 /* bytes, for customer_id, event_id, order_id */
 
 typedef struct cp_decode_params_s {
-    size_t max_bytes;         /* input.max_bytes */
-    const char *currency;     /* reporting currency */
-    int currency_digits;      /* its minor-unit digits */
-    const cp_tz_t *tz;        /* for local day numbers */
+    size_t max_bytes;     /* input.max_bytes */
+    const char *currency; /* reporting currency */
+    int currency_digits;  /* its minor-unit digits */
+    const cp_tz_t *tz;    /* for local day numbers */
 } cp_decode_params_t;
 
 /* A decoded order event. Strings live in the arena given to decode. */
@@ -65,8 +65,8 @@ typedef struct cp_order_in_s {
  * class with a reason in msg (names the field, never echoes input bytes).
  * key may be NULL (null key). Strings are copied into arena. */
 cp_reject_t cp_decode_order(const cp_decode_params_t *p, const void *key,
-                            size_t key_len, const void *value,
-                            size_t value_len, cp_arena_t *arena,
-                            cp_order_in_t *out, char *msg, size_t msg_size);
+                            size_t key_len, const void *value, size_t value_len,
+                            cp_arena_t *arena, cp_order_in_t *out, char *msg,
+                            size_t msg_size);
 
 #endif

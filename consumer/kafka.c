@@ -11,17 +11,37 @@
 
 /* Keys that only mean something to one client: passed to that one only,
  * so librdkafka does not warn about ignored properties on the other. */
-static const char *consumer_only[] = {
-    "group.", "auto.offset.reset", "enable.auto.commit",
-    "auto.commit.interval.ms", "session.timeout.ms", "max.poll.interval.ms",
-    "partition.assignment.strategy", "fetch.", "queued.", "isolation.level",
-    "heartbeat.interval.ms", "enable.partition.eof", "check.crcs",
-    "allow.auto.create.topics", "coordinator.query.interval.ms", NULL};
-static const char *producer_only[] = {
-    "linger.ms", "queue.buffering.", "batch.", "acks", "request.required.acks",
-    "compression.", "message.timeout.ms", "delivery.timeout.ms",
-    "enable.idempotence", "retries", "message.send.max.retries",
-    "partitioner", "transactional.id", "sticky.partitioning.linger.ms", NULL};
+static const char *consumer_only[] = {"group.",
+                                      "auto.offset.reset",
+                                      "enable.auto.commit",
+                                      "auto.commit.interval.ms",
+                                      "session.timeout.ms",
+                                      "max.poll.interval.ms",
+                                      "partition.assignment.strategy",
+                                      "fetch.",
+                                      "queued.",
+                                      "isolation.level",
+                                      "heartbeat.interval.ms",
+                                      "enable.partition.eof",
+                                      "check.crcs",
+                                      "allow.auto.create.topics",
+                                      "coordinator.query.interval.ms",
+                                      NULL};
+static const char *producer_only[] = {"linger.ms",
+                                      "queue.buffering.",
+                                      "batch.",
+                                      "acks",
+                                      "request.required.acks",
+                                      "compression.",
+                                      "message.timeout.ms",
+                                      "delivery.timeout.ms",
+                                      "enable.idempotence",
+                                      "retries",
+                                      "message.send.max.retries",
+                                      "partitioner",
+                                      "transactional.id",
+                                      "sticky.partitioning.linger.ms",
+                                      NULL};
 
 static int has_prefix_in(const char *key, const char **list)
 {
@@ -101,8 +121,7 @@ static int set_forced(const cp_config_t *cfg, rd_kafka_conf_t *conf,
     return conf_set(conf, key, want, errstr, errstr_size);
 }
 
-rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg,
-                                   cp_kafka_role_t role,
+rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg, cp_kafka_role_t role,
                                    const char *bootstraps, char *errstr,
                                    size_t errstr_size)
 {
@@ -180,8 +199,8 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
     const char *topics[] = {cfg->topic_orders, cfg->topic_segments,
                             cfg->topic_churn, cfg->topic_dlq};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-            mc, topics[i], cfg->topic_partitions, 1);
+        rd_kafka_resp_err_t err =
+            rd_kafka_mock_topic_create(mc, topics[i], cfg->topic_partitions, 1);
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             snprintf(errstr, errstr_size, "embedded topic %s: %s", topics[i],
                      rd_kafka_err2str(err));
@@ -216,8 +235,7 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
         return CP_EINVAL;
     for (int i = 0; i < n; i++)
         nt[i] = rd_kafka_NewTopic_new(topics[i], cfg->topic_partitions,
-                                      cfg->topic_replication, err,
-                                      sizeof(err));
+                                      cfg->topic_replication, err, sizeof(err));
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts =
         rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -235,8 +253,9 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
         rc = CP_EKAFKA;
     } else {
         size_t cnt;
-        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
-            rd_kafka_event_CreateTopics_result(ev), &cnt);
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &cnt);
         for (size_t i = 0; i < cnt; i++)
             if (!topic_result_ok(res[i], errstr, errstr_size))
                 rc = CP_EKAFKA;

@@ -34,8 +34,7 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
 
 /* A configuration for role; bootstraps overrides kafka.bootstrap.servers
  * when not NULL. Returns NULL and fills errstr on an invalid key/value. */
-rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg,
-                                   cp_kafka_role_t role,
+rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg, cp_kafka_role_t role,
                                    const char *bootstraps, char *errstr,
                                    size_t errstr_size);
 

@@ -103,14 +103,15 @@ static cp_config_t *load_config(const cp_cli_t *cli)
     return cfg;
 }
 
-/* ---- inspect ---------------------------------------------------------------- */
+/* ---- inspect ----------------------------------------------------------------
+ */
 
 static redisContext *redis_connect_sync(const cp_config_t *cfg)
 {
     struct timeval tv = {cfg->redis_timeout_ms / 1000,
                          (cfg->redis_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port,
-                                              tv);
+    redisContext *c =
+        redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
     if (!c || c->err) {
         fprintf(stderr, "custpulse: cannot connect to redis: %s\n",
                 c ? c->errstr : "out of memory");
@@ -128,8 +129,7 @@ static redisContext *redis_connect_sync(const cp_config_t *cfg)
     }
     int ok = r && r->type != REDIS_REPLY_ERROR;
     if (!ok)
-        fprintf(stderr, "custpulse: redis: %s\n",
-                r ? r->str : c->errstr);
+        fprintf(stderr, "custpulse: redis: %s\n", r ? r->str : c->errstr);
     freeReplyObject(r);
     if (!ok) {
         redisFree(c);
@@ -200,11 +200,10 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
         cp_stored_init(s);
         rc = 0;
         for (size_t i = 0; i + 1 < r->elements && rc == 0; i += 2)
-            if (cp_store_parse_field(s, r->element[i]->str,
-                                     (size_t)r->element[i]->len,
-                                     r->element[i + 1]->str,
-                                     (size_t)r->element[i + 1]->len, tz, &a,
-                                     err, sizeof(err)) != CP_OK) {
+            if (cp_store_parse_field(
+                    s, r->element[i]->str, (size_t)r->element[i]->len,
+                    r->element[i + 1]->str, (size_t)r->element[i + 1]->len, tz,
+                    &a, err, sizeof(err)) != CP_OK) {
                 fprintf(stderr, "custpulse: %s\n", err);
                 rc = 1;
             }

@@ -100,9 +100,10 @@ void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
     cp_buf_json_str(b, cfg->output_source, strlen(cfg->output_source));
     cp_buf_puts(b, ",\"type\":\"com.custpulse.segment.changed\",\"subject\":");
     cp_buf_json_str(b, c->customer_id, c->customer_id_len);
-    cp_buf_printf(b, ",\"time\":\"%s\",\"datacontenttype\":"
-                     "\"application/json\",\"data\":{\"model\":\"" MODEL_RFM8
-                     "\",\"from\":",
+    cp_buf_printf(b,
+                  ",\"time\":\"%s\",\"datacontenttype\":"
+                  "\"application/json\",\"data\":{\"model\":\"" MODEL_RFM8
+                  "\",\"from\":",
                   ts);
     put_segment(b, c->from);
     cp_buf_puts(b, ",\"to\":");

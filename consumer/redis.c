@@ -101,8 +101,7 @@ static void on_deadline(uv_timer_t *t)
     if (r->head && r->head->deadline <= now) {
         r->stats.timeouts++;
         conn_lost(r, "command deadline passed");
-    } else if (!r->head && r->connect_deadline &&
-               r->connect_deadline <= now) {
+    } else if (!r->head && r->connect_deadline && r->connect_deadline <= now) {
         r->stats.timeouts++;
         conn_lost(r, "connect deadline passed");
     } else {
@@ -205,8 +204,9 @@ static void on_policy_reply(cp_redis_t *r, redisReply *reply, void *pd)
         r->handshake_failed = 1;
     } else if (reply->type == REDIS_REPLY_ERROR) {
         /* Managed services often rename CONFIG; we cannot check. */
-        cp_log(CP_LOG_WARN, "cannot read maxmemory-policy; make sure it is "
-                            "noeviction",
+        cp_log(CP_LOG_WARN,
+               "cannot read maxmemory-policy; make sure it is "
+               "noeviction",
                CP_LS("error", reply->str), CP_LEND);
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
                reply->element[1]->type == REDIS_REPLY_STRING &&
@@ -236,8 +236,8 @@ static void send_script_loads(cp_redis_t *r)
     for (int s = 0; s < CP_SCRIPT__COUNT; s++) {
         const char *argv[] = {"SCRIPT", "LOAD", script_src[s]};
         size_t lens[] = {6, 4, strlen(script_src[s])};
-        if (send_cmd(r, on_script_loaded, (void *)(intptr_t)s, 3, argv,
-                     lens) != CP_OK)
+        if (send_cmd(r, on_script_loaded, (void *)(intptr_t)s, 3, argv, lens) !=
+            CP_OK)
             r->handshake_failed = 1;
         else if (!r->ready)
             r->handshake_left++;
@@ -289,8 +289,8 @@ static void schedule_reconnect(cp_redis_t *r)
         return;
     uv_timer_start(&r->reconnect_timer, on_reconnect_timer,
                    (uint64_t)r->backoff_ms, 0);
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                       : r->backoff_ms * 2;
+    r->backoff_ms =
+        r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
 static void mark_down(cp_redis_t *r, const char *why)

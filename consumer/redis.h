@@ -39,7 +39,11 @@ typedef enum {
 typedef void(cp_redis_status_cb)(cp_redis_t *r, cp_redis_status_t status,
                                  void *opaque);
 
-typedef enum { CP_SCRIPT_WRITE = 0, CP_SCRIPT_CLEAR = 1, CP_SCRIPT__COUNT } cp_script_t;
+typedef enum {
+    CP_SCRIPT_WRITE = 0,
+    CP_SCRIPT_CLEAR = 1,
+    CP_SCRIPT__COUNT
+} cp_script_t;
 
 typedef struct cp_redis_stats_s {
     uint64_t commands;    /* commands sent */

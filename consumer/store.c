@@ -131,8 +131,8 @@ static int parse_orders(cp_state_t *st, const char *v, size_t len)
         const char *comma = memchr(v + i, ',', len - i);
         size_t n = comma ? (size_t)(comma - (v + i)) : len - i;
         if (st->n_orders_mem == CP_DEDUP_MAX ||
-            parse_order_entry(&st->orders_mem[st->n_orders_mem++], v + i,
-                              n) != 0)
+            parse_order_entry(&st->orders_mem[st->n_orders_mem++], v + i, n) !=
+                0)
             return -1;
         i += n + 1;
     }
@@ -174,11 +174,22 @@ static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
     if (parse_i64(v, vlen, &x) != 0)
         return -1;
     switch (f[0]) {
-    case 'v': st->version = x; return x >= 0 ? 0 : -1;
-    case 'o': st->orders = x; return x >= 0 ? 0 : -1;
-    case 'm': st->monetary = x; return x >= 0 ? 0 : -1;
-    case 'q': st->seq = x; return x >= 0 ? 0 : -1;
-    case 'f': st->first_ms = x; st->has_order_time = 1; return 0;
+    case 'v':
+        st->version = x;
+        return x >= 0 ? 0 : -1;
+    case 'o':
+        st->orders = x;
+        return x >= 0 ? 0 : -1;
+    case 'm':
+        st->monetary = x;
+        return x >= 0 ? 0 : -1;
+    case 'q':
+        st->seq = x;
+        return x >= 0 ? 0 : -1;
+    case 'f':
+        st->first_ms = x;
+        st->has_order_time = 1;
+        return 0;
     case 'l':
         st->last_ms = x;
         st->last_day = cp_tz_day(tz, x);

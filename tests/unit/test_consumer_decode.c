@@ -94,8 +94,8 @@ static cp_reject_t decode_str(const char *key, const char *value,
 {
     cp_decode_params_t p = params();
     char msg[256];
-    return cp_decode_order(&p, key, key ? strlen(key) : 0, value,
-                           strlen(value), a, out, msg, sizeof(msg));
+    return cp_decode_order(&p, key, key ? strlen(key) : 0, value, strlen(value),
+                           a, out, msg, sizeof(msg));
 }
 
 static void test_valid_values(void **state)
@@ -132,10 +132,11 @@ static void test_integer_amount_scaled(void **state)
     cp_arena_init(&a, 0);
     cp_order_in_t out;
     assert_int_equal(
-        decode_str("k", "{\"event_id\":\"e\",\"type\":\"order.placed\","
-                        "\"customer_id\":\"k\",\"occurred_at\":"
-                        "\"1970-01-01T00:00:00Z\",\"order_id\":\"o\","
-                        "\"amount\":1000000000000000,\"currency\":\"USD\"}",
+        decode_str("k",
+                   "{\"event_id\":\"e\",\"type\":\"order.placed\","
+                   "\"customer_id\":\"k\",\"occurred_at\":"
+                   "\"1970-01-01T00:00:00Z\",\"order_id\":\"o\","
+                   "\"amount\":1000000000000000,\"currency\":\"USD\"}",
                    &out, &a),
         CP_REJECT_NONE);
     assert_int_equal(out.ev.amount, 100000000000000000LL);
@@ -155,13 +156,13 @@ static void test_oversize(void **state)
     cp_order_in_t out;
     char msg[256];
     /* Checked first: even a null key does not change the class. */
-    assert_int_equal(cp_decode_order(&p, NULL, 0, v, strlen(v), &a, &out, msg,
-                                     sizeof(msg)),
-                     CP_REJECT_OVERSIZE);
+    assert_int_equal(
+        cp_decode_order(&p, NULL, 0, v, strlen(v), &a, &out, msg, sizeof(msg)),
+        CP_REJECT_OVERSIZE);
     p.max_bytes = strlen(v);
-    assert_int_equal(cp_decode_order(&p, "c-1", 3, v, strlen(v), &a, &out, msg,
-                                     sizeof(msg)),
-                     CP_REJECT_MISSING_FIELD);
+    assert_int_equal(
+        cp_decode_order(&p, "c-1", 3, v, strlen(v), &a, &out, msg, sizeof(msg)),
+        CP_REJECT_MISSING_FIELD);
     cp_arena_free(&a);
 }
 

@@ -27,9 +27,8 @@ static void test_fixed_change(void **state)
     (void)state;
     cp_config_t *cfg = cp_config_new();
     char err[128];
-    assert_int_equal(cp_config_set(cfg, "rfm.reference", "fixed", err,
-                                   sizeof(err)),
-                     CP_OK);
+    assert_int_equal(
+        cp_config_set(cfg, "rfm.reference", "fixed", err, sizeof(err)), CP_OK);
     assert_int_equal(cp_config_finalize(cfg, err, sizeof(err)), CP_OK);
     cp_seg_change_t c = {.customer_id = "c1",
                          .customer_id_len = 2,

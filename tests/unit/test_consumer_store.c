@@ -14,8 +14,7 @@
 
 static cp_tz_t *tz;
 
-static cp_err_t put(cp_stored_t *s, cp_arena_t *a, const char *f,
-                    const char *v)
+static cp_err_t put(cp_stored_t *s, cp_arena_t *a, const char *f, const char *v)
 {
     char err[128];
     return cp_store_parse_field(s, f, strlen(f), v, strlen(v), tz, a, err,
@@ -56,8 +55,9 @@ static void test_parse_and_write(void **state)
     assert_int_equal(put(&s, &a, "q", "2"), CP_OK);
     assert_int_equal(put(&s, &a, "e", "00000000000000ff0123456789abcdef"),
                      CP_OK);
-    assert_int_equal(put(&s, &a, "r", "00000000000000aa:15000,"
-                                      "00000000000000bb:0:c"),
+    assert_int_equal(put(&s, &a, "r",
+                         "00000000000000aa:15000,"
+                         "00000000000000bb:0:c"),
                      CP_OK);
     assert_int_equal(put(&s, &a, "w:customer.orders:2", "41"), CP_OK);
     assert_int_equal(put(&s, &a, "future_field", "ignored"), CP_OK);
@@ -88,7 +88,7 @@ static void test_parse_and_write(void **state)
                                          &delta, &a, &av),
                      CP_OK);
     const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{k}", "cp:pop", "7",
-                          "4", "0", "1", "500", "0", "0"};
+                          "4",       "0",   "1", "500",      "0",      "0"};
     for (int i = 0; i < 12; i++) {
         assert_int_equal(av.argvlen[i], strlen(head[i]));
         assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
@@ -116,9 +116,8 @@ static void test_fixed_mode_and_no_segment(void **state)
     static cp_stored_t s;
     cp_stored_init(&s);
     cp_argv_t av = {0};
-    assert_int_equal(cp_store_write_args(&s, "sha", "k", 1, "cp:pop", NULL,
-                                         &a, &av),
-                     CP_OK);
+    assert_int_equal(
+        cp_store_write_args(&s, "sha", "k", 1, "cp:pop", NULL, &a, &av), CP_OK);
     /* numkeys 1, expected version 0, no population, delete s */
     const char *head[] = {"EVALSHA", "sha", "1", "k", "0", "0", "1", "s"};
     for (int i = 0; i < 8; i++)
@@ -131,21 +130,21 @@ static void test_fixed_mode_and_no_segment(void **state)
 static void test_corrupt_fields(void **state)
 {
     (void)state;
-    const char *bad[][2] = {{"v", "x"},       {"o", "-1"},
-                            {"m", "1.5"},     {"s", "vip"},
-                            {"e", "0123"},    {"e", "zz00000000000000"},
-                            {"r", "00aa:1"},  {"r", "00000000000000aa:-5"},
-                            {"w:t", "1"},     {"w:t:x", "1"},
-                            {"q", ""},        {"l", "99999999999999999999"}};
+    const char *bad[][2] = {{"v", "x"},      {"o", "-1"},
+                            {"m", "1.5"},    {"s", "vip"},
+                            {"e", "0123"},   {"e", "zz00000000000000"},
+                            {"r", "00aa:1"}, {"r", "00000000000000aa:-5"},
+                            {"w:t", "1"},    {"w:t:x", "1"},
+                            {"q", ""},       {"l", "99999999999999999999"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cp_arena_t a;
         cp_arena_init(&a, 0);
         static cp_stored_t s;
         cp_stored_init(&s);
         char err[128];
-        cp_err_t rc = cp_store_parse_field(&s, bad[i][0], strlen(bad[i][0]),
-                                           bad[i][1], strlen(bad[i][1]), tz,
-                                           &a, err, sizeof(err));
+        cp_err_t rc =
+            cp_store_parse_field(&s, bad[i][0], strlen(bad[i][0]), bad[i][1],
+                                 strlen(bad[i][1]), tz, &a, err, sizeof(err));
         if (rc != CP_EPARSE)
             fail_msg("field %s=%s accepted", bad[i][0], bad[i][1]);
         assert_non_null(strstr(err, bad[i][0]));
