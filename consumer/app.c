@@ -150,11 +150,17 @@ static void check_end(cp_app_t *app)
         return;
     if (!app->got_assignment && !app->topic_missing)
         return;
+    int active = 0;
     for (int i = 0; i < app->n_parts; i++) {
         const cp_part_t *p = &app->parts[i];
+        active += p->active;
         if (p->active && (p->end < 0 || p->next < p->end))
             return;
     }
+    /* No partition now but some before: a lost assignment or an eager
+     * revoke, with the next assignment still to come. */
+    if (active == 0 && app->n_parts > 0)
+        return;
     cp_log(CP_LOG_INFO, "all assigned partitions reached their end", CP_LEND);
     begin_stop(app, 0);
 }
@@ -181,7 +187,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (app->exit_at_end && list->cnt > 0)
             query_ends(app, list);
     } else {
-        /* Polled only between batches: nothing is in flight for these. */
+        /* Polled only between batches: nothing is in flight for these; messages
+         * taken by the current poll are dropped below. */
         cp_log(rd_kafka_assignment_lost(rk) ? CP_LOG_WARN : CP_LOG_INFO,
                "partitions revoked", CP_LI("count", list->cnt),
                CP_LB("lost", rd_kafka_assignment_lost(rk)), CP_LEND);
@@ -190,6 +197,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             aerr = rd_kafka_assign(rk, NULL);
         parts_revoke(app, list);
+        cp__batch_drop_partitions(app, list);
     }
     if (error) {
         cp_log(CP_LOG_ERROR, "assignment failed",
@@ -267,8 +275,11 @@ static void try_poll(cp_app_t *app)
 {
     if (app->state != CP_APP_RUNNING || app->batch.phase != CP_BATCH_IDLE)
         return;
-    int n = 0;
-    while (n < app->cfg->batch_size) {
+    /* batch.n_msgs counts while filling, so a rebalance served by this very
+     * poll can drop the messages of partitions it revokes. */
+    cp_batch_t *b = &app->batch;
+    b->n_msgs = 0;
+    while (b->n_msgs < app->cfg->batch_size) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(app->consumer, 0);
         if (!rkm)
             break;
@@ -278,10 +289,10 @@ static void try_poll(cp_app_t *app)
             continue;
         }
         app->topic_missing = 0;
-        app->batch.msgs[n++].rkm = rkm;
+        b->msgs[b->n_msgs++].rkm = rkm;
     }
-    if (n > 0)
-        cp__batch_start(app, n);
+    if (b->n_msgs > 0)
+        cp__batch_start(app, b->n_msgs);
     else
         check_end(app);
     act_on_pending_stop(app);
@@ -409,9 +420,10 @@ static void topics_work(uv_work_t *req)
             job->ok = 1;
             return;
         }
-        if (!logged++)
+        if ((logged & (logged - 1)) == 0) /* 1st, 2nd, 4th, 8th ... */
             cp_log(CP_LOG_WARN, "cannot create output topics yet; retrying",
-                   CP_LS("error", err), CP_LEND);
+                   CP_LS("error", err), CP_LI("attempts", logged + 1), CP_LEND);
+        logged++;
         sleep(1);
     }
 }
@@ -528,6 +540,8 @@ static void begin_stop(cp_app_t *app, int code)
 {
     if (app->state == CP_APP_CLOSED)
         return;
+    if (code > app->exit_code)
+        app->exit_code = code; /* a failure after SIGTERM still counts */
     if (app->state != CP_APP_STOPPING) {
         app->exit_code = code;
         app->state = CP_APP_STOPPING;

@@ -65,6 +65,8 @@ typedef struct cp_rec_s {
     int msg;  /* DLQ: index of the input message; -1 for outputs */
     int cust; /* output: index of the customer; -1 for DLQ */
     int delivered;
+    int failures;      /* produce or delivery failures so far */
+    int value_dropped; /* DLQ: value too large for the producer */
 } cp_rec_t;
 
 typedef enum {
@@ -175,6 +177,10 @@ void cp__batch_redis_ready(cp_app_t *app);
 void cp__batch_retry(cp_app_t *app);
 /* Delivery report of a record produced by the batch. */
 void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err);
+/* Drops (and destroys) the messages of the listed partitions from a batch
+ * being filled: they were revoked by a rebalance served by the same poll. */
+void cp__batch_drop_partitions(cp_app_t *app,
+                               const rd_kafka_topic_partition_list_t *list);
 /* Abandons the batch at a shutdown deadline: nothing is stored. */
 void cp__batch_abandon(cp_app_t *app);
 

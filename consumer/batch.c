@@ -24,6 +24,7 @@
 #include "output.h"
 
 #define RETRY_MS 500
+#define CONFLICT_ROUNDS 5 /* immediate re-reads before backing off */
 
 static void go_read(cp_app_t *app);
 static void go_produce(cp_app_t *app);
@@ -169,9 +170,12 @@ static void round_failed_reply(cp_app_t *app, redisReply *reply,
         return;
     }
     b->retry_later = 1;
-    cp_log(strncmp(reply->str, "OOM", 3) == 0 ? CP_LOG_WARN : CP_LOG_ERROR,
+    const char *err = reply->type == REDIS_REPLY_ERROR && reply->str
+                          ? reply->str
+                          : "unexpected reply type";
+    cp_log(strncmp(err, "OOM", 3) == 0 ? CP_LOG_WARN : CP_LOG_ERROR,
            "redis refused a command; retrying", CP_LS("step", what),
-           CP_LS("error", reply->str), CP_LEND);
+           CP_LS("error", err), CP_LEND);
 }
 
 /* Next step after a round in which some customers still need work: wait
@@ -184,7 +188,12 @@ static void next_round(cp_app_t *app)
         b->phase = CP_BATCH_WAIT; /* resumed by cp__batch_redis_ready */
         if (cp_redis_ready(app->redis))
             cp__app_schedule_retry(app, 0);
-    } else if (b->retry_later) {
+    } else if (b->retry_later || b->attempts > CONFLICT_ROUNDS) {
+        /* Repeated version conflicts mean another writer keeps winning:
+         * back off instead of spinning against Redis. */
+        if (b->attempts == CONFLICT_ROUNDS + 1)
+            cp_log(CP_LOG_WARN, "repeated version conflicts; backing off",
+                   CP_LI("rounds", b->attempts), CP_LEND);
         b->phase = CP_BATCH_WAIT;
         cp__app_schedule_retry(app, RETRY_MS);
     } else {
@@ -257,13 +266,27 @@ static void parse_customer(cp_app_t *app, cp_cust_t *c, redisReply *reply)
     }
 }
 
+/* An error that retrying cannot cure: the key is not ours to read. */
+static int is_wrongtype(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
+           strncmp(reply->str, "WRONGTYPE", 9) == 0;
+}
+
 static void on_cust_read(cp_redis_t *r, redisReply *reply, void *pd)
 {
     cp_cust_t *c = pd;
     cp_app_t *app = cp_redis_opaque(r);
     if (app->batch.phase != CP_BATCH_READ)
         return;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    if (is_wrongtype(reply)) {
+        cp_log(CP_LOG_ERROR,
+               "customer key holds another type; its events go "
+               "to the dead-letter topic",
+               CP_LCUST("customer", c->id), CP_LEND);
+        cp_stored_init(&c->stored);
+        c->unreadable = 1;
+    } else if (!reply || reply->type != REDIS_REPLY_ARRAY)
         round_failed_reply(
             app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
             "read customer");
@@ -521,7 +544,8 @@ static void build_records(cp_app_t *app)
     for (int i = 0; i < b->n_msgs; i++)
         n += b->msgs[i].reject != CP_REJECT_NONE;
     for (int i = 0; i < b->n_custs; i++)
-        n += count_outbox_lines(&b->custs[i].stored);
+        if (!b->custs[i].unreadable)
+            n += count_outbox_lines(&b->custs[i].stored);
     b->recs =
         n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n) : NULL;
     if (n && !b->recs)
@@ -542,10 +566,11 @@ static void build_records(cp_app_t *app)
         rec->cust = -1;
     }
     for (int i = 0; i < b->n_custs; i++)
-        add_outbox_recs(app, i);
+        if (!b->custs[i].unreadable)
+            add_outbox_recs(app, i);
 }
 
-static rd_kafka_headers_t *dlq_headers(const cp_bmsg_t *m)
+static rd_kafka_headers_t *dlq_headers(const cp_bmsg_t *m, const cp_rec_t *rec)
 {
     rd_kafka_headers_t *orig = NULL, *h;
     if (rd_kafka_message_headers(m->rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -562,7 +587,39 @@ static rd_kafka_headers_t *dlq_headers(const cp_bmsg_t *m)
                         rd_kafka_topic_name(m->rkm->rkt), -1);
     rd_kafka_header_add(h, "cp.source.partition", -1, part, -1);
     rd_kafka_header_add(h, "cp.source.offset", -1, off, -1);
+    if (rec->value_dropped) {
+        char size[24];
+        snprintf(size, sizeof(size), "%zu", m->rkm->len);
+        rd_kafka_header_add(h, "cp.value.dropped", -1, size, -1);
+    }
     return h;
+}
+
+/* Records a failed produce or delivery. A DLQ record too large for the
+ * producer (an input up to the broker's limit can exceed librdkafka's
+ * message.max.bytes) goes again without its value, with header
+ * cp.value.dropped = the original size; anything else is retried, and
+ * logged at the 1st, 2nd, 4th, 8th ... failure. */
+static void rec_failed(cp_rec_t *rec, rd_kafka_resp_err_t err)
+{
+    rec->failures++;
+    if (rec->msg >= 0 && !rec->value_dropped &&
+        (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+         err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE)) {
+        rec->value_dropped = 1;
+        rec->value = NULL;
+        rec->value_len = 0;
+        cp_log(CP_LOG_WARN,
+               "dead-letter record too large; sending it "
+               "without its value",
+               CP_LS("topic", rec->topic), CP_LEND);
+        return;
+    }
+    if ((rec->failures & (rec->failures - 1)) == 0)
+        cp_log(CP_LOG_WARN, "produce failed; retrying",
+               CP_LS("topic", rec->topic),
+               CP_LS("error", rd_kafka_err2str(err)),
+               CP_LI("failures", rec->failures), CP_LEND);
 }
 
 /* Produces rec; returns 0, or -1 when it must be retried later. */
@@ -570,7 +627,7 @@ static int produce_rec(cp_app_t *app, cp_rec_t *rec)
 {
     rd_kafka_headers_t *h;
     if (rec->msg >= 0) {
-        h = dlq_headers(&app->batch.msgs[rec->msg]);
+        h = dlq_headers(&app->batch.msgs[rec->msg], rec);
     } else {
         h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, "content-type", -1,
@@ -585,9 +642,7 @@ static int produce_rec(cp_app_t *app, cp_rec_t *rec)
     if (err) {
         rd_kafka_headers_destroy(h);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            cp_log(CP_LOG_WARN, "produce failed; retrying",
-                   CP_LS("topic", rec->topic),
-                   CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+            rec_failed(rec, err);
         return -1;
     }
     rec->delivered = -1; /* in flight */
@@ -629,9 +684,7 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
     if (err) {
         /* Possibly persisted (e.g. __MSG_TIMED_OUT): producing again may
          * duplicate, and duplicates carry the same CloudEvent id. */
-        cp_log(CP_LOG_WARN, "delivery failed; producing again",
-               CP_LS("topic", rec->topic),
-               CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+        rec_failed(rec, err);
         rec->delivered = 0;
         cp__app_schedule_retry(app, RETRY_MS);
         return;
@@ -730,6 +783,13 @@ static void store_offsets(cp_app_t *app)
                CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
     for (int i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
+        if (tp->err) {
+            /* Not assigned any more: the new owner consumes it again. */
+            cp_log(CP_LOG_WARN, "offset not stored", CP_LS("topic", tp->topic),
+                   CP_LI("partition", tp->partition),
+                   CP_LS("error", rd_kafka_err2str(tp->err)), CP_LEND);
+            continue;
+        }
         for (int p = 0; p < app->n_parts; p++) {
             cp_part_t *part = &app->parts[p];
             if (part->partition == tp->partition &&
@@ -788,6 +848,24 @@ void cp__batch_retry(cp_app_t *app)
         resume(app);
     else if (b->phase == CP_BATCH_PRODUCE)
         produce_pending(app);
+}
+
+void cp__batch_drop_partitions(cp_app_t *app,
+                               const rd_kafka_topic_partition_list_t *list)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->phase != CP_BATCH_IDLE)
+        return; /* never: the consumer is polled only between batches */
+    int kept = 0;
+    for (int i = 0; i < b->n_msgs; i++) {
+        rd_kafka_message_t *rkm = b->msgs[i].rkm;
+        if (rd_kafka_topic_partition_list_find(
+                list, rd_kafka_topic_name(rkm->rkt), rkm->partition))
+            rd_kafka_message_destroy(rkm);
+        else
+            b->msgs[kept++].rkm = rkm;
+    }
+    b->n_msgs = kept;
 }
 
 void cp__batch_abandon(cp_app_t *app)

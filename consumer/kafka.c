@@ -210,12 +210,36 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
     return CP_OK;
 }
 
-static int topic_result_ok(const rd_kafka_topic_result_t *tr, char *errstr,
-                           size_t errstr_size)
+/* True when the broker's metadata lists topic (and it has no error). */
+static int topic_exists(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int exists = 0;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR)
+        exists = md->topic_cnt == 1 && md->topics[0].err == 0 &&
+                 md->topics[0].partition_cnt > 0;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return exists;
+}
+
+static int topic_result_ok(rd_kafka_t *rk, const rd_kafka_topic_result_t *tr,
+                           char *errstr, size_t errstr_size)
 {
     rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR ||
         err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return 1;
+    /* A principal without CREATE gets an authorization error even for a
+     * topic that exists: then there is nothing to do. */
+    if ((err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+         err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+         err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION) &&
+        topic_exists(rk, rd_kafka_topic_result_name(tr), 5000))
         return 1;
     snprintf(errstr, errstr_size, "create topic %s: %s",
              rd_kafka_topic_result_name(tr),
@@ -257,7 +281,7 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
             rd_kafka_CreateTopics_result_topics(
                 rd_kafka_event_CreateTopics_result(ev), &cnt);
         for (size_t i = 0; i < cnt; i++)
-            if (!topic_result_ok(res[i], errstr, errstr_size))
+            if (!topic_result_ok(rk, res[i], errstr, errstr_size))
                 rc = CP_EKAFKA;
     }
     if (ev)

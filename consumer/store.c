@@ -21,15 +21,28 @@
 const char cp_store_write_lua[] =
     "local v = redis.call('HGET', KEYS[1], 'v') or '0'\n"
     "if v ~= ARGV[1] then return 0 end\n"
-    "local i = 2\n"
-    "local np = tonumber(ARGV[i]); i = i + 1\n"
+    "local np = tonumber(ARGV[2])\n"
     "local names = {'n', 'sf', 'sm', 'sl'}\n"
+    /* Redis has no rollback: check every population sum before the first
+     * write. A sum that would leave the int64 range (or is not a number)
+     * is frozen instead of failing the customer's write half-way. */
+    "local move = true\n"
     "for j = 1, np do\n"
-    "  if ARGV[i] ~= '0' then\n"
-    "    redis.call('HINCRBY', KEYS[2], names[j], ARGV[i])\n"
+    "  local d = ARGV[2 + j]\n"
+    "  if d ~= '0' then\n"
+    "    local cur = tonumber(redis.call('HGET', KEYS[2], names[j]) or '0')\n"
+    "    if cur == nil or math.abs(cur + tonumber(d)) >= 9.2e18 then\n"
+    "      move = false\n"
+    "    end\n"
     "  end\n"
-    "  i = i + 1\n"
     "end\n"
+    "if move then\n"
+    "  for j = 1, np do\n"
+    "    local d = ARGV[2 + j]\n"
+    "    if d ~= '0' then redis.call('HINCRBY', KEYS[2], names[j], d) end\n"
+    "  end\n"
+    "end\n"
+    "local i = 3 + np\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV, i))\n"
@@ -41,8 +54,9 @@ const char cp_store_write_lua[] =
 const char cp_store_clear_lua[] =
     "local q = redis.call('HGET', KEYS[1], 'xq')\n"
     "if q and tonumber(q) <= tonumber(ARGV[1]) then\n"
-    "  redis.call('HDEL', KEYS[1], 'x', 'xq')\n"
+    /* The bump is the step that can fail (a non-integer v): first. */
     "  redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
+    "  redis.call('HDEL', KEYS[1], 'x', 'xq')\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
@@ -61,10 +75,14 @@ void cp_stored_init(cp_stored_t *s)
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/* Canonical decimals only ("-?(0|[1-9][0-9]*)"): the write script compares
+ * the version as a string, so " 7", "+7" or "07" must not parse as 7. */
 static int parse_i64(const char *v, size_t len, int64_t *out)
 {
     char buf[32];
-    if (len == 0 || len >= sizeof(buf))
+    size_t neg = len > 0 && v[0] == '-';
+    if (len == neg || len >= sizeof(buf) || v[neg] < '0' || v[neg] > '9' ||
+        (v[neg] == '0' && len > neg + 1))
         return -1;
     memcpy(buf, v, len);
     buf[len] = '\0';
@@ -161,6 +179,21 @@ static int parse_wm_field(cp_stored_t *s, const char *f, size_t flen,
     return 0;
 }
 
+/* The outbox is lines "<code>\t<json>\n" with a known code. */
+static int outbox_valid(const char *v, size_t len)
+{
+    if (len == 0 || v[len - 1] != '\n')
+        return 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(v + i, '\n', len - i);
+        size_t n = (size_t)(nl - (v + i));
+        if (n < 3 || v[i] != CP_OUTBOX_SEGMENTS || v[i + 1] != '\t')
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
 static int field_is(const char *f, size_t flen, const char *name)
 {
     return strlen(name) == flen && memcmp(f, name, flen) == 0;
@@ -221,9 +254,12 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
     } else if (field_is(f, flen, "r")) {
         rc = parse_orders(&s->st, v, vlen);
     } else if (field_is(f, flen, "x")) {
-        s->outbox = cp_arena_strndup(a, v, vlen);
-        s->outbox_len = vlen;
-        rc = s->outbox ? 0 : -1;
+        rc = outbox_valid(v, vlen) ? 0 : -1;
+        if (rc == 0) {
+            s->outbox = cp_arena_strndup(a, v, vlen);
+            s->outbox_len = vlen;
+            rc = s->outbox ? 0 : -1;
+        }
     } else if (field_is(f, flen, "xq")) {
         rc = parse_i64(v, vlen, &s->outbox_seq);
     } else if (flen > 2 && f[0] == 'w' && f[1] == ':') {
