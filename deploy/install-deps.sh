@@ -15,7 +15,7 @@ PKGS=(
     libuv1-dev libcmocka-dev
     redis-server kcat                               # local services, tools
     openjdk-17-jdk-headless maven                   # Kafka broker from jars
-    python3 valgrind tzdata                         # tests
+    python3 valgrind tzdata clang                   # tests (clang: libFuzzer)
 )
 
 check_only=0
