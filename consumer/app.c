@@ -209,18 +209,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static int pending_stop_code = -1;
-
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    (void)opaque;
+    cp_app_t *app = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof(buf));
         cp_log(CP_LOG_ERROR, "fatal kafka error",
                CP_LS("client", rd_kafka_name(rk)), CP_LS("error", buf),
                CP_LEND);
-        pending_stop_code = 1; /* acted on after the poll returns */
+        app->pending_stop = 1; /* acted on after the poll returns */
         return;
     }
     cp_log(CP_LOG_WARN, "kafka error", CP_LS("client", rd_kafka_name(rk)),
@@ -236,9 +234,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 
 static void act_on_pending_stop(cp_app_t *app)
 {
-    if (pending_stop_code >= 0) {
-        int code = pending_stop_code;
-        pending_stop_code = -1;
+    if (app->pending_stop >= 0) {
+        int code = app->pending_stop;
+        app->pending_stop = -1;
         begin_stop(app, code);
     }
 }
@@ -680,6 +678,7 @@ int cp_app_run(cp_config_t *cfg, int exit_at_end)
     cp_app_t app;
     memset(&app, 0, sizeof(app));
     app.cq_pipe[0] = app.cq_pipe[1] = app.pq_pipe[0] = app.pq_pipe[1] = -1;
+    app.pending_stop = -1;
     uv_loop_init(&loop);
     app.loop = &loop;
     int rc = 1;

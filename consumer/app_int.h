@@ -125,6 +125,7 @@ typedef struct cp_app_s {
     cp_decode_params_t dparams;
     int exit_at_end;
     int exit_code;
+    int pending_stop; /* set by error_cb inside a poll; -1 when none */
     cp_app_state_t state;
 
     rd_kafka_t *embedded; /* mock cluster owner, or NULL */

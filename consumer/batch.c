@@ -81,13 +81,10 @@ static int cust_find_or_add(cp_app_t *app, cp_batch_t *b, const char *id,
             memset(c, 0, offsetof(cp_cust_t, stored));
             c->id = id;
             c->id_len = len;
-            size_t klen = strlen(app->cfg->redis_prefix) + len + 5;
-            char *key = cp_arena_alloc(&b->arena, klen);
-            if (!key)
+            c->key = cp_store_key(app->cfg->redis_prefix, id, len, &b->arena,
+                                  &c->key_len);
+            if (!c->key)
                 return -1;
-            c->key_len = (size_t)snprintf(key, klen, "%sc:{%s}",
-                                          app->cfg->redis_prefix, id);
-            c->key = key;
             b->table[i] = ++b->n_custs;
             return b->n_custs - 1;
         }
@@ -378,8 +375,10 @@ static cp_rfm_ref_t reference(const cp_app_t *app, int64_t today)
     return ref;
 }
 
-/* Applies the customer's messages in order; returns 1 if a write is needed. */
-static int apply_customer(cp_app_t *app, cp_cust_t *c)
+/* Applies the customer's messages in order, moving each applied event's
+ * population contribution in the batch's figures and in *delta (what the
+ * write adds to the population hash); returns 1 if a write is needed. */
+static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
 {
     cp_stored_t *s = &c->stored;
     cp_batch_t *b = &app->batch;
@@ -403,6 +402,7 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c)
         int64_t today = cp_tz_day(app->tz, m->now_ms);
         cp_pop_t after = cp_pop_delta(NULL, &s->st);
         pop_move(&b->pop, &before, &after);
+        pop_move(delta, &before, &after);
         cp_rfm_ref_t ref = reference(app, today);
         cp_rfm8_t seg = cp_rfm8_classify(&s->st, today, &ref);
         if (seg != s->st.segment)
@@ -490,14 +490,11 @@ static void apply_and_write(cp_app_t *app)
             reject_customer(app, c);
             continue;
         }
-        cp_pop_t before = cp_pop_delta(NULL, &c->stored.st);
-        if (!apply_customer(app, c)) {
+        cp_pop_t delta = {0, 0, 0, 0};
+        if (!apply_customer(app, c, &delta)) {
             c->phase = CP_CUST_DONE; /* nothing new; outbox may remain */
             continue;
         }
-        cp_pop_t after = cp_pop_delta(NULL, &c->stored.st);
-        cp_pop_t delta = {after.n - before.n, after.sf - before.sf,
-                          after.sm - before.sm, after.sl - before.sl};
         write_customer(app, c, &delta);
     }
     write_reply_done(app);

@@ -186,7 +186,12 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
         cp_tz_free(tz);
         return 1;
     }
-    redisReply *r = redisCommand(c, "HGETALL %sc:{%s}", cfg->redis_prefix, id);
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    size_t klen;
+    const char *key =
+        cp_store_key(cfg->redis_prefix, id, strlen(id), &a, &klen);
+    redisReply *r = key ? redisCommand(c, "HGETALL %b", key, klen) : NULL;
     int rc = 1;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "custpulse: redis: %s\n",
@@ -194,8 +199,6 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
     } else if (r->elements == 0) {
         fprintf(stderr, "custpulse: unknown customer\n");
     } else {
-        cp_arena_t a;
-        cp_arena_init(&a, 0);
         cp_stored_t *s = malloc(sizeof(*s));
         cp_stored_init(s);
         rc = 0;
@@ -214,8 +217,8 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
             json_decref(o);
         }
         free(s);
-        cp_arena_free(&a);
     }
+    cp_arena_free(&a);
     freeReplyObject(r);
     redisFree(c);
     cp_tz_free(tz);

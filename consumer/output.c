@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp_time.h"
@@ -23,9 +24,11 @@ void cp_output_event_id(const char *customer_id, size_t len, const char *model,
     int slen = snprintf(NULL, 0, "%" PRId64, seq);
     size_t n = len + 1 + mlen + 1 + (size_t)slen;
     if (n + 1 > sizeof(buf)) {
-        /* Cannot happen with validated ids (<= 128 bytes); keep it total. */
-        len = sizeof(buf) - mlen - 24 - 3;
-        n = len + 1 + mlen + 1 + (size_t)slen;
+        /* The decoder caps ids at CP_ID_MAX (128) bytes; a truncated id
+         * would hash to another customer's event id. */
+        fputs("custpulse: customer id longer than the decoder allows\n",
+              stderr);
+        abort();
     }
     memcpy(buf, customer_id, len);
     buf[len] = '\0';

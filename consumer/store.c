@@ -61,6 +61,21 @@ const char cp_store_clear_lua[] =
     "end\n"
     "return 0\n";
 
+char *cp_store_key(const char *prefix, const char *id, size_t id_len,
+                   cp_arena_t *a, size_t *len)
+{
+    size_t plen = strlen(prefix);
+    char *key = cp_arena_alloc(a, plen + id_len + 5);
+    if (!key)
+        return NULL;
+    memcpy(key, prefix, plen);
+    memcpy(key + plen, "c:{", 3);
+    memcpy(key + plen + 3, id, id_len);
+    memcpy(key + plen + 3 + id_len, "}", 2);
+    *len = plen + id_len + 4;
+    return key;
+}
+
 void cp_stored_init(cp_stored_t *s)
 {
     cp_state_init(&s->st);

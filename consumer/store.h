@@ -39,6 +39,12 @@ typedef struct cp_stored_s {
 /* Output topic codes inside the outbox. */
 #define CP_OUTBOX_SEGMENTS 's'
 
+/* The customer's hash key, "<prefix>c:{<id>}" (the id is the Redis
+ * Cluster hash tag), in the arena; its length in *len. NULL on allocation
+ * failure. */
+char *cp_store_key(const char *prefix, const char *id, size_t id_len,
+                   cp_arena_t *a, size_t *len);
+
 /* Resets s to a new customer's state. */
 void cp_stored_init(cp_stored_t *s);
 

@@ -152,6 +152,21 @@ static void test_corrupt_fields(void **state)
     }
 }
 
+static void test_key(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    size_t len = 0;
+    char *k = cp_store_key("cp:", "c-{x}-9", 7, &a, &len);
+    assert_string_equal(k, "cp:c:{c-{x}-9}");
+    assert_int_equal(len, 14);
+    k = cp_store_key("", "\xe5\xae\xa2", 3, &a, &len); /* 客 */
+    assert_string_equal(k, "c:{\xe5\xae\xa2}");
+    assert_int_equal(len, 7);
+    cp_arena_free(&a);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -173,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_parse_and_write),
         cmocka_unit_test(test_fixed_mode_and_no_segment),
         cmocka_unit_test(test_corrupt_fields),
+        cmocka_unit_test(test_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
