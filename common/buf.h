@@ -22,7 +22,7 @@ typedef struct cp_buf_s {
 } cp_buf_t;
 
 void cp_buf_init(cp_buf_t *b);
-void cp_buf_free(cp_buf_t *b); /* frees data; b may be reused after init */
+void cp_buf_free(cp_buf_t *b);  /* frees data; b may be reused after init */
 void cp_buf_reset(cp_buf_t *b); /* len = 0, keeps capacity, clears failed */
 int cp_buf_failed(const cp_buf_t *b);
 

@@ -93,6 +93,13 @@ static const centry_t config_table[] = {
           "Deadline per Redis command, in milliseconds."),
     E_STR("redis.key_prefix", redis_prefix, "cp:", CF_EMPTY_OK, NULL,
           "Prefix of every Redis key."),
+    E_INT("redis.wait_replicas", redis_wait_replicas, "0", 0, 100, 0,
+          "Replicas that must acknowledge a batch's writes (WAIT) before "
+          "its outputs are produced and its offsets committed; 0 = the "
+          "primary's acknowledgement suffices."),
+    E_INT("redis.wait_timeout_ms", redis_wait_timeout_ms, "1000", 1, 600000, 0,
+          "Timeout of one WAIT; a batch short of replicas waits again "
+          "until they acknowledge."),
     E_STR("currency", currency, "USD", 0,
           "ISO 4217 code with known minor units",
           "Reporting currency; orders in other currencies go to the DLQ."),
@@ -125,6 +132,12 @@ static const centry_t config_table[] = {
           "CloudEvents `source` of output events."),
     E_ENUM("log.level", log_level, "info", level_values,
            "Log threshold; at `debug` customer ids are logged unhashed."),
+    E_SECRET("log.id_key", log_id_key,
+             "Key of the keyed hash (SipHash-2-4) of customer ids in logs; "
+             "empty = a random key per process. Never printed."),
+    E_INT("stats.interval_ms", stats_interval_ms, "60000", 0, 86400000, 0,
+          "Period of the `stats` log line (counters), in milliseconds; "
+          "0 = only the final line at exit."),
     E_INT("shutdown.timeout_ms", shutdown_timeout_ms, "10000", 100, 600000, 0,
           "Longest clean shutdown (drain, deliver, commit), in "
           "milliseconds."),

@@ -46,6 +46,8 @@ typedef struct cp_config_s {
     int redis_db;
     int redis_timeout_ms;
     char *redis_prefix;
+    int redis_wait_replicas;   /* 0: do not WAIT */
+    int redis_wait_timeout_ms; /* WAIT's own timeout */
 
     /* model */
     char *currency;
@@ -66,6 +68,8 @@ typedef struct cp_config_s {
     int input_max_bytes;
     char *output_source;
     cp_log_level_t log_level;
+    char *log_id_key;      /* secret: key of the hash of logged customer ids */
+    int stats_interval_ms; /* 0: only the final line */
     int shutdown_timeout_ms;
 
     /* kafka.* pass-through, in the order set (later duplicates win) */
@@ -120,8 +124,7 @@ cp_err_t cp_config_set_kv(cp_config_t *cfg, const char *kv, char *errstr,
  * timezone valid for cp_tz_new (else CP_EINVAL; the zone is freed again,
  * but an IANA zone has been made the process's TZ, see cp_time.h).
  * errstr names the key. */
-cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr,
-                            size_t errstr_size);
+cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size);
 
 /* Writes the reference as a Markdown table (key, type, default,
  * range/values, description) after a short introduction, the kafka.* note

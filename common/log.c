@@ -6,9 +6,15 @@
  * lines from librdkafka's threads never interleave. Truncation keeps the
  * line valid JSON: a string is cut at a UTF-8 character boundary and closed,
  * later fields are dropped and "truncated":true is appended.
+ *
+ * Customer ids are logged as a SipHash-2-4 under a process-wide key (from
+ * log.id_key, else random), kept under its own mutex because librdkafka's
+ * threads may log while start-up sets it.
  */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -16,9 +22,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "cp_time.h"
-#include "hash.h"
+#include "siphash.h"
 
 #define LINE_MAX_BYTES 4096
 /* Room always kept free for the tail: ,"truncated":true}\n */
@@ -56,6 +64,94 @@ int cp_log_level_parse(const char *s, cp_log_level_t *out)
         }
     }
     return -1;
+}
+
+/* ------------------------------------------------------ customer-id key */
+
+static pthread_mutex_t id_key_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t id_key[CP_SIPHASH_KEY_SIZE]; /* under id_key_lock */
+static int id_key_set;                      /* under id_key_lock */
+
+/* n bytes from /dev/urandom; 0 on success. */
+static int urandom_bytes(unsigned char *p, size_t n)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+
+    if (fd < 0)
+        return -1;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    return got == n ? 0 : -1;
+}
+
+/* n bytes from getrandom(2), or /dev/urandom where that is missing or
+ * refused (old kernel, seccomp); 0 on success. */
+static int random_bytes(unsigned char *p, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return urandom_bytes(p, n);
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+cp_err_t cp_log_set_id_key(const char *key)
+{
+    uint8_t k[CP_SIPHASH_KEY_SIZE];
+
+    if (key != NULL && key[0] != '\0')
+        cp_siphash_key_derive(key, strlen(key), k);
+    else if (random_bytes(k, sizeof(k)) != 0)
+        return CP_EIO;
+    pthread_mutex_lock(&id_key_lock);
+    memcpy(id_key, k, sizeof(k));
+    id_key_set = 1;
+    pthread_mutex_unlock(&id_key_lock);
+    return CP_OK;
+}
+
+/* Copies the key into k, making a random one first if none is set yet;
+ * 0 on success. */
+static int id_key_get(uint8_t k[CP_SIPHASH_KEY_SIZE])
+{
+    int ok;
+
+    pthread_mutex_lock(&id_key_lock);
+    if (!id_key_set && random_bytes(id_key, sizeof(id_key)) == 0)
+        id_key_set = 1;
+    ok = id_key_set;
+    memcpy(k, id_key, sizeof(id_key));
+    pthread_mutex_unlock(&id_key_lock);
+    return ok ? 0 : -1;
+}
+
+cp_err_t cp_log_hash_id(const char *id, char out[CP_LOG_ID_HASH_SIZE])
+{
+    uint8_t k[CP_SIPHASH_KEY_SIZE];
+
+    if (id_key_get(k) != 0) {
+        memcpy(out, "h:?", 4);
+        return CP_EIO;
+    }
+    snprintf(out, CP_LOG_ID_HASH_SIZE, "h:%016" PRIx64,
+             cp_siphash24(k, id, strlen(id)));
+    return CP_OK;
 }
 
 /* --------------------------------------------------------- line writer */
@@ -170,13 +266,13 @@ static int put_str_or_null(line_t *ln, const char *s)
 
 static int put_customer(line_t *ln, const char *id)
 {
-    char tmp[24];
+    char tmp[CP_LOG_ID_HASH_SIZE];
 
     if (id == NULL || cp_log_enabled(CP_LOG_DEBUG))
         return put_str_or_null(ln, id);
-    /* PII stays out of non-debug logs; the hash still correlates lines. */
-    snprintf(tmp, sizeof(tmp), "h:%016" PRIx64,
-             cp_hash_fnv1a64(id, strlen(id)));
+    /* PII stays out of non-debug logs; the hash still correlates lines,
+     * and being keyed it cannot be reversed from a list of known ids. */
+    cp_log_hash_id(id, tmp);
     return line_str(ln, tmp);
 }
 

@@ -13,6 +13,7 @@
 #include "app.h"
 
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,23 +21,105 @@
 #include <unistd.h>
 
 #include "app_int.h"
+#include "failpoint.h"
 #include "kafka.h"
 #include "log.h"
 
 static void begin_stop(cp_app_t *app, int code);
 static void try_poll(cp_app_t *app);
+static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
+                           rd_kafka_topic_partition_list_t *list);
 
 static _Atomic int stop_flag; /* read by worker threads */
 
 /* ---- partitions ---------------------------------------------------------- */
 
-static cp_part_t *part_find(cp_app_t *app, const char *topic, int32_t p)
+int cp__app_part_index(cp_app_t *app, const char *topic, int32_t p)
 {
     for (int i = 0; i < app->n_parts; i++)
         if (app->parts[i].partition == p &&
             strcmp(app->parts[i].topic, topic) == 0)
-            return &app->parts[i];
-    return NULL;
+            return i;
+    return -1;
+}
+
+static cp_part_t *part_find(cp_app_t *app, const char *topic, int32_t p)
+{
+    int i = cp__app_part_index(app, topic, p);
+    return i < 0 ? NULL : &app->parts[i];
+}
+
+/* ---- partition epochs (fencing, docs/fault-tolerance.md) ------------------
+ *
+ * The owner of a partition takes its epoch when the partition is assigned
+ * (and again if that failed); every customer write carries it, and the
+ * write script refuses writes whose epoch was outranked. The reply names
+ * the partition by index and assignment generation, so a reply for an
+ * earlier assignment is ignored. */
+
+#define EPOCH_GEN_BITS 20
+
+static void on_epoch(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    intptr_t v = (intptr_t)pd;
+    int i = (int)(v >> EPOCH_GEN_BITS);
+    unsigned gen = (unsigned)(v & ((1 << EPOCH_GEN_BITS) - 1));
+    if (i >= app->n_parts)
+        return;
+    cp_part_t *part = &app->parts[i];
+    if ((part->gen & ((1u << EPOCH_GEN_BITS) - 1)) != gen)
+        return;
+    part->acquiring = 0;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        if (reply->integer > part->epoch)
+            part->epoch = reply->integer;
+        app->stats.epochs_acquired++;
+        cp_log(CP_LOG_DEBUG, "partition epoch taken",
+               CP_LS("topic", part->topic), CP_LI("partition", part->partition),
+               CP_LI("epoch", part->epoch), CP_LEND);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+               strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        cp_redis_reload_scripts(r); /* taken again by the next batch */
+    } else if (reply) {
+        cp_log(CP_LOG_WARN, "cannot take a partition epoch; retrying",
+               CP_LS("topic", part->topic), CP_LI("partition", part->partition),
+               CP_LS("error", reply->type == REDIS_REPLY_ERROR
+                                  ? reply->str
+                                  : "unexpected reply type"),
+               CP_LEND);
+    }
+}
+
+int cp__app_acquire_epoch(cp_app_t *app, int i)
+{
+    cp_part_t *part = &app->parts[i];
+    if (!app->redis || !cp_redis_ready(app->redis))
+        return -1;
+    const char *argv[] = {"EVALSHA",
+                          cp_redis_script_sha(app->redis, CP_SCRIPT_EPOCH), "1",
+                          part->epkey};
+    size_t lens[] = {7, 40, 1, strlen(part->epkey)};
+    intptr_t pd = ((intptr_t)i << EPOCH_GEN_BITS) |
+                  (intptr_t)(part->gen & ((1u << EPOCH_GEN_BITS) - 1));
+    if (cp_redis_cmd(app->redis, on_epoch, (void *)pd, 4, argv, lens) != CP_OK)
+        return -1;
+    part->acquiring = 1;
+    return 0;
+}
+
+/* An assignment or a revocation: what the previous ownership held (epoch,
+ * fencing, position check) no longer applies; late replies for it are told
+ * apart by the generation. */
+static void part_new_generation(cp_part_t *part, int active)
+{
+    part->active = active;
+    part->gen++;
+    part->epoch = 0;
+    part->fenced = 0;
+    part->acquiring = 0;
+    part->alarmed = 0;
+    part->checking = 0;
 }
 
 static void parts_assign(cp_app_t *app,
@@ -55,12 +138,21 @@ static void parts_assign(cp_app_t *app,
                 app->cap_parts = cap;
             }
             part = &app->parts[app->n_parts++];
+            memset(part, 0, sizeof(*part));
             part->topic = strdup(tp->topic);
             part->partition = tp->partition;
+            size_t klen =
+                strlen(app->cfg->redis_prefix) + strlen(tp->topic) + 20;
+            part->epkey = malloc(klen);
+            if (!part->topic || !part->epkey)
+                abort();
+            snprintf(part->epkey, klen, "%sep:%s:%d", app->cfg->redis_prefix,
+                     tp->topic, (int)tp->partition);
             part->end = -1; /* the end is fixed at the first assignment */
             part->next = -1;
         }
-        part->active = 1;
+        part_new_generation(part, 1);
+        (void)cp__app_acquire_epoch(app, (int)(part - app->parts));
     }
 }
 
@@ -71,7 +163,7 @@ static void parts_revoke(cp_app_t *app,
         cp_part_t *part =
             part_find(app, list->elems[i].topic, list->elems[i].partition);
         if (part)
-            part->active = 0;
+            part_new_generation(part, 0);
     }
 }
 
@@ -183,6 +275,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             aerr = rd_kafka_assign(rk, list);
         parts_assign(app, list);
+        if (!error && !aerr)
+            check_assigned(app, rk, list);
         app->got_assignment = 1;
         if (app->exit_at_end && list->cnt > 0)
             query_ends(app, list);
@@ -212,6 +306,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     cp_app_t *app = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == app->producer) {
+        /* librdkafka 2.0.2 can raise a false one (#4438): the producer is
+         * recreated once this poll returns (restart_producer). */
+        app->producer_fatal = 1;
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof(buf));
@@ -248,6 +348,154 @@ static void drain_pipe(int fd)
     char buf[64];
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
+}
+
+/* ---- position check at assignment ------------------------------------------
+ *
+ * A committed offset beyond a partition's end (the topic was deleted and
+ * recreated, or a broker lost data) would make librdkafka reset to the
+ * start, and the customers' watermarks would then take every new event
+ * for a re-delivery and skip it silently. So every assigned partition is
+ * paused in the rebalance callback until a worker has read its committed
+ * offset and watermarks: beyond the end -> alarm, the partition stays
+ * paused (and its messages are dropped, uncommitted); before the start
+ * (retention deleted events before they were consumed) -> alarm, go on
+ * from the start; otherwise seek to the committed offset (or where
+ * auto.offset.reset says when there is none) and resume. The seek also
+ * discards any message fetched before the pause took effect. */
+typedef struct cp_check_job_s {
+    uv_work_t req;
+    cp_app_t *app;
+    char *topic;
+    int32_t partition;
+    unsigned gen;
+    int64_t committed, lo, hi;
+    int ok;
+} cp_check_job_t;
+
+static void check_job_work(uv_work_t *req)
+{
+    cp_check_job_t *job = req->data;
+    rd_kafka_t *rk = job->app->consumer;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, job->topic, job->partition);
+    for (int i = 0; i < 5 && !atomic_load(&stop_flag) && !job->ok; i++) {
+        job->ok =
+            rd_kafka_committed(rk, l, 5000) == 0 && l->elems[0].err == 0 &&
+            rd_kafka_query_watermark_offsets(rk, job->topic, job->partition,
+                                             &job->lo, &job->hi, 5000) == 0;
+        if (!job->ok)
+            sleep(1);
+    }
+    job->committed = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static rd_kafka_topic_partition_list_t *one_tp(const char *topic, int32_t p,
+                                               int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, p)->offset = offset;
+    return l;
+}
+
+static void seek_and_resume(cp_app_t *app, cp_part_t *part, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l =
+        one_tp(part->topic, part->partition, offset);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(app->consumer, l, 0);
+    if (error) {
+        cp_log(CP_LOG_ERROR, "seek failed", CP_LS("topic", part->topic),
+               CP_LI("partition", part->partition),
+               CP_LS("error", rd_kafka_error_string(error)), CP_LEND);
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_resume_partitions(app->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    part->checking = 0;
+}
+
+static void offset_alarm(cp_app_t *app, const char *msg, const cp_part_t *part,
+                         const cp_check_job_t *job)
+{
+    app->stats.offset_alarms++;
+    cp_log(CP_LOG_ERROR, msg, CP_LS("topic", part->topic),
+           CP_LI("partition", part->partition),
+           CP_LI("committed", job->committed), CP_LI("low", job->lo),
+           CP_LI("high", job->hi), CP_LEND);
+}
+
+static void start_check(cp_app_t *app, cp_part_t *part);
+
+static void check_job_done(uv_work_t *req, int status)
+{
+    cp_check_job_t *job = req->data;
+    cp_app_t *app = job->app;
+    cp_part_t *part = part_find(app, job->topic, job->partition);
+    if (status != 0 || app->state != CP_APP_RUNNING || !part || !part->active ||
+        part->gen != job->gen) {
+        /* stale: a later assignment runs its own check */
+    } else if (!job->ok) {
+        cp_log(CP_LOG_WARN,
+               "cannot read a partition's committed offset yet; retrying",
+               CP_LS("topic", part->topic), CP_LI("partition", part->partition),
+               CP_LEND);
+        start_check(app, part);
+    } else if (job->committed > job->hi) {
+        part->alarmed = 1;
+        part->checking = 0;
+        offset_alarm(app,
+                     "committed offset beyond the partition's end: was the "
+                     "topic deleted and recreated? The partition is not "
+                     "consumed (its new events would be taken for "
+                     "re-deliveries); see docs/fault-tolerance.md",
+                     part, job);
+        if (app->exit_at_end)
+            begin_stop(app, 1);
+    } else if (job->committed >= 0 && job->committed < job->lo) {
+        offset_alarm(app,
+                     "events deleted by retention before they were consumed; "
+                     "going on from the earliest available",
+                     part, job);
+        seek_and_resume(app, part, RD_KAFKA_OFFSET_BEGINNING);
+    } else if (job->committed >= 0) {
+        seek_and_resume(app, part, job->committed);
+    } else {
+        const char *policy = cp_kafka_reset_policy(app->cfg);
+        int latest = !strcmp(policy, "latest") || !strcmp(policy, "largest") ||
+                     !strcmp(policy, "end");
+        seek_and_resume(app, part,
+                        latest ? RD_KAFKA_OFFSET_END
+                               : RD_KAFKA_OFFSET_BEGINNING);
+    }
+    free(job->topic);
+    free(job);
+}
+
+static void start_check(cp_app_t *app, cp_part_t *part)
+{
+    cp_check_job_t *job = calloc(1, sizeof(*job));
+    if (!job || !(job->topic = strdup(part->topic)))
+        abort();
+    job->app = app;
+    job->partition = part->partition;
+    job->gen = part->gen;
+    job->req.data = job;
+    part->checking = 1;
+    uv_queue_work(app->loop, &job->req, check_job_work, check_job_done);
+}
+
+/* Rebalance callback: pause what was just assigned and check it. */
+static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
+                           rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_pause_partitions(rk, list);
+    for (int i = 0; i < list->cnt; i++) {
+        cp_part_t *part =
+            part_find(app, list->elems[i].topic, list->elems[i].partition);
+        if (part)
+            start_check(app, part);
+    }
 }
 
 /* A non-data message from the consumer queue. */
@@ -305,10 +553,65 @@ static void on_cq_readable(uv_poll_t *h, int status, int events)
     try_poll(app);
 }
 
+static rd_kafka_t *client_new(cp_app_t *app, cp_kafka_role_t role,
+                              const char *bootstraps);
+
+#define PRODUCER_RESTARTS_MAX 5 /* within PRODUCER_RESTART_WINDOW_MS */
+#define PRODUCER_RESTART_WINDOW_MS 60000
+
+/* A fatal error of the idempotent producer (librdkafka #4438 raises false
+ * ones): purge it, so every record in flight gets a delivery report and is
+ * marked undelivered, destroy it and create a new one; the batch produces
+ * its undelivered records again (same CloudEvent ids). Outputs of batches
+ * not yet cleared are still in their customers' outboxes. A fatal error
+ * that keeps coming back is real: stop with exit code 1. */
+static void restart_producer(cp_app_t *app)
+{
+    char buf[512] = "";
+    app->producer_fatal = 0;
+    rd_kafka_fatal_error(app->producer, buf, sizeof(buf));
+    uint64_t now = uv_now(app->loop);
+    if (now - app->restart_window_start > PRODUCER_RESTART_WINDOW_MS) {
+        app->restart_window_start = now;
+        app->restarts_in_window = 0;
+    }
+    if (++app->restarts_in_window > PRODUCER_RESTARTS_MAX) {
+        cp_log(CP_LOG_ERROR, "fatal producer error keeps coming back; stopping",
+               CP_LS("error", buf), CP_LEND);
+        begin_stop(app, 1);
+        return;
+    }
+    app->stats.producer_restarts++;
+    cp_log(CP_LOG_ERROR,
+           "fatal producer error: recreating the producer; undelivered "
+           "records are produced again",
+           CP_LS("error", buf), CP_LI("restarts", app->stats.producer_restarts),
+           CP_LEND);
+    rd_kafka_t *old = app->producer;
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && rd_kafka_outq_len(old) > 0; i++)
+        rd_kafka_poll(old, 20); /* purge reports: records marked undelivered */
+    rd_kafka_queue_io_event_enable(app->pq, -1, NULL, 0);
+    rd_kafka_queue_destroy(app->pq);
+    app->pq = NULL;
+    rd_kafka_destroy(old);
+    app->producer = client_new(app, CP_KAFKA_PRODUCER, app->bootstraps);
+    if (!app->producer) {
+        begin_stop(app, 1);
+        return;
+    }
+    app->pq = rd_kafka_queue_get_main(app->producer);
+    rd_kafka_queue_io_event_enable(app->pq, app->pq_pipe[1], "1", 1);
+    if (app->batch.phase == CP_BATCH_PRODUCE)
+        cp__app_schedule_retry(app, 0);
+}
+
 static void serve_producer(cp_app_t *app)
 {
-    while (rd_kafka_poll(app->producer, 0) > 0)
+    while (app->producer && rd_kafka_poll(app->producer, 0) > 0)
         ;
+    if (app->producer_fatal && app->state != CP_APP_CLOSED)
+        restart_producer(app);
     act_on_pending_stop(app);
 }
 
@@ -330,7 +633,7 @@ static void on_tick(uv_timer_t *t)
     cp_app_t *app = t->data;
     if (app->state == CP_APP_CLOSED)
         return;
-    if (rd_kafka_queue_length(app->pq) > 0)
+    if (app->pq && rd_kafka_queue_length(app->pq) > 0)
         serve_producer(app);
     if (rd_kafka_queue_length(app->cq) > 0)
         try_poll(app);
@@ -477,6 +780,37 @@ static rd_kafka_t *client_new(cp_app_t *app, cp_kafka_role_t role,
     return rk;
 }
 
+/* ---- stats --------------------------------------------------------------- */
+
+static void log_stats(cp_app_t *app, const char *msg)
+{
+    const cp_stats_t *s = &app->stats;
+    const cp_redis_stats_t *rs = cp_redis_stats(app->redis);
+    cp_log(CP_LOG_INFO, msg, CP_LI("events", s->events),
+           CP_LI("applied", s->applied),
+           CP_LI("skipped_redelivered", s->skipped_redelivered),
+           CP_LI("duplicates", s->duplicates), CP_LI("dlq", s->dlq),
+           CP_LI("outputs", s->outputs), CP_LI("batches", s->batches),
+           CP_LI("writes", s->writes),
+           CP_LI("write_conflicts", s->write_conflicts),
+           CP_LI("writes_fenced", s->writes_fenced),
+           CP_LI("epochs_acquired", s->epochs_acquired),
+           CP_LI("redis_commands", rs->commands),
+           CP_LI("redis_round_trips", s->redis_round_trips),
+           CP_LI("redis_timeouts", rs->timeouts),
+           CP_LI("redis_disconnects", rs->disconnects),
+           CP_LI("redis_restarts_seen", rs->restarts),
+           CP_LI("producer_restarts", s->producer_restarts),
+           CP_LI("offset_alarms", s->offset_alarms),
+           CP_LI("wait_short", s->wait_short),
+           CP_LI("exit_code", app->exit_code), CP_LEND);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    log_stats(t->data, "stats");
+}
+
 /* ---- shutdown -------------------------------------------------------------
  */
 
@@ -495,6 +829,7 @@ static void close_all(cp_app_t *app)
     app->state = CP_APP_CLOSED;
     uv_close((uv_handle_t *)&app->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&app->stats_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->shutdown_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigint, on_handle_closed);
@@ -504,26 +839,64 @@ static void close_all(cp_app_t *app)
     app->redis = NULL;
 }
 
-/* Commits, leaves the group and flushes; runs once no batch is in flight. */
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static int ms_left(const cp_app_t *app)
+{
+    uint64_t now = mono_ms();
+    return now >= app->stop_deadline_ms ? 0
+                                        : (int)(app->stop_deadline_ms - now);
+}
+
+/* Commits the stored offsets and waits for the result until the deadline.
+ * Returns 0 when committed (or nothing to commit). */
+static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
+{
+    rd_kafka_resp_err_t err =
+        rd_kafka_commit_queue(app->consumer, NULL, q, NULL, NULL);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return 0;
+    for (int left; !err && (left = ms_left(app)) > 0;) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left < 100 ? left : 100);
+        if (!ev)
+            continue;
+        int done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
+        if (done)
+            err = rd_kafka_event_error(ev);
+        rd_kafka_event_destroy(ev);
+        if (done)
+            return err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err ? 0 : (int)err;
+    }
+    if (!err)
+        err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    cp_log(CP_LOG_ERROR,
+           "final commit failed; the last offsets are consumed again after "
+           "a restart (and skipped by the customers' watermarks)",
+           CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+    return -1;
+}
+
+/* Commits, leaves the group and flushes, all within shutdown.timeout_ms of
+ * the stop request; runs once no batch is in flight. */
 static void finish_shutdown(cp_app_t *app)
 {
-    if (app->subscribed) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(app->consumer, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-            cp_log(CP_LOG_ERROR, "final commit failed",
-                   CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
-            app->exit_code = app->exit_code ? app->exit_code : 1;
-        }
-    }
     app->batch.phase = CP_BATCH_IDLE;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(app->consumer);
+    if (app->subscribed && final_commit(app, q) != 0)
+        app->exit_code = app->exit_code ? app->exit_code : 1;
+    rd_kafka_queue_destroy(q);
+    /* Synchronous: librdkafka 2.0.2's rd_kafka_consumer_close_queue left
+     * rd_kafka_destroy waiting forever when polled from here; the leave is
+     * bounded by librdkafka (about session.timeout.ms). */
     rd_kafka_consumer_close(app->consumer);
-    rd_kafka_flush(app->producer, 5000);
-    const cp_redis_stats_t *rs = cp_redis_stats(app->redis);
-    cp_log(CP_LOG_INFO, "stopped", CP_LI("events", app->n_events),
-           CP_LI("dlq", app->n_dlq), CP_LI("outputs", app->n_outputs),
-           CP_LI("batches", app->n_batches),
-           CP_LI("redis_commands", rs->commands),
-           CP_LI("exit_code", app->exit_code), CP_LEND);
+    if (app->producer) {
+        int left = ms_left(app);
+        rd_kafka_flush(app->producer, left < 5000 ? left : 5000);
+    }
+    log_stats(app, "stopped");
     close_all(app);
 }
 
@@ -543,10 +916,14 @@ static void begin_stop(cp_app_t *app, int code)
     if (app->state != CP_APP_STOPPING) {
         app->exit_code = code;
         app->state = CP_APP_STOPPING;
+        app->stop_deadline_ms =
+            mono_ms() + (uint64_t)app->cfg->shutdown_timeout_ms;
         atomic_store(&stop_flag, 1);
         cp_log(CP_LOG_INFO, "stopping", CP_LI("exit_code", code), CP_LEND);
+        /* The batch in flight gets three quarters of the time; the rest is
+         * for the final commit and the group leave. */
         uv_timer_start(&app->shutdown_timer, on_shutdown_deadline,
-                       (uint64_t)app->cfg->shutdown_timeout_ms, 0);
+                       (uint64_t)app->cfg->shutdown_timeout_ms * 3 / 4, 0);
     }
     if (app->batch.phase == CP_BATCH_IDLE) {
         uv_timer_stop(&app->shutdown_timer);
@@ -569,6 +946,17 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     char err[256];
     app->cfg = cfg;
     app->exit_at_end = exit_at_end;
+    if (cp_fp_init() != 0)
+        return -1;
+    if (cfg->redis_wait_replicas > 0 &&
+        cfg->redis_wait_timeout_ms >= cfg->redis_timeout_ms) {
+        /* WAIT blocks the connection: the command deadline would drop it. */
+        cp_log(CP_LOG_ERROR,
+               "redis.wait_timeout_ms must be below redis.timeout_ms",
+               CP_LI("redis.wait_timeout_ms", cfg->redis_wait_timeout_ms),
+               CP_LI("redis.timeout_ms", cfg->redis_timeout_ms), CP_LEND);
+        return -1;
+    }
     app->tz = cp_tz_new(cfg->timezone, err, sizeof(err));
     if (!app->tz) {
         cp_log(CP_LOG_ERROR, "invalid timezone", CP_LS("error", err), CP_LEND);
@@ -588,6 +976,7 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     int failed = 0;
     app->embedded =
         cp_kafka_embedded_new(cfg, &bootstraps, &failed, err, sizeof(err));
+    app->bootstraps = bootstraps;
     if (failed) {
         cp_log(CP_LOG_ERROR, "cannot start the embedded cluster",
                CP_LS("error", err), CP_LEND);
@@ -619,6 +1008,12 @@ static void app_start(cp_app_t *app)
     app->retry_timer.data = app->shutdown_timer.data = app;
     app->tick_timer.data = app;
     uv_timer_start(&app->tick_timer, on_tick, 0, 1000);
+    uv_timer_init(app->loop, &app->stats_timer);
+    app->stats_timer.data = app;
+    if (app->cfg->stats_interval_ms > 0)
+        uv_timer_start(&app->stats_timer, on_stats_timer,
+                       (uint64_t)app->cfg->stats_interval_ms,
+                       (uint64_t)app->cfg->stats_interval_ms);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_init(app->loop, &app->sigint);
     app->sigterm.data = app->sigint.data = app;
@@ -664,8 +1059,10 @@ static void app_free(cp_app_t *app)
         if (app->pq_pipe[i] > 0)
             close(app->pq_pipe[i]);
     }
-    for (int i = 0; i < app->n_parts; i++)
+    for (int i = 0; i < app->n_parts; i++) {
         free(app->parts[i].topic);
+        free(app->parts[i].epkey);
+    }
     free(app->parts);
     free(app->popkey);
     cp_tz_free(app->tz);

@@ -24,9 +24,20 @@
 
 /* ---- batch --------------------------------------------------------------- */
 
+/* What applying an event did (tallied once its batch finishes). */
+typedef enum {
+    CP_OUTCOME_NONE = 0,
+    CP_OUTCOME_APPLIED,
+    CP_OUTCOME_SKIPPED,  /* watermark: applied before */
+    CP_OUTCOME_DUPLICATE /* event_id or order_id remembered */
+} cp_outcome_t;
+
 /* One input message of the batch. */
 typedef struct cp_bmsg_s {
     rd_kafka_message_t *rkm;
+    int part;    /* index into app->parts */
+    int ignored; /* its partition was fenced: no effect, offset not stored */
+    cp_outcome_t outcome;
     cp_reject_t reject; /* CP_REJECT_NONE for a valid event */
     char reason[192];
     cp_order_in_t in;
@@ -51,7 +62,9 @@ typedef struct cp_cust_s {
     int cap_msgs;
     cp_cust_phase_t phase;
     int unreadable; /* the stored hash could not be parsed */
-    int cleared;    /* outbox clear acknowledged by Redis */
+    int *ep_parts;  /* arena: partitions (app->parts) of its last write */
+    int n_ep_parts;
+    int cleared; /* outbox clear acknowledged by Redis */
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -75,6 +88,7 @@ typedef enum {
     CP_BATCH_WRITE,   /* CAS round trip in flight */
     CP_BATCH_PRODUCE, /* waiting for delivery reports */
     CP_BATCH_CLEAR,   /* outbox clears in flight */
+    CP_BATCH_REPL,    /* WAIT for replicas in flight */
     CP_BATCH_WAIT     /* waiting for Redis or a retry timer */
 } cp_batch_phase_t;
 
@@ -94,8 +108,12 @@ typedef struct cp_batch_s {
     int redis_failed; /* a reply was lost this round */
     int retry_later;  /* back off before the next round (OOM, errors) */
     int wait_clear;   /* CP_BATCH_WAIT resumes the CLEAR phase */
+    int wait_repl;    /* CP_BATCH_WAIT resumes the REPL phase */
+    int repl_needed;  /* accepted writes not yet acknowledged by replicas */
     int attempts;
-    cp_pop_t pop; /* live mode: population read this round */
+    int round_fenced;   /* writes refused by an epoch this round */
+    int round_accepted; /* writes accepted this round */
+    cp_pop_t pop;       /* live mode: population read this round */
     int64_t now_wall_ms;
 } cp_batch_t;
 
@@ -104,10 +122,36 @@ typedef struct cp_batch_s {
 typedef struct cp_part_s {
     char *topic;
     int32_t partition;
-    int64_t end;  /* high watermark at first assignment; -1 unknown */
-    int64_t next; /* next offset to process (committed or processed) */
+    char *epkey;   /* <prefix>ep:<topic>:<partition> */
+    int64_t end;   /* high watermark at first assignment; -1 unknown */
+    int64_t next;  /* next offset to process (committed or processed) */
+    int64_t epoch; /* fencing epoch held; 0 = none (take one first) */
+    unsigned gen;  /* assignment generation: stale epoch replies are ignored */
     int active;
+    int acquiring; /* an epoch acquisition is in flight */
+    int checking;  /* paused until its committed offset is checked */
+    int alarmed;   /* committed offset beyond the end: not consumed */
+    int fenced;    /* a newer owner holds the epoch: drop its messages */
 } cp_part_t;
+
+/* Counters of the `stats` log line (docs/fault-tolerance.md). */
+typedef struct cp_stats_s {
+    uint64_t events;
+    uint64_t applied;
+    uint64_t skipped_redelivered;
+    uint64_t duplicates;
+    uint64_t dlq;
+    uint64_t outputs;
+    uint64_t batches;
+    uint64_t writes;
+    uint64_t write_conflicts;
+    uint64_t writes_fenced;
+    uint64_t epochs_acquired;
+    uint64_t redis_round_trips;
+    uint64_t producer_restarts;
+    uint64_t offset_alarms;
+    uint64_t wait_short;
+} cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
 
@@ -128,7 +172,12 @@ typedef struct cp_app_s {
     int pending_stop; /* set by error_cb inside a poll; -1 when none */
     cp_app_state_t state;
 
-    rd_kafka_t *embedded; /* mock cluster owner, or NULL */
+    rd_kafka_t *embedded;      /* mock cluster owner, or NULL */
+    const char *bootstraps;    /* the embedded cluster's, or NULL */
+    int producer_fatal;        /* set by error_cb; acted on after the poll */
+    uint64_t stop_deadline_ms; /* monotonic: shutdown must end by then */
+    uint64_t restart_window_start;
+    int restarts_in_window;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     rd_kafka_queue_t *cq;
@@ -159,11 +208,8 @@ typedef struct cp_app_s {
     int got_assignment;
     int topic_missing;
 
-    /* counters for the final log line */
-    uint64_t n_events;
-    uint64_t n_dlq;
-    uint64_t n_outputs;
-    uint64_t n_batches;
+    cp_stats_t stats;
+    uv_timer_t stats_timer;
 } cp_app_t;
 
 /* batch.c */
@@ -188,5 +234,10 @@ void cp__batch_abandon(cp_app_t *app);
 /* app.c */
 void cp__app_batch_done(cp_app_t *app);
 void cp__app_schedule_retry(cp_app_t *app, uint64_t ms);
+/* Index of the assigned (topic, partition) in app->parts, or -1. */
+int cp__app_part_index(cp_app_t *app, const char *topic, int32_t partition);
+/* Takes the epoch of app->parts[i] (reply handled by app.c); returns 0 when
+ * sent, -1 when Redis is not ready. */
+int cp__app_acquire_epoch(cp_app_t *app, int i);
 
 #endif

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "app_int.h"
+#include "failpoint.h"
 #include "hash.h"
 #include "log.h"
 #include "output.h"
@@ -29,6 +30,8 @@
 static void go_read(cp_app_t *app);
 static void go_produce(cp_app_t *app);
 static void go_clear(cp_app_t *app);
+static void go_repl(cp_app_t *app);
+static void after_repl(cp_app_t *app);
 static void resume(cp_app_t *app);
 static void finish(cp_app_t *app);
 
@@ -117,13 +120,23 @@ static void oom(void)
 }
 
 /* Decodes every message; valid ones are grouped by customer and get
- * their "now" (clock = event: running maximum in poll order). */
+ * their "now" (clock = event: running maximum in poll order). Messages of
+ * a fenced (or no longer assigned) partition are ignored. */
 static void decode_all(cp_app_t *app, cp_batch_t *b)
 {
     int64_t clock = app->clock_max_ms;
     for (int i = 0; i < b->n_msgs; i++) {
         cp_bmsg_t *m = &b->msgs[i];
         rd_kafka_message_t *rkm = m->rkm;
+        m->part = cp__app_part_index(app, rd_kafka_topic_name(rkm->rkt),
+                                     rkm->partition);
+        m->ignored = m->part < 0 || app->parts[m->part].fenced ||
+                     app->parts[m->part].checking ||
+                     app->parts[m->part].alarmed;
+        m->outcome = CP_OUTCOME_NONE;
+        m->reject = CP_REJECT_NONE;
+        if (m->ignored)
+            continue;
         m->reject = cp_decode_order(&app->dparams, rkm->key, rkm->key_len,
                                     rkm->payload, rkm->len, &b->arena, &m->in,
                                     m->reason, sizeof(m->reason));
@@ -147,6 +160,8 @@ void cp__batch_start(cp_app_t *app, int n)
     b->n_recs = 0;
     b->attempts = 0;
     b->wait_clear = 0;
+    b->wait_repl = 0;
+    b->repl_needed = 0;
     memset(b->table, 0, sizeof(*b->table) * (b->table_mask + 1));
     b->now_wall_ms = cp_time_wall_ms();
     decode_all(app, b);
@@ -215,10 +230,12 @@ static void read_reply_done(cp_app_t *app)
     cp_batch_t *b = &app->batch;
     if (--b->pending > 0)
         return;
-    if (b->redis_failed || b->retry_later)
+    if (b->redis_failed || b->retry_later) {
         next_round(app);
-    else
-        apply_and_write(app);
+        return;
+    }
+    cp_fp(CP_FP_BETWEEN_READ_WRITE);
+    apply_and_write(app);
 }
 
 static void on_pop_read(cp_redis_t *r, redisReply *reply, void *pd)
@@ -301,12 +318,29 @@ static void send_or_fail(cp_app_t *app, cp_redis_cb *cb, void *pd, int argc,
         app->batch.redis_failed = 1;
 }
 
+/* Takes the epoch of every partition of the batch that has none (a first
+ * batch since the assignment, or an acquisition that failed). The replies
+ * arrive before the reads sent after them. */
+static void acquire_epochs(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    for (int i = 0; i < b->n_msgs; i++) {
+        const cp_bmsg_t *m = &b->msgs[i];
+        if (m->ignored || m->reject != CP_REJECT_NONE ||
+            app->parts[m->part].epoch != 0 || app->parts[m->part].acquiring)
+            continue;
+        if (cp__app_acquire_epoch(app, m->part) != 0)
+            b->redis_failed = 1;
+    }
+}
+
 static void go_read(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
     b->phase = CP_BATCH_READ;
     b->redis_failed = 0;
     b->retry_later = 0;
+    acquire_epochs(app);
     b->pending = 1; /* guard while sending */
     if (app->cfg->rfm_reference == CP_REF_LIVE) {
         const char *argv[] = {"HMGET", app->popkey, "n", "sf", "sm", "sl"};
@@ -321,6 +355,8 @@ static void go_read(cp_app_t *app)
         size_t lens[] = {7, c->key_len};
         send_or_fail(app, on_cust_read, c, 2, argv, lens);
     }
+    if (b->pending > 1)
+        app->stats.redis_round_trips++;
     read_reply_done(app);
 }
 
@@ -387,16 +423,22 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
     int changed = 0;
     for (int k = 0; k < c->n_msgs; k++) {
         cp_bmsg_t *m = &b->msgs[c->msgs[k]];
+        if (m->ignored)
+            continue;
         const char *topic = rd_kafka_topic_name(m->rkm->rkt);
         cp_wm_t *wm = cp_store_wm(s, topic, m->rkm->partition);
-        if (wm && m->rkm->offset <= wm->offset)
-            continue; /* applied before: re-delivery */
+        if (wm && m->rkm->offset <= wm->offset) {
+            m->outcome = CP_OUTCOME_SKIPPED; /* applied before: re-delivery */
+            continue;
+        }
         cp_pop_t before = cp_pop_delta(NULL, &s->st);
         cp_apply_result_t res = cp_state_apply(&s->st, &m->in.ev, &params);
         if (cp_store_wm_set(s, topic, m->rkm->partition, m->rkm->offset,
                             &b->arena) != CP_OK)
             oom();
         changed = 1;
+        m->outcome =
+            res == CP_APPLY_APPLIED ? CP_OUTCOME_APPLIED : CP_OUTCOME_DUPLICATE;
         if (res != CP_APPLY_APPLIED)
             continue;
         int64_t today = cp_tz_day(app->tz, m->now_ms);
@@ -429,10 +471,140 @@ static void write_reply_done(cp_app_t *app)
     cp_batch_t *b = &app->batch;
     if (--b->pending > 0)
         return;
-    if (count_phase(b, CP_CUST_READ) > 0)
+    if (b->round_fenced > 0)
+        cp_log(CP_LOG_WARN, "writes refused: a newer owner holds the partition",
+               CP_LI("refused", b->round_fenced),
+               CP_LI("accepted", b->round_accepted), CP_LEND);
+    if (count_phase(b, CP_CUST_READ) > 0) {
         next_round(app);
-    else
+        return;
+    }
+    if (b->repl_needed) {
+        go_repl(app);
+        return;
+    }
+    cp_fp(CP_FP_AFTER_REDIS_WRITE);
+    go_produce(app);
+}
+
+/* ---- REPL (redis.wait_replicas > 0) ----------------------------------------
+ *
+ * WAIT follows the writes in their pipeline; if too few replicas
+ * acknowledged, WAIT is sent again (behind an INCR, so it also covers
+ * writes sent on a connection lost since) until they do. Nothing is
+ * produced or committed before. */
+
+static void on_wait(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    cp_batch_t *b = &app->batch;
+    (void)pd;
+    if (b->phase != CP_BATCH_WRITE && b->phase != CP_BATCH_REPL)
+        return;
+    if (reply && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer >= app->cfg->redis_wait_replicas) {
+        b->repl_needed = 0;
+    } else if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        app->stats.wait_short++;
+        if ((app->stats.wait_short & (app->stats.wait_short - 1)) == 0)
+            cp_log(CP_LOG_WARN,
+                   "too few replicas acknowledged the batch's writes; "
+                   "waiting before producing and committing",
+                   CP_LI("acknowledged", reply->integer),
+                   CP_LI("wanted", app->cfg->redis_wait_replicas),
+                   CP_LI("times", app->stats.wait_short), CP_LEND);
+    } else if (b->phase == CP_BATCH_REPL) {
+        round_failed_reply(app, reply, "wait for replicas");
+    }
+    if (b->phase == CP_BATCH_WRITE)
+        write_reply_done(app);
+    else if (--b->pending == 0)
+        after_repl(app);
+}
+
+static void send_wait(cp_app_t *app)
+{
+    char n[16], t[16];
+    snprintf(n, sizeof(n), "%d", app->cfg->redis_wait_replicas);
+    snprintf(t, sizeof(t), "%d", app->cfg->redis_wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, t};
+    size_t lens[] = {4, strlen(n), strlen(t)};
+    send_or_fail(app, on_wait, NULL, 3, argv, lens);
+}
+
+static void on_repl_incr(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    (void)pd;
+    if (app->batch.phase != CP_BATCH_REPL)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        round_failed_reply(
+            app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
+            "wait for replicas");
+    if (--app->batch.pending == 0)
+        after_repl(app);
+}
+
+static void go_repl(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    b->phase = CP_BATCH_REPL;
+    b->wait_repl = 0;
+    b->redis_failed = 0;
+    b->retry_later = 0;
+    b->pending = 1; /* guard */
+    size_t klen = strlen(app->cfg->redis_prefix) + 5;
+    char *key = cp_arena_alloc(&b->arena, klen);
+    if (!key)
+        oom();
+    snprintf(key, klen, "%swait", app->cfg->redis_prefix);
+    const char *argv[] = {"INCR", key};
+    size_t lens[] = {4, strlen(key)};
+    send_or_fail(app, on_repl_incr, NULL, 2, argv, lens);
+    send_wait(app);
+    app->stats.redis_round_trips++;
+    if (--b->pending == 0)
+        after_repl(app);
+}
+
+static void after_repl(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (!b->repl_needed) {
+        cp_fp(CP_FP_AFTER_REDIS_WRITE);
         go_produce(app);
+        return;
+    }
+    b->wait_repl = 1;
+    if (b->redis_failed || b->retry_later || !cp_redis_ready(app->redis)) {
+        next_round(app);
+        return;
+    }
+    /* WAIT itself waited redis.wait_timeout_ms: go again now. */
+    b->phase = CP_BATCH_WAIT;
+    cp__app_schedule_retry(app, 0);
+}
+
+/* The j-th (1-based) epoch of c's write was outranked: another instance
+ * owns that partition now. Its messages are dropped from this batch (not
+ * applied, offsets not stored) and from later polls until the partition
+ * is assigned again. */
+static void fence(cp_app_t *app, cp_cust_t *c, long long j)
+{
+    cp_batch_t *b = &app->batch;
+    if (j < 1 || j > c->n_ep_parts)
+        return;
+    int part = c->ep_parts[j - 1];
+    if (!app->parts[part].fenced)
+        cp_log(CP_LOG_WARN, "partition fenced: another instance owns it now",
+               CP_LS("topic", app->parts[part].topic),
+               CP_LI("partition", app->parts[part].partition),
+               CP_LI("epoch", app->parts[part].epoch), CP_LEND);
+    app->parts[part].fenced = 1;
+    for (int i = 0; i < b->n_msgs; i++)
+        if (b->msgs[i].part == part)
+            b->msgs[i].ignored = 1;
 }
 
 static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
@@ -443,9 +615,17 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
         return;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
         c->phase = CP_CUST_DONE;
+        app->stats.writes++;
+        app->batch.round_accepted++;
+        app->batch.repl_needed = app->cfg->redis_wait_replicas > 0;
     } else {
         c->phase = CP_CUST_READ;
-        if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
+            app->stats.writes_fenced++;
+            app->batch.round_fenced++;
+            fence(app, c, -reply->integer);
+        } else if (reply && reply->type == REDIS_REPLY_INTEGER) {
+            app->stats.write_conflicts++;
             cp_log(CP_LOG_DEBUG, "version conflict; re-reading",
                    CP_LCUST("customer", c->id), CP_LEND);
         } else if (reply && reply->type == REDIS_REPLY_ERROR &&
@@ -458,13 +638,41 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
     write_reply_done(app);
 }
 
+/* The epochs c's write carries: one per partition of its live messages. */
+static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
+{
+    cp_batch_t *b = &app->batch;
+    cp_epoch_ref_t *eps =
+        cp_arena_alloc(&b->arena, sizeof(*eps) * (size_t)c->n_msgs);
+    c->ep_parts = cp_arena_alloc(&b->arena, sizeof(int) * (size_t)c->n_msgs);
+    if (!eps || !c->ep_parts)
+        oom();
+    c->n_ep_parts = 0;
+    for (int k = 0; k < c->n_msgs; k++) {
+        const cp_bmsg_t *m = &b->msgs[c->msgs[k]];
+        int seen = 0;
+        for (int j = 0; j < c->n_ep_parts && !seen; j++)
+            seen = c->ep_parts[j] == m->part;
+        if (m->ignored || seen)
+            continue;
+        const cp_part_t *part = &app->parts[m->part];
+        eps[c->n_ep_parts].key = part->epkey;
+        eps[c->n_ep_parts].epoch = part->epoch;
+        c->ep_parts[c->n_ep_parts++] = m->part;
+    }
+    *n = c->n_ep_parts;
+    return eps;
+}
+
 static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
 {
     cp_argv_t av = {0};
     const int live = app->cfg->rfm_reference == CP_REF_LIVE;
+    int n_eps = 0;
+    cp_epoch_ref_t *eps = cust_epochs(app, c, &n_eps);
     if (cp_store_write_args(
             &c->stored, cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
-            c->key, c->key_len, app->popkey, live ? delta : NULL,
+            c->key, c->key_len, eps, n_eps, app->popkey, live ? delta : NULL,
             &app->batch.arena, &av) != CP_OK)
         oom();
     c->phase = CP_CUST_WRITE;
@@ -477,10 +685,32 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     }
 }
 
+/* Every live message's partition holds an epoch (its acquisition may have
+ * failed with the connection, or been refused). */
+static int epochs_held(const cp_app_t *app)
+{
+    const cp_batch_t *b = &app->batch;
+    for (int i = 0; i < b->n_msgs; i++) {
+        const cp_bmsg_t *m = &b->msgs[i];
+        if (!m->ignored && m->reject == CP_REJECT_NONE &&
+            b->custs[m->cust].phase == CP_CUST_READ &&
+            app->parts[m->part].epoch == 0)
+            return 0;
+    }
+    return 1;
+}
+
 static void apply_and_write(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
+    if (!epochs_held(app)) {
+        b->retry_later = 1;
+        next_round(app);
+        return;
+    }
     b->phase = CP_BATCH_WRITE;
+    b->round_fenced = 0;
+    b->round_accepted = 0;
     b->pending = 1; /* guard while sending */
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
@@ -497,6 +727,10 @@ static void apply_and_write(cp_app_t *app)
         }
         write_customer(app, c, &delta);
     }
+    if (b->pending > 1 && app->cfg->redis_wait_replicas > 0)
+        send_wait(app); /* covers this round's writes, same round trip */
+    if (b->pending > 1)
+        app->stats.redis_round_trips++;
     write_reply_done(app);
 }
 
@@ -534,6 +768,19 @@ static void add_outbox_recs(cp_app_t *app, int ci)
     }
 }
 
+/* A customer's outbox is produced by this batch unless the customer is
+ * unreadable or every message of it belongs to a fenced partition (the
+ * new owner re-drives the outbox at its read). */
+static int owns_outbox(const cp_batch_t *b, const cp_cust_t *c)
+{
+    if (c->unreadable)
+        return 0;
+    for (int k = 0; k < c->n_msgs; k++)
+        if (!b->msgs[c->msgs[k]].ignored)
+            return 1;
+    return 0;
+}
+
 static void build_records(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
@@ -541,7 +788,7 @@ static void build_records(cp_app_t *app)
     for (int i = 0; i < b->n_msgs; i++)
         n += b->msgs[i].reject != CP_REJECT_NONE;
     for (int i = 0; i < b->n_custs; i++)
-        if (!b->custs[i].unreadable)
+        if (owns_outbox(b, &b->custs[i]))
             n += count_outbox_lines(&b->custs[i].stored);
     b->recs =
         n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n) : NULL;
@@ -563,7 +810,7 @@ static void build_records(cp_app_t *app)
         rec->cust = -1;
     }
     for (int i = 0; i < b->n_custs; i++)
-        if (!b->custs[i].unreadable)
+        if (owns_outbox(b, &b->custs[i]))
             add_outbox_recs(app, i);
 }
 
@@ -623,6 +870,10 @@ static void rec_failed(cp_rec_t *rec, rd_kafka_resp_err_t err)
 static int produce_rec(cp_app_t *app, cp_rec_t *rec)
 {
     rd_kafka_headers_t *h;
+    if (cp_fp(CP_FP_PRODUCER_FATAL))
+        rd_kafka_test_fatal_error(
+            app->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+            "failpoint producer_fatal");
     if (rec->msg >= 0) {
         h = dlq_headers(&app->batch.msgs[rec->msg], rec);
     } else {
@@ -667,10 +918,12 @@ static void go_produce(cp_app_t *app)
     build_records(app);
     b->pending = b->n_recs;
     if (b->pending == 0) {
+        cp_fp(CP_FP_AFTER_PRODUCE);
         go_clear(app);
         return;
     }
     produce_pending(app);
+    cp_fp(CP_FP_AFTER_PRODUCE);
 }
 
 void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
@@ -688,9 +941,9 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
     }
     rec->delivered = 1;
     if (rec->msg >= 0)
-        app->n_dlq++;
+        app->stats.dlq++;
     else
-        app->n_outputs++;
+        app->stats.outputs++;
     if (--b->pending == 0)
         go_clear(app);
 }
@@ -708,7 +961,7 @@ static void clear_reply_done(cp_app_t *app)
         return;
     for (int i = 0; i < b->n_custs; i++) {
         const cp_cust_t *c = &b->custs[i];
-        if (c->stored.outbox_len && !c->unreadable && !c->cleared) {
+        if (c->stored.outbox_len && owns_outbox(b, c) && !c->cleared) {
             b->wait_clear = 1;
             next_round(app);
             return;
@@ -736,6 +989,8 @@ static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
 static void go_clear(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
+    if (!b->wait_clear)
+        cp_fp(CP_FP_BEFORE_OUTBOX_CLEAR);
     b->phase = CP_BATCH_CLEAR;
     b->wait_clear = 0;
     b->redis_failed = 0;
@@ -743,7 +998,7 @@ static void go_clear(cp_app_t *app)
     b->pending = 1; /* guard */
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
-        if (!c->stored.outbox_len || c->unreadable || c->cleared)
+        if (!c->stored.outbox_len || !owns_outbox(b, c) || c->cleared)
             continue;
         char seq[24];
         int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
@@ -753,6 +1008,8 @@ static void go_clear(cp_app_t *app)
         size_t lens[] = {7, 40, 1, c->key_len, (size_t)n};
         send_or_fail(app, on_cleared, c, 5, argv, lens);
     }
+    if (b->pending > 1)
+        app->stats.redis_round_trips++;
     clear_reply_done(app);
 }
 
@@ -766,6 +1023,8 @@ static void store_offsets(cp_app_t *app)
         rd_kafka_topic_partition_list_new(4);
     for (int i = 0; i < b->n_msgs; i++) {
         rd_kafka_message_t *rkm = b->msgs[i].rkm;
+        if (b->msgs[i].ignored)
+            continue;
         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
             list, rd_kafka_topic_name(rkm->rkt), rkm->partition);
         if (!tp)
@@ -773,6 +1032,10 @@ static void store_offsets(cp_app_t *app)
                 list, rd_kafka_topic_name(rkm->rkt), rkm->partition);
         if (rkm->offset + 1 > tp->offset)
             tp->offset = rkm->offset + 1;
+    }
+    if (list->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(list);
+        return;
     }
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(app->consumer, list);
     if (err)
@@ -800,13 +1063,17 @@ static void store_offsets(cp_app_t *app)
 static void finish(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
+    cp_fp(CP_FP_BEFORE_COMMIT);
     if (b->n_msgs > 0)
         store_offsets(app);
     for (int i = 0; i < b->n_msgs; i++) {
         const cp_bmsg_t *m = &b->msgs[i];
-        if (m->reject != CP_REJECT_NONE)
+        if (m->reject != CP_REJECT_NONE || m->ignored)
             continue;
-        app->n_events++;
+        app->stats.events++;
+        app->stats.applied += m->outcome == CP_OUTCOME_APPLIED;
+        app->stats.skipped_redelivered += m->outcome == CP_OUTCOME_SKIPPED;
+        app->stats.duplicates += m->outcome == CP_OUTCOME_DUPLICATE;
         if (m->in.ev.occurred_ms > app->clock_max_ms)
             app->clock_max_ms = m->in.ev.occurred_ms;
     }
@@ -816,7 +1083,7 @@ static void finish(cp_app_t *app)
     b->recs = NULL;
     cp_arena_reset(&b->arena);
     b->phase = CP_BATCH_IDLE;
-    app->n_batches++;
+    app->stats.batches++;
     cp__app_batch_done(app);
 }
 
@@ -826,7 +1093,9 @@ static void finish(cp_app_t *app)
 /* Resumes a batch waiting for Redis in the phase it was in. */
 static void resume(cp_app_t *app)
 {
-    if (app->batch.wait_clear)
+    if (app->batch.wait_repl)
+        go_repl(app);
+    else if (app->batch.wait_clear)
         go_clear(app);
     else
         go_read(app);

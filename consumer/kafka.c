@@ -5,6 +5,7 @@
 
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -121,6 +122,14 @@ static int set_forced(const cp_config_t *cfg, rd_kafka_conf_t *conf,
     return conf_set(conf, key, want, errstr, errstr_size);
 }
 
+const char *cp_kafka_reset_policy(const cp_config_t *cfg)
+{
+    const char *v = cp_config_kafka_get(cfg, "consumer.auto.offset.reset");
+    if (!v)
+        v = cp_config_kafka_get(cfg, "auto.offset.reset");
+    return v ? v : "earliest";
+}
+
 rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg, cp_kafka_role_t role,
                                    const char *bootstraps, char *errstr,
                                    size_t errstr_size)
@@ -192,10 +201,67 @@ rd_kafka_t *cp_kafka_embedded_new(const cp_config_t *cfg,
     return rk;
 }
 
+/* Test hook of the embedded cluster: CUSTPULSE_MOCK_FAULTS =
+ * "<request>:<count>:<ERROR_NAME>[,...]" makes the next <count> requests
+ * of that kind fail with that broker error (ERROR_NAME as librdkafka names
+ * it without RD_KAFKA_RESP_ERR_, e.g. NOT_LEADER_FOR_PARTITION); request is
+ * produce, fetch, commit or init_producer_id. Fault tests only. */
+static cp_err_t push_mock_faults(rd_kafka_mock_cluster_t *mc, char *errstr,
+                                 size_t errstr_size)
+{
+    static const struct {
+        const char *name;
+        int16_t api_key;
+    } apis[] = {
+        {"produce", 0}, {"fetch", 1}, {"commit", 8}, {"init_producer_id", 22}};
+    const char *v = getenv("CUSTPULSE_MOCK_FAULTS");
+    if (!v || !*v)
+        return CP_OK;
+    const struct rd_kafka_err_desc *descs;
+    size_t n_descs;
+    rd_kafka_get_err_descs(&descs, &n_descs);
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        int api = -1;
+        long cnt = c2 ? strtol(c1 + 1, NULL, 10) : 0;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (c2) {
+            *c1 = '\0';
+            for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+                if (strcmp(apis[i].name, item) == 0)
+                    api = apis[i].api_key;
+            for (size_t i = 0; i < n_descs; i++)
+                if (descs[i].name && descs[i].code > 0 &&
+                    strcmp(descs[i].name, c2 + 1) == 0)
+                    err = descs[i].code;
+        }
+        if (api < 0 || cnt < 1 || cnt > 1000 || !err) {
+            snprintf(errstr, errstr_size,
+                     "CUSTPULSE_MOCK_FAULTS: expected request:count:ERROR "
+                     "items, got '%s'",
+                     v);
+            return CP_EINVAL;
+        }
+        rd_kafka_resp_err_t errs[1000];
+        for (long i = 0; i < cnt; i++)
+            errs[i] = err;
+        rd_kafka_mock_push_request_errors_array(mc, (int16_t)api, (size_t)cnt,
+                                                errs);
+        cp_log(CP_LOG_WARN, "mock cluster fault armed", CP_LS("request", item),
+               CP_LI("count", cnt), CP_LS("error", c2 + 1), CP_LEND);
+    }
+    return CP_OK;
+}
+
 cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
                                   char *errstr, size_t errstr_size)
 {
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(embedded);
+    if (push_mock_faults(mc, errstr, errstr_size) != CP_OK)
+        return CP_EINVAL;
     const char *topics[] = {cfg->topic_orders, cfg->topic_segments,
                             cfg->topic_churn, cfg->topic_dlq};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {

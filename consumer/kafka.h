@@ -34,6 +34,12 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
 
 /* A configuration for role; bootstraps overrides kafka.bootstrap.servers
  * when not NULL. Returns NULL and fills errstr on an invalid key/value. */
+/* Where a partition without a committed offset starts: the user's
+ * (consumer.)auto.offset.reset, default "earliest" (the position check at
+ * assignment seeks there; docs/fault-tolerance.md, "Recreated input
+ * topics"). */
+const char *cp_kafka_reset_policy(const cp_config_t *cfg);
+
 rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg, cp_kafka_role_t role,
                                    const char *bootstraps, char *errstr,
                                    size_t errstr_size);

@@ -1,9 +1,10 @@
 /*
- * main.c - the custpulse command line: run, inspect, config.
+ * main.c - the custpulse command line: run, inspect, config, hash-id.
  *
  *   custpulse run     [-c FILE] [-X key=value]... [--exit-at-end]
  *   custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID
  *   custpulse config  [-c FILE] [-X key=value]... --list
+ *   custpulse hash-id [-c FILE] [-X key=value]... [--] CUSTOMER_ID...
  *
  * Exit codes: 0 success, 1 runtime failure or unknown customer, 2 usage or
  * configuration error.
@@ -33,6 +34,8 @@ typedef struct cp_cli_s {
     int exit_at_end;
     int list;
     const char *customer;
+    const char **ids; /* hash-id: the customer ids, in order */
+    int n_ids;
 } cp_cli_t;
 
 static void usage(FILE *out)
@@ -40,7 +43,12 @@ static void usage(FILE *out)
     fputs("usage: custpulse run     [-c FILE] [-X key=value]... "
           "[--exit-at-end]\n"
           "       custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID\n"
-          "       custpulse config  [-c FILE] [-X key=value]... --list\n",
+          "       custpulse config  [-c FILE] [-X key=value]... --list\n"
+          "       custpulse hash-id [-c FILE] [-X key=value]... [--] "
+          "CUSTOMER_ID...\n"
+          "\n"
+          "hash-id prints \"<id>\\th:<16 hex>\" per id: the id as the logs\n"
+          "show it below log.level debug; log.id_key must be set.\n",
           out);
 }
 
@@ -51,8 +59,18 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
         return -1;
     cli->cmd = argv[1];
     cli->xs = calloc((size_t)argc, sizeof(char *));
+    cli->ids = calloc((size_t)argc, sizeof(char *));
+    if (!cli->xs || !cli->ids)
+        return -1;
+    int hash_id = !strcmp(cli->cmd, "hash-id"), ids_only = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        if (ids_only || (hash_id && !strcmp(a, "--"))) {
+            if (ids_only) /* after "--": ids may start with '-' */
+                cli->ids[cli->n_ids++] = a;
+            ids_only = 1;
+            continue;
+        }
         if ((!strcmp(a, "-c") || !strcmp(a, "-X")) && i + 1 >= argc)
             return -1;
         if (!strcmp(a, "-c"))
@@ -65,15 +83,19 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
             cli->list = 1;
         else if (a[0] != '-' && !strcmp(cli->cmd, "inspect") && !cli->customer)
             cli->customer = a;
+        else if (a[0] != '-' && hash_id)
+            cli->ids[cli->n_ids++] = a;
         else
             return -1;
     }
+    if (hash_id && cli->n_ids == 0)
+        return -1;
     if (!strcmp(cli->cmd, "inspect") && !cli->customer)
         return -1;
     if (!strcmp(cli->cmd, "config") && !cli->list)
         return -1;
     return strcmp(cli->cmd, "run") && strcmp(cli->cmd, "inspect") &&
-                   strcmp(cli->cmd, "config")
+                   strcmp(cli->cmd, "config") && !hash_id
                ? -1
                : 0;
 }
@@ -225,6 +247,30 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
     return rc;
 }
 
+/* ---- hash-id ----------------------------------------------------------------
+ */
+
+/* Prints "<id>\th:<16 hex>" per id, as CP_LCUST logs the id (log.h), so an
+ * operator holding log.id_key can grep the logs for one customer. An empty
+ * log.id_key means a random key per process, which no hash printed here
+ * could match: refused (exit 2). */
+static int cmd_hash_id(const cp_config_t *cfg, const cp_cli_t *cli)
+{
+    char h[CP_LOG_ID_HASH_SIZE];
+    if (!cfg->log_id_key[0]) {
+        fprintf(stderr, "custpulse: hash-id: log.id_key is empty, so every "
+                        "process hashes ids with its own random key; set "
+                        "log.id_key (the daemon's) to get the logged hashes\n");
+        return EXIT_USAGE;
+    }
+    cp_log_set_id_key(cfg->log_id_key); /* a non-empty key cannot fail */
+    for (int i = 0; i < cli->n_ids; i++) {
+        cp_log_hash_id(cli->ids[i], h);
+        printf("%s\t%s\n", cli->ids[i], h);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     cp_cli_t cli;
@@ -235,6 +281,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &cli) != 0) {
         usage(stderr);
         free(cli.xs);
+        free(cli.ids);
         return EXIT_USAGE;
     }
     cp_config_t *cfg = load_config(&cli);
@@ -242,6 +289,13 @@ int main(int argc, char **argv)
     if (cfg && !strcmp(cli.cmd, "config")) {
         cp_config_list(stdout);
         rc = 0;
+    } else if (cfg && !strcmp(cli.cmd, "hash-id")) {
+        rc = cmd_hash_id(cfg, &cli);
+    } else if (cfg && cp_log_set_id_key(cfg->log_id_key) != CP_OK) {
+        /* run, inspect: no customer id is logged with a guessable key */
+        fprintf(stderr, "custpulse: no random bytes for the log id key "
+                        "(getrandom, /dev/urandom); set log.id_key\n");
+        rc = 1;
     } else if (cfg && !strcmp(cli.cmd, "inspect")) {
         rc = cmd_inspect(cfg, cli.customer);
     } else if (cfg) {
@@ -250,5 +304,6 @@ int main(int argc, char **argv)
     }
     cp_config_free(cfg);
     free(cli.xs);
+    free(cli.ids);
     return rc;
 }

@@ -52,11 +52,12 @@ struct cp_redis_s {
     void *closed_arg;
 
     char sha[CP_SCRIPT__COUNT][41];
+    char run_id[41]; /* the server's, from INFO server; "" before */
     cp_redis_stats_t stats;
 };
 
-static const char *script_src[CP_SCRIPT__COUNT] = {cp_store_write_lua,
-                                                   cp_store_clear_lua};
+static const char *script_src[CP_SCRIPT__COUNT] = {
+    cp_store_write_lua, cp_store_clear_lua, cp_store_epoch_lua};
 
 static void connect_now(cp_redis_t *r);
 static void conn_lost(cp_redis_t *r, const char *why);
@@ -220,6 +221,33 @@ static void on_policy_reply(cp_redis_t *r, redisReply *reply, void *pd)
     handshake_step_done(r);
 }
 
+/* A new run_id is a restarted or failed-over server: writes it had
+ * acknowledged may be gone (docs/fault-tolerance.md, "Redis restarts"). */
+static void on_info_reply(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    (void)pd;
+    const char *p = reply && reply->type == REDIS_REPLY_STRING
+                        ? strstr(reply->str, "run_id:")
+                        : NULL;
+    if (!reply) {
+        r->handshake_failed = 1;
+    } else if (p && strlen(p + 7) >= 40) {
+        char id[41];
+        memcpy(id, p + 7, 40);
+        id[40] = '\0';
+        if (r->run_id[0] && strcmp(id, r->run_id) != 0) {
+            r->stats.restarts++;
+            cp_log(CP_LOG_WARN,
+                   "redis restarted or failed over (run_id changed): "
+                   "writes it acknowledged last may be lost unless it "
+                   "persists every write or replicas acknowledged them",
+                   CP_LS("run_id", id), CP_LEND);
+        }
+        memcpy(r->run_id, id, 41);
+    }
+    handshake_step_done(r);
+}
+
 static void on_script_loaded(cp_redis_t *r, redisReply *reply, void *pd)
 {
     cp_script_t s = (cp_script_t)(intptr_t)pd;
@@ -265,6 +293,10 @@ static void start_handshake(cp_redis_t *r)
     const char *pol[] = {"CONFIG", "GET", "maxmemory-policy"};
     size_t pol_lens[] = {6, 3, 16};
     if (send_cmd(r, on_policy_reply, NULL, 3, pol, pol_lens) == CP_OK)
+        r->handshake_left++;
+    const char *info[] = {"INFO", "server"};
+    size_t info_lens[] = {4, 6};
+    if (send_cmd(r, on_info_reply, NULL, 2, info, info_lens) == CP_OK)
         r->handshake_left++;
     send_script_loads(r);
     handshake_step_done(r); /* drop the guard */

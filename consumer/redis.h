@@ -42,6 +42,7 @@ typedef void(cp_redis_status_cb)(cp_redis_t *r, cp_redis_status_t status,
 typedef enum {
     CP_SCRIPT_WRITE = 0,
     CP_SCRIPT_CLEAR = 1,
+    CP_SCRIPT_EPOCH = 2,
     CP_SCRIPT__COUNT
 } cp_script_t;
 
@@ -50,6 +51,7 @@ typedef struct cp_redis_stats_s {
     uint64_t replies;     /* replies received */
     uint64_t timeouts;    /* connections dropped by a deadline */
     uint64_t disconnects; /* connections lost for any reason */
+    uint64_t restarts;    /* server run_id changes (restart, failover) */
 } cp_redis_stats_t;
 
 /* A connection object; call cp_redis_start to connect. cfg must outlive it.

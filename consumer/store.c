@@ -15,38 +15,68 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The write: check the version, move population sums, write the fields.
- * Validation happens in C before the call; the script only refuses stale
- * versions, so it never fails half-way. */
+/* The write: check the partition epochs (fencing), then the version, move
+ * population sums, write the fields. Validation happens in C before the
+ * call and every check comes before the first write, so the script never
+ * fails half-way.
+ *
+ * KEYS: customer, epoch keys (ne), [population]. An epoch greater than the
+ * writer's means another instance took the partition over: -j (j = the
+ * epoch's index) and nothing written. An epoch missing or smaller (Redis
+ * lost it) is restored to the writer's. */
 const char cp_store_write_lua[] =
+    "local ne = tonumber(ARGV[2])\n"
+    "for j = 1, ne do\n"
+    "  local cur = tonumber(redis.call('GET', KEYS[1 + j]) or '0') or 0\n"
+    "  if cur > tonumber(ARGV[2 + j]) then return -j end\n"
+    "end\n"
     "local v = redis.call('HGET', KEYS[1], 'v') or '0'\n"
     "if v ~= ARGV[1] then return 0 end\n"
-    "local np = tonumber(ARGV[2])\n"
+    "local np = tonumber(ARGV[3 + ne])\n"
+    "local pk = KEYS[2 + ne]\n"
     "local names = {'n', 'sf', 'sm', 'sl'}\n"
     /* Redis has no rollback: check every population sum before the first
      * write. A sum that would leave the int64 range (or is not a number)
      * is frozen instead of failing the customer's write half-way. */
     "local move = true\n"
     "for j = 1, np do\n"
-    "  local d = ARGV[2 + j]\n"
+    "  local d = ARGV[3 + ne + j]\n"
     "  if d ~= '0' then\n"
-    "    local cur = tonumber(redis.call('HGET', KEYS[2], names[j]) or '0')\n"
+    "    local cur = tonumber(redis.call('HGET', pk, names[j]) or '0')\n"
     "    if cur == nil or math.abs(cur + tonumber(d)) >= 9.2e18 then\n"
     "      move = false\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if move then\n"
-    "  for j = 1, np do\n"
-    "    local d = ARGV[2 + j]\n"
-    "    if d ~= '0' then redis.call('HINCRBY', KEYS[2], names[j], d) end\n"
+    "for j = 1, ne do\n"
+    "  local cur = tonumber(redis.call('GET', KEYS[1 + j]) or '0') or 0\n"
+    "  if cur < tonumber(ARGV[2 + j]) then\n"
+    "    redis.call('SET', KEYS[1 + j], ARGV[2 + j])\n"
     "  end\n"
     "end\n"
-    "local i = 3 + np\n"
+    "if move then\n"
+    "  for j = 1, np do\n"
+    "    local d = ARGV[3 + ne + j]\n"
+    "    if d ~= '0' then redis.call('HINCRBY', pk, names[j], d) end\n"
+    "  end\n"
+    "end\n"
+    "local i = 4 + ne + np\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV, i))\n"
     "return 1\n";
+
+/* Takes a partition's epoch: greater than every epoch taken before and at
+ * least the server's clock in milliseconds, so an owner that took it after
+ * Redis lost the key still outranks every earlier owner. */
+const char cp_store_epoch_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+    "local e = math.max(cur + 1, now)\n"
+    "redis.call('SET', KEYS[1], string.format('%d', e))\n"
+    "return e\n";
 
 /* Clears the outbox once everything up to ARGV[1] was delivered. Bumps the
  * version so a write computed from a read that still saw the outbox is
@@ -468,6 +498,7 @@ static cp_err_t add_wm_and_outbox(const cp_stored_t *s, cp_arena_t *a,
 
 cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
                              const char *key, size_t key_len,
+                             const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
                              cp_arena_t *a, cp_argv_t *av)
 {
@@ -475,11 +506,16 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
     av->argc = 0;
     err = err ? err : add_str(av, a, "EVALSHA");
     err = err ? err : add_str(av, a, sha);
-    err = err ? err : add_str(av, a, pop_delta ? "2" : "1");
+    err = err ? err : add_i64(av, a, 1 + n_eps + (pop_delta ? 1 : 0));
     err = err ? err : cp_argv_add(av, a, key, key_len);
+    for (int i = 0; i < n_eps; i++)
+        err = err ? err : add_str(av, a, eps[i].key);
     if (pop_delta)
         err = err ? err : add_str(av, a, popkey);
     err = err ? err : add_i64(av, a, s->st.version);
+    err = err ? err : add_i64(av, a, n_eps);
+    for (int i = 0; i < n_eps; i++)
+        err = err ? err : add_i64(av, a, eps[i].epoch);
     if (pop_delta) {
         err = err ? err : add_str(av, a, "4");
         err = err ? err : add_i64(av, a, pop_delta->n);

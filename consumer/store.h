@@ -73,18 +73,28 @@ typedef struct cp_argv_s {
 
 cp_err_t cp_argv_add(cp_argv_t *av, cp_arena_t *a, const char *s, size_t len);
 
+/* A partition epoch the writer holds: its key and value. */
+typedef struct cp_epoch_ref_s {
+    const char *key; /* <prefix>ep:<topic>:<partition> */
+    int64_t epoch;
+} cp_epoch_ref_t;
+
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
- *   EVALSHA sha numkeys key [popkey] expected_v npop [dn dsf dsm dsl]
- *           ndel [fields...] field value ...
- * pop_delta is NULL in fixed mode (no population key touched). */
+ *   EVALSHA sha numkeys key [epkey...] [popkey] expected_v ne [epoch...]
+ *           npop [dn dsf dsm dsl] ndel [fields...] field value ...
+ * pop_delta is NULL in fixed mode (no population key touched). The script
+ * returns 1 (written), 0 (stale version) or -j (the j-th epoch was
+ * outranked: another instance owns that partition now). */
 cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
                              const char *key, size_t key_len,
+                             const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
                              cp_arena_t *a, cp_argv_t *av);
 
-/* The Lua sources of the write and outbox-clear scripts. */
+/* The Lua sources of the write, outbox-clear and epoch scripts. */
 extern const char cp_store_write_lua[];
 extern const char cp_store_clear_lua[];
+extern const char cp_store_epoch_lua[];
 
 #endif

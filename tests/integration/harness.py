@@ -532,10 +532,16 @@ def _cluster_id():
 class Stack:
     """A Redis and a Kafka broker of our own. Attributes: dir (temp dir),
     redis_port, bootstrap ("127.0.0.1:port"), kafka_port, controller_port,
-    kafka_start_s (seconds the last Kafka start took)."""
+    kafka_start_s (seconds the last Kafka start took).
 
-    def __init__(self, redis=True, kafka=True):
+    broker_props: extra broker properties ({name: value}), appended to the
+    rendered server.properties (a later line wins), e.g.
+    {"group.min.session.timeout.ms": 500} for a test that restarts group
+    members often. None: the template as it is."""
+
+    def __init__(self, redis=True, kafka=True, broker_props=None):
         self.want_redis, self.want_kafka = redis, kafka
+        self.broker_props = dict(broker_props or {})
         self.dir = None
         self.redis_proc = self.kafka_proc = None
         self.redis_paused = False
@@ -679,6 +685,11 @@ class Stack:
                 KAFKA_PORT=self.kafka_port,
                 CONTROLLER_PORT=self.controller_port,
                 LOG_DIR=self.path("kafka", "data"))
+        if self.broker_props:
+            with open(self.path("kafka", "server.properties"), "a") as f:
+                f.write("\n# Stack(broker_props=...) of this test\n")
+                for k, v in self.broker_props.items():
+                    f.write(f"{k}={_prop(v)}\n")
         res = subprocess.run(
             self._java(["-Xmx128m"], "tools-log4j.properties") +
             ["kafka.tools.StorageTool", "format", "-t", _cluster_id(),

@@ -161,8 +161,12 @@ def main():
         check_customers(hashes, want)
         say(f"o, m, f, l of all {N_CUSTOMERS} customers equal the "
             "recomputation from CDNOW_master.txt")
+        # Besides customers: the population sums and one fencing epoch per
+        # orders partition.
         check_eq(set(hashes) - {k for k in hashes if k.startswith("cp:c:{")},
-                 {"cp:pop"}, "keys besides the customers")
+                 {"cp:pop"} | {f"cp:ep:{ORDERS_TOPIC}:{p}"
+                               for p in range(PARTITIONS)},
+                 "keys besides the customers")
         exp = check_population(hashes["cp:pop"], want)
         say(f"cp:pop: n={exp['n']} sf={exp['sf']} sm={exp['sm']} "
             f"sl={exp['sl']}")

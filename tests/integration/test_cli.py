@@ -6,6 +6,13 @@ environment beats the properties file and -X beats the environment (shown
 with redis.port through `inspect` against the stack's Redis); usage errors
 exit 2.
 
+hash-id: `custpulse hash-id -X log.id_key=K ID...` prints "<id>\th:<16 hex>",
+equal to SipHash-2-4 computed here from the paper (and the key derivation
+of common/siphash.h), without services; with an empty log.id_key it
+refuses (exit 2). Against the stack, the consumer's own log line for a
+customer (its Redis key holds another type) carries that same value and
+never the raw id.
+
 Topics: with --exit-at-end a missing input topic counts as ended (exit 0)
 and the output and DLQ topics are created; a long-running custpulse started
 before its input topic exists picks the topic up once it is created, applies
@@ -28,6 +35,7 @@ from itest_util import (SEGMENTS_TOPIC, Timer, check,  # noqa: E402
                         say)
 
 CONFIG_MD = os.path.join(SOURCE_DIR, "docs", "config.md")
+ID_KEY = "test-log-id-key-5f1c"
 REF = cpmodel.Fixed(recency_days=30, frequency=2, monetary="100.00")
 CREATED_TOPICS = ("customer.segment-changes", "customer.churn-warnings",
                   "custpulse.dlq")
@@ -91,13 +99,94 @@ def check_usage_errors():
     cases = [[], ["frobnicate"], ["inspect"], ["config"], ["run", "--list"],
              ["config", "--list", "--exit-at-end"], ["inspect", "a", "b"],
              ["inspect", "--exit-at-end", "a"], ["run", "-X"], ["run", "-c"],
-             ["run", "extra"], ["--list"]]
+             ["run", "extra"], ["--list"], ["hash-id"], ["hash-id", "--"],
+             ["hash-id", "-X", "log.id_key=k"], ["hash-id", "--list", "a"],
+             ["hash-id", "-x", "a"], ["run", "--", "a"]]
     for args in cases:
         res = run_bin(args)
         check_eq(res.returncode, 2, f"custpulse {args}: exit code")
         check("usage:" in res.stderr,
               f"custpulse {args}: no usage text on stderr: {res.stderr!r}")
     say(f"usage errors: {len(cases)} command lines exit 2 with usage text")
+
+
+# ---------------------------------------------------------------------------
+# hash-id (no services needed)
+# ---------------------------------------------------------------------------
+
+def siphash24(key, msg):
+    """SipHash-2-4 with 64-bit output, from the algorithm in Aumasson and
+    Bernstein's paper, independent of common/siphash.c."""
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    def rounds(v, n):
+        v0, v1, v2, v3 = v
+        for _ in range(n):
+            v0 = (v0 + v1) & mask
+            v1 = rotl(v1, 13) ^ v0
+            v0 = rotl(v0, 32)
+            v2 = (v2 + v3) & mask
+            v3 = rotl(v3, 16) ^ v2
+            v0 = (v0 + v3) & mask
+            v3 = rotl(v3, 21) ^ v0
+            v2 = (v2 + v1) & mask
+            v1 = rotl(v1, 17) ^ v2
+            v2 = rotl(v2, 32)
+        return [v0, v1, v2, v3]
+
+    k0 = int.from_bytes(key[:8], "little")
+    k1 = int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d,
+         k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+    # zero padding to 8n - 1 bytes, then the length mod 256
+    data = msg + bytes(7 - len(msg) % 8) + bytes([len(msg) & 0xff])
+    for i in range(0, len(data), 8):
+        m = int.from_bytes(data[i:i + 8], "little")
+        v[3] ^= m
+        v = rounds(v, 2)
+        v[0] ^= m
+    v[2] ^= 0xff
+    v = rounds(v, 4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def log_id_hash(id_key, cid):
+    """The value custpulse logs for customer cid under log.id_key = id_key:
+    the key derivation documented in common/siphash.h, then SipHash-2-4."""
+    key = b"".join(siphash24(b"custpulse/idkey%d" % i, id_key.encode())
+                   .to_bytes(8, "little") for i in (0, 1))
+    return "h:%016x" % siphash24(key, cid.encode())
+
+
+def check_hash_id():
+    # The Python SipHash against the paper's appendix example first.
+    check_eq(siphash24(bytes(range(16)), bytes(range(15))),
+             0xa129ca6149be45e5, "test's SipHash-2-4 (paper example)")
+    res = run_bin(["hash-id", "-X", "log.id_key=k", "c-1"])
+    check_eq((res.returncode, res.stdout, res.stderr),
+             (0, "c-1\th:9ac18d6ed7e760ab\n", ""), "hash-id c-1 (key k)")
+    check_eq(log_id_hash("k", "c-1"), "h:9ac18d6ed7e760ab",
+             "test's hash of c-1 under key k")
+
+    ids = ["c-42", "-dash", "--", "é-ü", "c-1"]
+    res = run_bin(["hash-id", "--", *ids],
+                  env=clean_env(CUSTPULSE_LOG_ID_KEY=ID_KEY))
+    check_eq(res.returncode, 0, "hash-id (key from the environment): exit")
+    check_eq(res.stdout, "".join(f"{i}\t{log_id_hash(ID_KEY, i)}\n"
+                                 for i in ids),
+             "hash-id of several ids after --")
+    check(ID_KEY not in res.stdout + res.stderr, "hash-id printed the key")
+
+    res = run_bin(["hash-id", "c-1"])
+    check_eq((res.returncode, res.stdout), (2, ""),
+             "hash-id with an empty log.id_key")
+    check("log.id_key" in res.stderr and "random" in res.stderr,
+          f"hash-id with an empty key: stderr {res.stderr!r}")
+    say(f"hash-id: SipHash-2-4 values equal this test's for {len(ids) + 1} "
+        f"ids; empty log.id_key -> exit 2: {res.stderr.strip()}")
 
 
 # ---------------------------------------------------------------------------
@@ -219,15 +308,47 @@ def check_late_topic(st):
     return customers
 
 
+def check_hash_id_matches_log(st):
+    """The consumer's own log line for a customer carries exactly what
+    hash-id prints for it (and never the raw id): the customer's Redis key
+    holds a string, so its event goes to the DLQ with an error line."""
+    topic, cid = "hashid.orders", "c-hash-id-7"
+    r = st.redis()
+    r.set(f"cp:c:{{{cid}}}", "not a hash")
+    r.close()
+    st.create_topic(topic, partitions=1)
+    produce, _ = records_for([order_event(
+        "h1", "placed", cid, "2024-05-01T10:00:00Z", "o1", "10.00")],
+        topic=topic)
+    st.produce(topic, produce)
+    cfg = config(st, **{"topic.orders": topic, "log.id_key": ID_KEY})
+    res = Custpulse(st, cfg).run(["run", "--exit-at-end"], timeout=60)
+    check_eq(res.returncode, 0, "run --exit-at-end with a WRONGTYPE customer")
+    lines = [json.loads(l) for l in res.stderr.splitlines()
+             if l.startswith("{")]
+    logged = {l["customer"] for l in lines if "customer" in l}
+    hid = Custpulse(st, cfg).run(["hash-id", cid])
+    check_eq(hid.returncode, 0, "hash-id exit code")
+    want = log_id_hash(ID_KEY, cid)
+    check_eq(hid.stdout, f"{cid}\t{want}\n", "hash-id output")
+    check_eq(logged, {want}, "customer values in the consumer's log lines")
+    check(cid not in res.stderr, "the raw customer id is in the log")
+    check(ID_KEY not in res.stderr, "log.id_key is in the log")
+    say(f"hash-id {cid} = the consumer's logged value {want} "
+        f"({sum('customer' in l for l in lines)} log lines)")
+
+
 def main():
     check_config_list()
     check_config_errors()
     check_usage_errors()
+    check_hash_id()
     with Stack() as st:
         check_missing_topic_exits(st)
         customers = check_late_topic(st)
         say("precedence (redis.port through inspect):")
         check_precedence(st, "c-late-1", customers["c-late-1"])
+        check_hash_id_matches_log(st)
     say(f"test_cli: passed ({checks_made()} checks)")
 
 

@@ -173,9 +173,17 @@ def main():
             c = customers[cid]
             say(f"  {cid}: o={c.orders} m={cpmodel.money_str(c.monetary)} "
                 f"s={c.segment} q={c.seq} v={hashes[cid]['v']}")
-        check_eq(r.dbsize(), len(customers), "DBSIZE (fixed mode: no cp:pop)")
+        # Besides customers: the orders partition's fencing epoch, taken at
+        # assignment from Redis' clock in milliseconds.
+        epkey = f"cp:ep:{ORDERS_TOPIC}:0"
+        check_eq(r.keys("cp:ep:*"), [epkey], "epoch keys")
+        epoch = int(r.get(epkey))
+        if not 1_600_000_000_000 < epoch < 4_000_000_000_000:
+            raise AssertionError(f"epoch {epoch} is not a time in ms")
+        check_eq(r.dbsize(), len(customers) + 1,
+                 "DBSIZE (customers + 1 epoch; fixed mode: no cp:pop)")
         check_eq(r.keys("cp:pop"), [], "cp:pop in fixed mode")
-        say(f"DBSIZE = {len(customers)}")
+        say(f"DBSIZE = {len(customers)} customers + 1 epoch ({epoch})")
 
         rows = st.consume(SEGMENTS_TOPIC)
         check_output_records(rows, outputs, OUTPUT_PARTITIONS)

@@ -143,7 +143,10 @@ def check_final(st, cfg, customers, n_events):
     r = st.redis()
     got = customer_hashes(r)
     check_customer_states(got, customers)
-    check_eq(r.dbsize(), len(customers), "DBSIZE (no key besides customers)")
+    check_eq(r.keys("cp:ep:*"), [f"cp:ep:{ORDERS_TOPIC}:0"],
+             "epoch keys (one per orders partition)")
+    check_eq(r.dbsize(), len(customers) + 1,
+             "DBSIZE (no key besides customers and the epoch)")
     r.close()
     check_eq(st.consume(DLQ_TOPIC), [], "DLQ records")
     check_eq(st.committed(cfg["kafka.group.id"], ORDERS_TOPIC),

@@ -1,7 +1,8 @@
 /*
  * test_common_log.c - the JSON log line: exact structure (apart from the
- * timestamp), value types, escaping, thresholds, customer-id hashing,
- * truncation that stays valid JSON, and whole lines under concurrency.
+ * timestamp), value types, escaping, thresholds, customer-id hashing (keyed
+ * SipHash-2-4, test_common_siphash.c), truncation that stays valid JSON,
+ * and whole lines under concurrency.
  *
  * stderr (fd 2) is redirected into a temporary file around each cp_log
  * call; assertions run after it is restored so failures stay visible.
@@ -321,6 +322,7 @@ static void test_customer_hashed_unless_debug(void **state)
     char *out, *second;
 
     (void)state;
+    assert_int_equal(cp_log_set_id_key("k"), CP_OK);
     capture_begin(&cap);
     cp_log(CP_LOG_INFO, "x", CP_LCUST("customer", "c-42"),
            CP_LCUST("none", NULL), CP_LEND);
@@ -332,11 +334,92 @@ static void test_customer_hashed_unless_debug(void **state)
     assert_string_equal(after_ts(second), "\"level\":\"info\",\"msg\":\"x\","
                                           "\"customer\":\"c-42\"}\n");
     *second = '\0';
-    /* FNV-1a 64 of "c-42" is 0x479d58925d4967cb */
+    /* SipHash-2-4 of "c-42" under the key derived from "k" (the pinned
+     * value of test_common_siphash.c's test_derive_pinned) */
     assert_string_equal(after_ts(out),
                         "\"level\":\"info\",\"msg\":\"x\",\"customer\":"
-                        "\"h:479d58925d4967cb\",\"none\":null}\n");
+                        "\"h:b8bde997d57ad625\",\"none\":null}\n");
     free(out);
+}
+
+/* The value CP_LCUST logs for id at info, read back from the line. */
+static void logged_customer(const char *id, char out[CP_LOG_ID_HASH_SIZE])
+{
+    static const char pre[] = "\"level\":\"info\",\"msg\":\"x\",\"c\":\"";
+    capture_t cap;
+    size_t len;
+    char *line;
+    const char *v;
+
+    capture_begin(&cap);
+    cp_log(CP_LOG_INFO, "x", CP_LCUST("c", id), CP_LEND);
+    line = capture_end(&cap, &len);
+    assert_true(is_json_line(line, len));
+    v = after_ts(line);
+    assert_true(strncmp(v, pre, strlen(pre)) == 0);
+    v += strlen(pre);
+    assert_string_equal(v + CP_LOG_ID_HASH_SIZE - 1, "\"}\n");
+    memcpy(out, v, CP_LOG_ID_HASH_SIZE - 1);
+    out[CP_LOG_ID_HASH_SIZE - 1] = '\0';
+    free(line);
+}
+
+/* Runs first: before any cp_log_set_id_key the key is a random one. */
+static void test_customer_default_key_random(void **state)
+{
+    char logged[CP_LOG_ID_HASH_SIZE], direct[CP_LOG_ID_HASH_SIZE];
+
+    (void)state;
+    logged_customer("c-42", logged);
+    assert_int_equal(cp_log_hash_id("c-42", direct), CP_OK);
+    assert_string_equal(logged, direct);
+    assert_string_not_equal(logged, "h:479d58925d4967cb"); /* FNV-1a 64 */
+    assert_string_not_equal(logged, "h:b8bde997d57ad625"); /* key "k" */
+}
+
+static void test_customer_key_derivation(void **state)
+{
+    char k1[CP_LOG_ID_HASH_SIZE], k2[CP_LOG_ID_HASH_SIZE];
+    char other[CP_LOG_ID_HASH_SIZE], direct[CP_LOG_ID_HASH_SIZE];
+
+    (void)state;
+    assert_int_equal(cp_log_set_id_key("k"), CP_OK);
+    logged_customer("c-1", k1);
+    assert_string_equal(k1, "h:9ac18d6ed7e760ab");
+    assert_int_equal(cp_log_hash_id("c-1", direct), CP_OK);
+    assert_string_equal(direct, k1); /* what `custpulse hash-id` prints */
+
+    assert_int_equal(cp_log_set_id_key("another key"), CP_OK);
+    logged_customer("c-1", other);
+    assert_string_equal(other, "h:3c383eafbafcaee6");
+
+    /* Setting the same string again gives the same key back. */
+    assert_int_equal(cp_log_set_id_key("k"), CP_OK);
+    logged_customer("c-1", k2);
+    assert_string_equal(k2, k1);
+    logged_customer("c-2", k2);
+    assert_string_not_equal(k2, k1);
+}
+
+static void test_customer_empty_key_random(void **state)
+{
+    char keyed[CP_LOG_ID_HASH_SIZE], r1[CP_LOG_ID_HASH_SIZE];
+    char r2[CP_LOG_ID_HASH_SIZE], r3[CP_LOG_ID_HASH_SIZE];
+
+    (void)state;
+    assert_int_equal(cp_log_set_id_key("k"), CP_OK);
+    logged_customer("c-42", keyed);
+    /* "" and NULL: a fresh random key each time (equal with 2^-64). */
+    assert_int_equal(cp_log_set_id_key(""), CP_OK);
+    logged_customer("c-42", r1);
+    logged_customer("c-42", r3);
+    assert_string_equal(r1, r3); /* stable within the key's lifetime */
+    assert_int_equal(cp_log_set_id_key(NULL), CP_OK);
+    logged_customer("c-42", r2);
+    assert_string_not_equal(r1, keyed);
+    assert_string_not_equal(r2, keyed);
+    assert_string_not_equal(r1, r2);
+    assert_string_not_equal(r1, "h:479d58925d4967cb");
 }
 
 static void test_unknown_type_stops_fields(void **state)
@@ -487,12 +570,16 @@ static void test_concurrent_lines_whole(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* first: it sees the key before any cp_log_set_id_key */
+        cmocka_unit_test_setup(test_customer_default_key_random, reset_level),
         cmocka_unit_test_setup(test_header_example, reset_level),
         cmocka_unit_test_setup(test_value_types, reset_level),
         cmocka_unit_test_setup(test_escaping, reset_level),
         cmocka_unit_test_setup(test_levels, reset_level),
         cmocka_unit_test_setup(test_level_parse, reset_level),
         cmocka_unit_test_setup(test_customer_hashed_unless_debug, reset_level),
+        cmocka_unit_test_setup(test_customer_key_derivation, reset_level),
+        cmocka_unit_test_setup(test_customer_empty_key_random, reset_level),
         cmocka_unit_test_setup(test_unknown_type_stops_fields, reset_level),
         cmocka_unit_test_setup(test_truncation_long_msg, reset_level),
         cmocka_unit_test_setup(test_truncation_utf8_boundary, reset_level),

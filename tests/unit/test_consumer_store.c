@@ -84,12 +84,29 @@ static void test_parse_and_write(void **state)
         cp_store_outbox_add(&s, CP_OUTBOX_SEGMENTS, "{}", 2, 3, &a), CP_OK);
     cp_pop_t delta = {0, 1, 500, 0};
     cp_argv_t av = {0};
-    assert_int_equal(cp_store_write_args(&s, "sha", "cp:c:{k}", 8, "cp:pop",
-                                         &delta, &a, &av),
+    cp_epoch_ref_t eps[2] = {{"cp:ep:customer.orders:2", 1700000000123},
+                             {"cp:ep:customer.browsing:0", 5}};
+    assert_int_equal(cp_store_write_args(&s, "sha", "cp:c:{k}", 8, eps, 2,
+                                         "cp:pop", &delta, &a, &av),
                      CP_OK);
-    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{k}", "cp:pop", "7",
-                          "4",       "0",   "1", "500",      "0",      "0"};
-    for (int i = 0; i < 12; i++) {
+    const char *head[] = {"EVALSHA",
+                          "sha",
+                          "4",
+                          "cp:c:{k}",
+                          "cp:ep:customer.orders:2",
+                          "cp:ep:customer.browsing:0",
+                          "cp:pop",
+                          "7",
+                          "2",
+                          "1700000000123",
+                          "5",
+                          "4",
+                          "0",
+                          "1",
+                          "500",
+                          "0",
+                          "0"};
+    for (int i = 0; i < 17; i++) {
         assert_int_equal(av.argvlen[i], strlen(head[i]));
         assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
     }
@@ -116,11 +133,12 @@ static void test_fixed_mode_and_no_segment(void **state)
     static cp_stored_t s;
     cp_stored_init(&s);
     cp_argv_t av = {0};
-    assert_int_equal(
-        cp_store_write_args(&s, "sha", "k", 1, "cp:pop", NULL, &a, &av), CP_OK);
-    /* numkeys 1, expected version 0, no population, delete s */
-    const char *head[] = {"EVALSHA", "sha", "1", "k", "0", "0", "1", "s"};
-    for (int i = 0; i < 8; i++)
+    assert_int_equal(cp_store_write_args(&s, "sha", "k", 1, NULL, 0, "cp:pop",
+                                         NULL, &a, &av),
+                     CP_OK);
+    /* numkeys 1, expected version 0, no epoch, no population, delete s */
+    const char *head[] = {"EVALSHA", "sha", "1", "k", "0", "0", "0", "1", "s"};
+    for (int i = 0; i < 9; i++)
         assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
     assert_int_equal(find_arg(&av, "f"), -1);
     assert_int_equal(find_arg(&av, "x"), -1);
