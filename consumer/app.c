@@ -879,6 +879,35 @@ static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
     return -1;
 }
 
+/* Leaves the group until the deadline. The close runs in librdkafka's
+ * background; its rebalance (revoke) arrives on q as an event that must be
+ * served through rebalance_cb, or the close never completes. */
+static void close_consumer(cp_app_t *app, rd_kafka_queue_t *q)
+{
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(app->consumer, q);
+    if (error) {
+        cp_log(CP_LOG_WARN, "consumer close failed",
+               CP_LS("error", rd_kafka_error_string(error)), CP_LEND);
+        rd_kafka_error_destroy(error);
+    }
+    for (int left; !rd_kafka_consumer_closed(app->consumer) &&
+                   (left = ms_left(app)) > 0;) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left < 100 ? left : 100);
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+            rebalance_cb(app->consumer, rd_kafka_event_error(ev),
+                         rd_kafka_event_topic_partition_list(ev), app);
+        if (ev)
+            rd_kafka_event_destroy(ev);
+    }
+    if (!rd_kafka_consumer_closed(app->consumer)) {
+        app->consumer_unclosed = 1;
+        cp_log(CP_LOG_WARN,
+               "shutdown deadline: exiting without a clean group leave; "
+               "the group rebalances once the session times out",
+               CP_LEND);
+    }
+}
+
 /* Commits, leaves the group and flushes, all within shutdown.timeout_ms of
  * the stop request; runs once no batch is in flight. */
 static void finish_shutdown(cp_app_t *app)
@@ -887,11 +916,8 @@ static void finish_shutdown(cp_app_t *app)
     rd_kafka_queue_t *q = rd_kafka_queue_new(app->consumer);
     if (app->subscribed && final_commit(app, q) != 0)
         app->exit_code = app->exit_code ? app->exit_code : 1;
+    close_consumer(app, q);
     rd_kafka_queue_destroy(q);
-    /* Synchronous: librdkafka 2.0.2's rd_kafka_consumer_close_queue left
-     * rd_kafka_destroy waiting forever when polled from here; the leave is
-     * bounded by librdkafka (about session.timeout.ms). */
-    rd_kafka_consumer_close(app->consumer);
     if (app->producer) {
         int left = ms_left(app);
         rd_kafka_flush(app->producer, left < 5000 ? left : 5000);
@@ -1047,7 +1073,9 @@ static void app_free(cp_app_t *app)
         rd_kafka_queue_destroy(app->cq);
     if (app->pq)
         rd_kafka_queue_destroy(app->pq);
-    if (app->consumer)
+    /* A consumer whose close ran out of time is left to the process exit:
+     * destroying it would wait for the close. */
+    if (app->consumer && !app->consumer_unclosed)
         rd_kafka_destroy(app->consumer);
     if (app->producer)
         rd_kafka_destroy(app->producer);

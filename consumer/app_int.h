@@ -176,6 +176,7 @@ typedef struct cp_app_s {
     const char *bootstraps;    /* the embedded cluster's, or NULL */
     int producer_fatal;        /* set by error_cb; acted on after the poll */
     uint64_t stop_deadline_ms; /* monotonic: shutdown must end by then */
+    int consumer_unclosed;     /* close ran out of time: not destroyed */
     uint64_t restart_window_start;
     int restarts_in_window;
     rd_kafka_t *consumer;
