@@ -552,9 +552,12 @@ cp_err_t cp_config_load_env(cp_config_t *cfg, char *const *envp, char *errstr,
         const char *var = envp[i];
         cp_err_t err;
 
-        /* Entries without '=' are not variables; nothing to apply. */
+        /* Entries without '=' are not variables; nothing to apply. The
+         * test hooks (docs/fault-tolerance.md) are read where they act. */
         if (strncmp(var, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 ||
-            strchr(var, '=') == NULL)
+            strchr(var, '=') == NULL ||
+            strncmp(var, "CUSTPULSE_FAILPOINT=", 20) == 0 ||
+            strncmp(var, "CUSTPULSE_MOCK_FAULTS=", 22) == 0)
             continue;
         err = load_env_var(cfg, var, errstr, errstr_size);
         if (err != CP_OK)

@@ -392,6 +392,9 @@ static void test_load_env(void **state)
         "CUSTPULSE_KAFKA_CONSUMER_FETCH_WAIT_MAX_MS=5",
         "MY_CUSTPULSE_REDIS_PORT=1",
         "CUSTPULSE_NO_EQUALS_SIGN",
+        /* test hooks, read by the consumer itself */
+        "CUSTPULSE_FAILPOINT=after_redis_write:3",
+        "CUSTPULSE_MOCK_FAULTS=produce:1:NOT_LEADER_FOR_PARTITION",
         NULL,
     };
     char err[256];
