@@ -537,6 +537,12 @@ static void try_poll(cp_app_t *app)
         app->topic_missing = 0;
         b->msgs[b->n_msgs++].rkm = rkm;
     }
+    if (b->n_msgs > 0 && app->embedded && !app->mock_faults_armed) {
+        char err[256];
+        app->mock_faults_armed = 1;
+        if (cp_kafka_mock_faults_arm(app->embedded, err, sizeof(err)) != CP_OK)
+            cp_log(CP_LOG_ERROR, "mock faults", CP_LS("error", err), CP_LEND);
+    }
     if (b->n_msgs > 0)
         cp__batch_start(app, b->n_msgs);
     else

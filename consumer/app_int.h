@@ -174,6 +174,7 @@ typedef struct cp_app_s {
 
     rd_kafka_t *embedded;      /* mock cluster owner, or NULL */
     const char *bootstraps;    /* the embedded cluster's, or NULL */
+    int mock_faults_armed;   /* CUSTPULSE_MOCK_FAULTS applied */
     int producer_fatal;        /* set by error_cb; acted on after the poll */
     uint64_t stop_deadline_ms; /* monotonic: shutdown must end by then */
     int consumer_unclosed;     /* close ran out of time: not destroyed */

@@ -205,10 +205,12 @@ rd_kafka_t *cp_kafka_embedded_new(const cp_config_t *cfg,
  * "<request>:<count>:<ERROR_NAME>[,...]" makes the next <count> requests
  * of that kind fail with that broker error (ERROR_NAME as librdkafka names
  * it without RD_KAFKA_RESP_ERR_, e.g. NOT_LEADER_FOR_PARTITION); request is
- * produce, fetch, commit or init_producer_id. Fault tests only. */
-static cp_err_t push_mock_faults(rd_kafka_mock_cluster_t *mc, char *errstr,
-                                 size_t errstr_size)
+ * produce, fetch, commit or init_producer_id. Armed when the first batch
+ * starts, so the test's own input producer is not hit. Fault tests only. */
+cp_err_t cp_kafka_mock_faults_arm(rd_kafka_t *embedded, char *errstr,
+                                  size_t errstr_size)
 {
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(embedded);
     static const struct {
         const char *name;
         int16_t api_key;
@@ -260,8 +262,6 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
                                   char *errstr, size_t errstr_size)
 {
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(embedded);
-    if (push_mock_faults(mc, errstr, errstr_size) != CP_OK)
-        return CP_EINVAL;
     const char *topics[] = {cfg->topic_orders, cfg->topic_segments,
                             cfg->topic_churn, cfg->topic_dlq};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {

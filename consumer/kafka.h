@@ -40,6 +40,10 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
  * topics"). */
 const char *cp_kafka_reset_policy(const cp_config_t *cfg);
 
+/* Arms CUSTPULSE_MOCK_FAULTS on the embedded cluster (test hook). */
+cp_err_t cp_kafka_mock_faults_arm(rd_kafka_t *embedded, char *errstr,
+                                  size_t errstr_size);
+
 rd_kafka_conf_t *cp_kafka_conf_new(const cp_config_t *cfg, cp_kafka_role_t role,
                                    const char *bootstraps, char *errstr,
                                    size_t errstr_size);

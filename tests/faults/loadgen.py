@@ -238,6 +238,27 @@ def max_watermarks(redis, topic, prefix="cp:"):
     return best
 
 
+def wait_write_round(st, timeout=5.0):
+    """Returns as soon as Redis has run a new EVALSHA (custpulse's WRITE
+    or outbox CLEAR scripts; docs/architecture.md) after the call: a batch
+    is then in flight (its outputs are being produced and acknowledged).
+    True if seen within timeout. For aiming a signal into a batch."""
+    def evalsha_calls(r):
+        info = r.cmd("INFO", "commandstats")
+        i = info.find(b"cmdstat_evalsha:calls=")
+        if i < 0:
+            return 0
+        j = i + len(b"cmdstat_evalsha:calls=")
+        return int(info[j:info.index(b",", j)])
+    with st.redis(timeout=5) as r:
+        n0 = evalsha_calls(r)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if evalsha_calls(r) > n0:
+                return True
+    return False
+
+
 def end_offsets_of(st, topic, partitions):
     """({partition: high watermark}, input rows) of a topic with plain
     appends only."""

@@ -6,7 +6,9 @@ valid order events at a steady rate (loadgen.EventStream). It is stopped
 with SIGTERM in the middle of the stream and restarted with the same group
 CYCLES times (the load goes on while it is down); the last instance runs
 until the group's committed offsets equal the end offsets, then gets
-SIGTERM too.
+SIGTERM too. A stop under load is aimed: the signal goes out as soon as
+Redis has run a new EVALSHA (a WRITE round began), so the batch's outputs
+and outbox clears are in flight and must be finished before the exit.
 
 Checked for every stop: exit status 0 within shutdown.timeout_ms (5000)
 plus MARGIN_S (time from the signal to the process's exit, printed).
@@ -82,9 +84,9 @@ def main():
         def run_once(i, last):
             cp = Custpulse(st, cfg, name=f"run{i:02d}")
             cp.start(["run"])
-            loadgen.wait_log(cp, lambda l: l.get("msg") == "partitions assigned"
-                        and l.get("count", 0) > 0, 60,
-                        f"{cp.name}: partitions assigned")
+            loadgen.wait_log(cp, lambda l: l.get("msg") == "partitions "
+                             "assigned" and l.get("count", 0) > 0, 60,
+                             f"{cp.name}: partitions assigned")
             time.sleep(RUN_S)
             produced = None
             if last:
@@ -96,6 +98,9 @@ def main():
                     alive=lambda: loadgen.expect_alive([cp]))
             loadgen.expect_alive([cp])
             before = prod.written
+            # Under load: aimed just after a WRITE round began, so the
+            # batch's outputs and outbox clears are still in flight.
+            aimed = not last and loadgen.wait_write_round(st)
             rc, secs = sigterm(cp)
             expect(rc is not None, f"{cp.name}: still running "
                    f"{secs:.0f}s after SIGTERM (then SIGKILLed)",
@@ -111,7 +116,8 @@ def main():
                    "re-consumes nothing)", json.dumps(c))
             runs.append((cp, rc, secs, c))
             say(f"  [{clock.s():5.1f}s] {cp.name}: SIGTERM "
-                f"{'after the end' if last else 'under load'} "
+                f"{'after the end' if last else 'under load'}"
+                f"{' (aimed at a write round)' if aimed else ''} "
                 f"({before} events produced): exit {rc} in {secs:.2f}s; "
                 f"events={c['events']} applied={c['applied']} "
                 f"skipped_redelivered={c['skipped_redelivered']} "
