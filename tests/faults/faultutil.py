@@ -226,12 +226,16 @@ class Stream:
 # Kafka in bulk
 # ---------------------------------------------------------------------------
 
-def produce_lines(st, topic, lines, chunk=200_000):
+def produce_lines(st, topic, lines, chunk=200_000, record_batch=None):
     """cpkafka produce in chunks (one process per chunk keeps its stdin and
-    memory bounded); raises if a delivery failed."""
+    memory bounded); raises if a delivery failed. record_batch: the
+    producer's batch.size in bytes (librdkafka's default ~1 MB), i.e. the
+    largest record batch in the log; a consumer's fetch returns at least
+    one whole record batch per partition."""
+    xs = ["-X", f"batch.size={record_batch}"] if record_batch else []
     for k in range(0, len(lines), chunk):
         part = lines[k:k + chunk]
-        kafkatool("produce", "-b", st.bootstrap, "-t", topic,
+        kafkatool("produce", "-b", st.bootstrap, "-t", topic, *xs,
                   input="\n".join(part) + "\n", timeout=600)
 
 

@@ -6,7 +6,8 @@ producer feeds valid order events at a steady rate (loadgen.EventStream:
 one UTC day, so the exact state and CloudEvents do not depend on how the
 partitions were spread). Every CHURN_S seconds a new instance joins and,
 half a period later, the oldest one leaves - alternately by SIGTERM (must
-exit 0) and by kill -9. Short sessions (broker group.min.session.timeout.ms
+exit 0) and by kill -9, each sent just after a WRITE round began in Redis
+(loadgen.wait_write_round), so batches are often in flight. Short sessions (broker group.min.session.timeout.ms
 lowered) make the group notice a killed member quickly, so every change is
 a rebalance (cooperative-sticky) while batches are in flight. After the
 load, the last three instances run until the group's committed offsets
@@ -90,6 +91,9 @@ def main():
                 loadgen.expect_alive(live)
                 victim = live.pop(0)
                 how = "SIGTERM" if step % 2 == 0 else "kill -9"
+                # Aimed just after some instance's WRITE round began, so a
+                # batch is more likely in flight in the victim too.
+                loadgen.wait_write_round(st, timeout=2)
                 t0 = time.monotonic()
                 if how == "SIGTERM":
                     rc = victim.stop(signal.SIGTERM, timeout=30)
