@@ -7,9 +7,10 @@ one UTC day, so the exact state and CloudEvents do not depend on how the
 partitions were spread). Every CHURN_S seconds a new instance joins and,
 half a period later, the oldest one leaves - alternately by SIGTERM (must
 exit 0) and by kill -9, each sent just after a WRITE round began in Redis
-(loadgen.wait_write_round), so batches are often in flight. Short sessions (broker group.min.session.timeout.ms
-lowered) make the group notice a killed member quickly, so every change is
-a rebalance (cooperative-sticky) while batches are in flight. After the
+(loadgen.wait_write_round), so batches are often in flight. Short
+sessions (broker group.min.session.timeout.ms lowered) make the group
+notice a killed member quickly, so every change is a rebalance
+(cooperative-sticky) while events keep coming. After the
 load, the last three instances run until the group's committed offsets
 equal the end offsets, then get SIGTERM (exit 0).
 

@@ -202,9 +202,11 @@ def main():
                     "events", "applied", "skipped_redelivered", "duplicates",
                     "writes", "write_conflicts", "writes_fenced",
                     "epochs_acquired", "batches", "outputs")))
+        a_lost = loadgen.count_msgs(a, "partitions revoked",
+                                    lambda l: l.get("lost"))
         say(f"  rebalances: A {loadgen.count_msgs(a, 'partitions assigned')}"
             f" assignments / {loadgen.count_msgs(a, 'partitions revoked')} "
-            f"revocations ({loadgen.count_msgs(a, 'partitions revoked', lambda l: l.get('lost'))} lost), "
+            f"revocations ({a_lost} lost), "
             f"B {loadgen.count_msgs(b, 'partitions assigned')} / "
             f"{loadgen.count_msgs(b, 'partitions revoked')}")
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
