@@ -246,7 +246,7 @@ static void check_end(cp_app_t *app)
     for (int i = 0; i < app->n_parts; i++) {
         const cp_part_t *p = &app->parts[i];
         active += p->active;
-        if (p->active && (p->end < 0 || p->next < p->end))
+        if (p->active && (p->checking || p->end < 0 || p->next < p->end))
             return;
     }
     /* No partition now but some before: a lost assignment or an eager
@@ -873,8 +873,17 @@ static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
         if (done)
             err = rd_kafka_event_error(ev);
         rd_kafka_event_destroy(ev);
-        if (done)
-            return err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err ? 0 : (int)err;
+        if (done && (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err))
+            return 0;
+        if (done) {
+            /* Retriable or not, try again until the deadline. */
+            cp_log(CP_LOG_WARN, "final commit failed; retrying",
+                   CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+            usleep(100 * 1000);
+            err = rd_kafka_commit_queue(app->consumer, NULL, q, NULL, NULL);
+            if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+                return 0;
+        }
     }
     if (!err)
         err = RD_KAFKA_RESP_ERR__TIMED_OUT;
