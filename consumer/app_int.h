@@ -104,12 +104,13 @@ typedef struct cp_batch_s {
     cp_buf_t json;
     cp_rec_t *recs; /* arena */
     int n_recs;
-    int pending;      /* replies or delivery reports outstanding */
-    int redis_failed; /* a reply was lost this round */
-    int retry_later;  /* back off before the next round (OOM, errors) */
-    int wait_clear;   /* CP_BATCH_WAIT resumes the CLEAR phase */
-    int wait_repl;    /* CP_BATCH_WAIT resumes the REPL phase */
-    int repl_needed;  /* accepted writes not yet acknowledged by replicas */
+    int pending;          /* replies or delivery reports outstanding */
+    int redis_failed;     /* a reply was lost this round */
+    int retry_later;      /* back off before the next round (OOM, errors) */
+    int wait_clear;       /* CP_BATCH_WAIT resumes the CLEAR phase */
+    int wait_repl;        /* CP_BATCH_WAIT resumes the REPL phase */
+    int repl_needed;      /* accepted writes not yet acknowledged by replicas */
+    int produce_failures; /* failed produces and deliveries, for the log */
     int attempts;
     int round_fenced;   /* writes refused by an epoch this round */
     int round_accepted; /* writes accepted this round */
@@ -174,7 +175,7 @@ typedef struct cp_app_s {
 
     rd_kafka_t *embedded;      /* mock cluster owner, or NULL */
     const char *bootstraps;    /* the embedded cluster's, or NULL */
-    int mock_faults_armed;   /* CUSTPULSE_MOCK_FAULTS applied */
+    int mock_faults_armed;     /* CUSTPULSE_MOCK_FAULTS applied */
     int producer_fatal;        /* set by error_cb; acted on after the poll */
     uint64_t stop_deadline_ms; /* monotonic: shutdown must end by then */
     int consumer_unclosed;     /* close ran out of time: not destroyed */

@@ -162,6 +162,7 @@ void cp__batch_start(cp_app_t *app, int n)
     b->wait_clear = 0;
     b->wait_repl = 0;
     b->repl_needed = 0;
+    b->produce_failures = 0;
     memset(b->table, 0, sizeof(*b->table) * (b->table_mask + 1));
     b->now_wall_ms = cp_time_wall_ms();
     decode_all(app, b);
@@ -843,8 +844,8 @@ static rd_kafka_headers_t *dlq_headers(const cp_bmsg_t *m, const cp_rec_t *rec)
  * producer (an input up to the broker's limit can exceed librdkafka's
  * message.max.bytes) goes again without its value, with header
  * cp.value.dropped = the original size; anything else is retried, and
- * logged at the 1st, 2nd, 4th, 8th ... failure. */
-static void rec_failed(cp_rec_t *rec, rd_kafka_resp_err_t err)
+ * logged at the batch's 1st, 2nd, 4th, 8th ... failure. */
+static void rec_failed(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
 {
     rec->failures++;
     if (rec->msg >= 0 && !rec->value_dropped &&
@@ -859,11 +860,13 @@ static void rec_failed(cp_rec_t *rec, rd_kafka_resp_err_t err)
                CP_LS("topic", rec->topic), CP_LEND);
         return;
     }
-    if ((rec->failures & (rec->failures - 1)) == 0)
+    /* One failed request fails every record in it: count per batch. */
+    int n = ++app->batch.produce_failures;
+    if ((n & (n - 1)) == 0)
         cp_log(CP_LOG_WARN, "produce failed; retrying",
                CP_LS("topic", rec->topic),
-               CP_LS("error", rd_kafka_err2str(err)),
-               CP_LI("failures", rec->failures), CP_LEND);
+               CP_LS("error", rd_kafka_err2str(err)), CP_LI("failures", n),
+               CP_LEND);
 }
 
 /* Produces rec; returns 0, or -1 when it must be retried later. */
@@ -890,7 +893,7 @@ static int produce_rec(cp_app_t *app, cp_rec_t *rec)
     if (err) {
         rd_kafka_headers_destroy(h);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rec_failed(rec, err);
+            rec_failed(app, rec, err);
         return -1;
     }
     rec->delivered = -1; /* in flight */
@@ -934,7 +937,7 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
     if (err) {
         /* Possibly persisted (e.g. __MSG_TIMED_OUT): producing again may
          * duplicate, and duplicates carry the same CloudEvent id. */
-        rec_failed(rec, err);
+        rec_failed(app, rec, err);
         rec->delivered = 0;
         cp__app_schedule_retry(app, RETRY_MS);
         return;
