@@ -29,6 +29,7 @@ static void begin_stop(cp_app_t *app, int code);
 static void try_poll(cp_app_t *app);
 static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
                            rd_kafka_topic_partition_list_t *list);
+static void start_check(cp_app_t *app, cp_part_t *part);
 
 static _Atomic int stop_flag; /* read by worker threads */
 
@@ -55,7 +56,9 @@ static cp_part_t *part_find(cp_app_t *app, const char *topic, int32_t p)
  * (and again if that failed); every customer write carries it, and the
  * write script refuses writes whose epoch was outranked. The reply names
  * the partition by index and assignment generation, so a reply for an
- * earlier assignment is ignored. */
+ * earlier assignment is ignored. It also brings the position kept in
+ * Redis, which the position check at assignment needs: the check starts
+ * once the epoch is taken. */
 
 #define EPOCH_GEN_BITS 20
 
@@ -71,13 +74,28 @@ static void on_epoch(cp_redis_t *r, redisReply *reply, void *pd)
     if ((part->gen & ((1u << EPOCH_GEN_BITS) - 1)) != gen)
         return;
     part->acquiring = 0;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        if (reply->integer > part->epoch)
-            part->epoch = reply->integer;
+    redisReply **el =
+        reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+            ? reply->element
+            : NULL;
+    if (el && el[0]->type == REDIS_REPLY_INTEGER && el[0]->integer > 0) {
+        if (el[0]->integer > part->epoch)
+            part->epoch = el[0]->integer;
         app->stats.epochs_acquired++;
+        char *end = NULL;
+        long long pos = -1;
+        if (el[1]->type == REDIS_REPLY_STRING)
+            pos = strtoll(el[1]->str, &end, 10);
+        part->rpos = end && !*end && pos >= 0 ? pos : -1;
+        part->rfp[0] = '\0';
+        if (el[2]->type == REDIS_REPLY_STRING && el[2]->len < CP_FP_SIZE)
+            memcpy(part->rfp, el[2]->str, el[2]->len + 1);
         cp_log(CP_LOG_DEBUG, "partition epoch taken",
                CP_LS("topic", part->topic), CP_LI("partition", part->partition),
-               CP_LI("epoch", part->epoch), CP_LEND);
+               CP_LI("epoch", part->epoch), CP_LI("applied", part->rpos),
+               CP_LEND);
+        if (part->checking && !part->check_started)
+            start_check(app, part);
     } else if (reply && reply->type == REDIS_REPLY_ERROR &&
                strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         cp_redis_reload_scripts(r); /* taken again by the next batch */
@@ -120,6 +138,9 @@ static void part_new_generation(cp_part_t *part, int active)
     part->acquiring = 0;
     part->alarmed = 0;
     part->checking = 0;
+    part->check_started = 0;
+    part->rpos = -1;
+    part->rfp[0] = '\0';
 }
 
 static void parts_assign(cp_app_t *app,
@@ -352,17 +373,39 @@ static void drain_pipe(int fd)
 
 /* ---- position check at assignment ------------------------------------------
  *
- * A committed offset beyond a partition's end (the topic was deleted and
- * recreated, or a broker lost data) would make librdkafka reset to the
- * start, and the customers' watermarks would then take every new event
- * for a re-delivery and skip it silently. So every assigned partition is
- * paused in the rebalance callback until a worker has read its committed
- * offset and watermarks: beyond the end -> alarm, the partition stays
- * paused (and its messages are dropped, uncommitted); before the start
- * (retention deleted events before they were consumed) -> alarm, go on
- * from the start; otherwise seek to the committed offset (or where
- * auto.offset.reset says when there is none) and resume. The seek also
- * discards any message fetched before the pause took effect. */
+ * A partition whose events custpulse applied before may have been deleted
+ * and recreated (or truncated by a broker that lost data). Its new events
+ * get offsets from 0 again, and the customers' watermarks would take each
+ * of them for a re-delivery and skip it silently. Kafka 3.9 deletes the
+ * group's committed offsets with the topic, so custpulse keeps its own
+ * position per partition in Redis (<prefix>ep:<topic>:<p>, o = the offset
+ * after the last event applied, f = that event's fingerprint), moved by
+ * the same script calls that apply the events.
+ *
+ * Every assigned partition is paused in the rebalance callback. Once its
+ * epoch is taken (which reads o and f), a worker reads its committed
+ * offset and watermarks, and - when there is no committed offset but a
+ * position in Redis inside the partition - fetches the event at o - 1 and
+ * compares its fingerprint. Then:
+ *   committed or o beyond the end, or the event at o - 1 is another one
+ *     -> alarm; the partition stays paused (its messages are dropped,
+ *        uncommitted);
+ *   committed before the start (retention deleted events before they were
+ *     consumed) -> alarm, go on from the start;
+ *   otherwise seek to the committed offset (or where auto.offset.reset
+ *     says when there is none) and resume.
+ * The seek also discards any message fetched before the pause took
+ * effect. */
+
+#define PROBE_TIMEOUT_MS 10000
+
+typedef enum {
+    CP_PROBE_NONE = 0,  /* not needed, or the event is gone (retention) */
+    CP_PROBE_SAME,      /* the event at o - 1 has the stored fingerprint */
+    CP_PROBE_DIFFERENT, /* another event: the topic was recreated */
+    CP_PROBE_GAP        /* no event at o - 1 (compaction, control records) */
+} cp_probe_t;
+
 typedef struct cp_check_job_s {
     uv_work_t req;
     cp_app_t *app;
@@ -370,8 +413,69 @@ typedef struct cp_check_job_s {
     int32_t partition;
     unsigned gen;
     int64_t committed, lo, hi;
+    int64_t rpos;         /* o at assignment, -1 none */
+    char rfp[CP_FP_SIZE]; /* f at assignment */
+    char fp[CP_FP_SIZE];  /* the fingerprint found at o - 1 */
+    cp_probe_t probe;
     int ok;
 } cp_check_job_t;
+
+static rd_kafka_topic_partition_list_t *one_tp(const char *topic, int32_t p,
+                                               int64_t offset);
+
+/* Fetches the event at job->rpos - 1 with a short-lived consumer that
+ * joins no group and commits nothing. Returns 0 with job->probe set, -1
+ * when it could not be read in time. Thread: worker. */
+static int probe_event(cp_check_job_t *job)
+{
+    char err[256];
+    int64_t want = job->rpos - 1;
+    rd_kafka_conf_t *conf =
+        cp_kafka_conf_new(job->app->cfg, CP_KAFKA_CONSUMER,
+                          job->app->bootstraps, err, sizeof(err));
+    if (!conf)
+        return -1;
+    if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err,
+                          sizeof(err)) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "1024", err,
+                          sizeof(err)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l =
+        one_tp(job->topic, job->partition, want);
+    int rc = rd_kafka_assign(rk, l) ? -1 : 1;
+    rd_kafka_topic_partition_list_destroy(l);
+    for (int waited = 0;
+         rc == 1 && waited < PROBE_TIMEOUT_MS && !atomic_load(&stop_flag);
+         waited += 200) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 200);
+        if (!rkm)
+            continue;
+        if (!rkm->err && rkm->partition == job->partition &&
+            rkm->offset >= want) {
+            if (rkm->offset > want) {
+                job->probe = CP_PROBE_GAP;
+            } else {
+                cp_store_fingerprint(rd_kafka_message_timestamp(rkm, NULL),
+                                     rkm->payload, rkm->len, job->fp);
+                job->probe = strcmp(job->fp, job->rfp) == 0
+                                 ? CP_PROBE_SAME
+                                 : CP_PROBE_DIFFERENT;
+            }
+            rc = 0;
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc == 0 ? 0 : -1;
+}
 
 static void check_job_work(uv_work_t *req)
 {
@@ -389,6 +493,12 @@ static void check_job_work(uv_work_t *req)
     }
     job->committed = l->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(l);
+    /* No committed offset but events applied before: a new group, or a
+     * recreated topic that has grown past o already. */
+    if (job->ok && job->committed < 0 && job->rpos > 0 &&
+        job->rpos - 1 >= job->lo && job->rpos - 1 < job->hi &&
+        probe_event(job) != 0)
+        job->ok = 0;
 }
 
 static rd_kafka_topic_partition_list_t *one_tp(const char *topic, int32_t p,
@@ -421,11 +531,21 @@ static void offset_alarm(cp_app_t *app, const char *msg, const cp_part_t *part,
     app->stats.offset_alarms++;
     cp_log(CP_LOG_ERROR, msg, CP_LS("topic", part->topic),
            CP_LI("partition", part->partition),
-           CP_LI("committed", job->committed), CP_LI("low", job->lo),
-           CP_LI("high", job->hi), CP_LEND);
+           CP_LI("committed", job->committed), CP_LI("applied", job->rpos),
+           CP_LI("low", job->lo), CP_LI("high", job->hi), CP_LEND);
 }
 
-static void start_check(cp_app_t *app, cp_part_t *part);
+/* The partition is not consumed: its new events would be taken for
+ * re-deliveries. */
+static void alarm_stop(cp_app_t *app, cp_part_t *part, const char *msg,
+                       const cp_check_job_t *job)
+{
+    part->alarmed = 1;
+    part->checking = 0;
+    offset_alarm(app, msg, part, job);
+    if (app->exit_at_end)
+        begin_stop(app, 1);
+}
 
 static void check_job_done(uv_work_t *req, int status)
 {
@@ -442,16 +562,26 @@ static void check_job_done(uv_work_t *req, int status)
                CP_LEND);
         start_check(app, part);
     } else if (job->committed > job->hi) {
-        part->alarmed = 1;
-        part->checking = 0;
-        offset_alarm(app,
-                     "committed offset beyond the partition's end: was the "
-                     "topic deleted and recreated? The partition is not "
-                     "consumed (its new events would be taken for "
-                     "re-deliveries); see docs/fault-tolerance.md",
-                     part, job);
-        if (app->exit_at_end)
-            begin_stop(app, 1);
+        alarm_stop(app, part,
+                   "committed offset beyond the partition's end: was the "
+                   "topic deleted and recreated? The partition is not "
+                   "consumed (its new events would be taken for "
+                   "re-deliveries); see docs/fault-tolerance.md",
+                   job);
+    } else if (job->rpos > job->hi) {
+        alarm_stop(app, part,
+                   "events applied beyond the partition's end: was the topic "
+                   "deleted and recreated? The partition is not consumed "
+                   "(its new events would be taken for re-deliveries); see "
+                   "docs/fault-tolerance.md",
+                   job);
+    } else if (job->probe == CP_PROBE_DIFFERENT) {
+        alarm_stop(app, part,
+                   "the event at the last applied offset is not the one "
+                   "applied: was the topic deleted and recreated? The "
+                   "partition is not consumed (its new events would be "
+                   "taken for re-deliveries); see docs/fault-tolerance.md",
+                   job);
     } else if (job->committed >= 0 && job->committed < job->lo) {
         offset_alarm(app,
                      "events deleted by retention before they were consumed; "
@@ -480,12 +610,16 @@ static void start_check(cp_app_t *app, cp_part_t *part)
     job->app = app;
     job->partition = part->partition;
     job->gen = part->gen;
+    job->rpos = part->rpos;
+    memcpy(job->rfp, part->rfp, sizeof(job->rfp));
     job->req.data = job;
     part->checking = 1;
+    part->check_started = 1;
     uv_queue_work(app->loop, &job->req, check_job_work, check_job_done);
 }
 
-/* Rebalance callback: pause what was just assigned and check it. */
+/* Rebalance callback: pause what was just assigned; its check starts
+ * once its epoch is taken (on_epoch). */
 static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
                            rd_kafka_topic_partition_list_t *list)
 {
@@ -494,7 +628,22 @@ static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
         cp_part_t *part =
             part_find(app, list->elems[i].topic, list->elems[i].partition);
         if (part)
-            start_check(app, part);
+            part->checking = 1;
+    }
+}
+
+/* Partitions waiting for their check whose epoch acquisition failed
+ * (Redis was down): take it again. Called once a second and when Redis
+ * becomes ready. */
+static void retry_check_epochs(cp_app_t *app)
+{
+    if (app->state != CP_APP_RUNNING)
+        return;
+    for (int i = 0; i < app->n_parts; i++) {
+        cp_part_t *part = &app->parts[i];
+        if (part->active && part->checking && !part->check_started &&
+            !part->acquiring)
+            (void)cp__app_acquire_epoch(app, i);
     }
 }
 
@@ -643,6 +792,7 @@ static void on_tick(uv_timer_t *t)
         serve_producer(app);
     if (rd_kafka_queue_length(app->cq) > 0)
         try_poll(app);
+    retry_check_epochs(app);
 }
 
 void cp__app_batch_done(cp_app_t *app)
@@ -704,6 +854,7 @@ static void on_redis_status(cp_redis_t *r, cp_redis_status_t status,
     if (!app->redis_ready)
         return;
     maybe_start(app);
+    retry_check_epochs(app);
     cp__batch_redis_ready(app);
 }
 
@@ -724,6 +875,9 @@ static void topics_work(uv_work_t *req)
         char err[512];
         if (cp_kafka_create_topics(job->app->producer, cfg, topics, 3, 10000,
                                    err, sizeof(err)) == CP_OK) {
+            /* Without it, the first record to each output topic waits for
+             * librdkafka's next metadata refresh (about a second). */
+            (void)cp_kafka_warm_metadata(job->app->producer, topics, 3, 5000);
             job->ok = 1;
             return;
         }

@@ -123,16 +123,19 @@ typedef struct cp_batch_s {
 typedef struct cp_part_s {
     char *topic;
     int32_t partition;
-    char *epkey;   /* <prefix>ep:<topic>:<partition> */
+    char *epkey;   /* <prefix>ep:<topic>:<partition>: e, o, f (store.h) */
     int64_t end;   /* high watermark at first assignment; -1 unknown */
     int64_t next;  /* next offset to process (committed or processed) */
     int64_t epoch; /* fencing epoch held; 0 = none (take one first) */
     unsigned gen;  /* assignment generation: stale epoch replies are ignored */
     int active;
-    int acquiring; /* an epoch acquisition is in flight */
-    int checking;  /* paused until its committed offset is checked */
-    int alarmed;   /* committed offset beyond the end: not consumed */
-    int fenced;    /* a newer owner holds the epoch: drop its messages */
+    int acquiring;     /* an epoch acquisition is in flight */
+    int checking;      /* paused until its committed offset is checked */
+    int check_started; /* the check's Kafka half runs (after the epoch) */
+    int64_t rpos;      /* position kept in Redis (o) at assignment; -1 none */
+    char rfp[CP_FP_SIZE]; /* and the fingerprint of the event before it */
+    int alarmed;          /* committed offset beyond the end: not consumed */
+    int fenced;           /* a newer owner holds the epoch: drop its messages */
 } cp_part_t;
 
 /* Counters of the `stats` log line (docs/fault-tolerance.md). */

@@ -125,11 +125,21 @@ static void oom(void)
 static void decode_all(cp_app_t *app, cp_batch_t *b)
 {
     int64_t clock = app->clock_max_ms;
+    /* A poll returns runs of messages of one partition: look a partition
+     * up once per run. */
+    const rd_kafka_topic_t *run_rkt = NULL;
+    int32_t run_partition = -1;
+    int run_part = -1;
     for (int i = 0; i < b->n_msgs; i++) {
         cp_bmsg_t *m = &b->msgs[i];
         rd_kafka_message_t *rkm = m->rkm;
-        m->part = cp__app_part_index(app, rd_kafka_topic_name(rkm->rkt),
-                                     rkm->partition);
+        if (rkm->rkt != run_rkt || rkm->partition != run_partition) {
+            run_rkt = rkm->rkt;
+            run_partition = rkm->partition;
+            run_part = cp__app_part_index(app, rd_kafka_topic_name(rkm->rkt),
+                                          rkm->partition);
+        }
+        m->part = run_part;
         m->ignored = m->part < 0 || app->parts[m->part].fenced ||
                      app->parts[m->part].checking ||
                      app->parts[m->part].alarmed;
@@ -639,27 +649,46 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
     write_reply_done(app);
 }
 
-/* The epochs c's write carries: one per partition of its live messages. */
+/* The partitions c's write carries: one per partition of its live
+ * messages, with the epoch held and the position after (and fingerprint
+ * of) c's last message in it. */
 static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
 {
     cp_batch_t *b = &app->batch;
     cp_epoch_ref_t *eps =
         cp_arena_alloc(&b->arena, sizeof(*eps) * (size_t)c->n_msgs);
+    const rd_kafka_message_t **last =
+        cp_arena_alloc(&b->arena, sizeof(*last) * (size_t)c->n_msgs);
     c->ep_parts = cp_arena_alloc(&b->arena, sizeof(int) * (size_t)c->n_msgs);
-    if (!eps || !c->ep_parts)
+    if (!eps || !last || !c->ep_parts)
         oom();
     c->n_ep_parts = 0;
     for (int k = 0; k < c->n_msgs; k++) {
         const cp_bmsg_t *m = &b->msgs[c->msgs[k]];
-        int seen = 0;
-        for (int j = 0; j < c->n_ep_parts && !seen; j++)
-            seen = c->ep_parts[j] == m->part;
-        if (m->ignored || seen)
+        if (m->ignored)
             continue;
-        const cp_part_t *part = &app->parts[m->part];
-        eps[c->n_ep_parts].key = part->epkey;
-        eps[c->n_ep_parts].epoch = part->epoch;
-        c->ep_parts[c->n_ep_parts++] = m->part;
+        int j = 0;
+        while (j < c->n_ep_parts && c->ep_parts[j] != m->part)
+            j++;
+        if (j == c->n_ep_parts) {
+            const cp_part_t *part = &app->parts[m->part];
+            eps[j].key = part->epkey;
+            eps[j].epoch = part->epoch;
+            eps[j].pos = -1;
+            c->ep_parts[c->n_ep_parts++] = m->part;
+        }
+        if (m->rkm->offset + 1 > eps[j].pos) {
+            eps[j].pos = m->rkm->offset + 1;
+            last[j] = m->rkm;
+        }
+    }
+    for (int j = 0; j < c->n_ep_parts; j++) {
+        char *fp = cp_arena_alloc(&b->arena, CP_FP_SIZE);
+        if (!fp)
+            oom();
+        cp_store_fingerprint(rd_kafka_message_timestamp(last[j], NULL),
+                             last[j]->payload, last[j]->len, fp);
+        eps[j].fp = fp;
     }
     *n = c->n_ep_parts;
     return eps;

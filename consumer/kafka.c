@@ -357,3 +357,23 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
     rd_kafka_NewTopic_destroy_array(nt, (size_t)n);
     return rc;
 }
+
+int cp_kafka_warm_metadata(rd_kafka_t *rk, const char **topics, int n,
+                           int timeout_ms)
+{
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (!rkt)
+            continue;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md->topic_cnt == 1 && md->topics[0].err == 0)
+            ok++;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    return ok;
+}

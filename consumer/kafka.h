@@ -55,4 +55,10 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
                                 const char **topics, int n, int timeout_ms,
                                 char *errstr, size_t errstr_size);
 
+/* Fetches the metadata of each topic into rk's cache, so that its first
+ * produce does not wait for a metadata refresh. Blocks up to timeout_ms
+ * per topic; returns how many topics were found. Thread: worker. */
+int cp_kafka_warm_metadata(rd_kafka_t *rk, const char **topics, int n,
+                           int timeout_ms);
+
 #endif

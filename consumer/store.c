@@ -9,6 +9,8 @@
  */
 #include "store.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,19 +22,23 @@
  * call and every check comes before the first write, so the script never
  * fails half-way.
  *
- * KEYS: customer, epoch keys (ne), [population]. An epoch greater than the
- * writer's means another instance took the partition over: -j (j = the
- * epoch's index) and nothing written. An epoch missing or smaller (Redis
- * lost it) is restored to the writer's. */
+ * KEYS: customer, partition keys (ne), [population]. ARGV per partition:
+ * the writer's epoch, the partition position after the customer's last
+ * event of the batch and that event's fingerprint. An epoch greater than
+ * the writer's means another instance took the partition over: -j (j =
+ * the partition's index) and nothing written. An epoch missing or smaller
+ * (Redis lost it) is restored to the writer's. A greater position moves
+ * the partition's o and f (the check at assignment,
+ * docs/fault-tolerance.md "Recreated input topics"). */
 const char cp_store_write_lua[] =
     "local ne = tonumber(ARGV[2])\n"
     "for j = 1, ne do\n"
-    "  local cur = tonumber(redis.call('GET', KEYS[1 + j]) or '0') or 0\n"
-    "  if cur > tonumber(ARGV[2 + j]) then return -j end\n"
+    "  local cur = tonumber(redis.call('HGET', KEYS[1 + j], 'e') or '0') or 0\n"
+    "  if cur > tonumber(ARGV[3 * j]) then return -j end\n"
     "end\n"
     "local v = redis.call('HGET', KEYS[1], 'v') or '0'\n"
     "if v ~= ARGV[1] then return 0 end\n"
-    "local np = tonumber(ARGV[3 + ne])\n"
+    "local np = tonumber(ARGV[3 + 3 * ne])\n"
     "local pk = KEYS[2 + ne]\n"
     "local names = {'n', 'sf', 'sm', 'sl'}\n"
     /* Redis has no rollback: check every population sum before the first
@@ -40,7 +46,7 @@ const char cp_store_write_lua[] =
      * is frozen instead of failing the customer's write half-way. */
     "local move = true\n"
     "for j = 1, np do\n"
-    "  local d = ARGV[3 + ne + j]\n"
+    "  local d = ARGV[3 + 3 * ne + j]\n"
     "  if d ~= '0' then\n"
     "    local cur = tonumber(redis.call('HGET', pk, names[j]) or '0')\n"
     "    if cur == nil or math.abs(cur + tonumber(d)) >= 9.2e18 then\n"
@@ -49,18 +55,23 @@ const char cp_store_write_lua[] =
     "  end\n"
     "end\n"
     "for j = 1, ne do\n"
-    "  local cur = tonumber(redis.call('GET', KEYS[1 + j]) or '0') or 0\n"
-    "  if cur < tonumber(ARGV[2 + j]) then\n"
-    "    redis.call('SET', KEYS[1 + j], ARGV[2 + j])\n"
+    "  local k = KEYS[1 + j]\n"
+    "  local cur = tonumber(redis.call('HGET', k, 'e') or '0') or 0\n"
+    "  if cur < tonumber(ARGV[3 * j]) then\n"
+    "    redis.call('HSET', k, 'e', ARGV[3 * j])\n"
+    "  end\n"
+    "  local o = tonumber(redis.call('HGET', k, 'o') or '-1') or -1\n"
+    "  if o < tonumber(ARGV[3 * j + 1]) then\n"
+    "    redis.call('HSET', k, 'o', ARGV[3 * j + 1], 'f', ARGV[3 * j + 2])\n"
     "  end\n"
     "end\n"
     "if move then\n"
     "  for j = 1, np do\n"
-    "    local d = ARGV[3 + ne + j]\n"
+    "    local d = ARGV[3 + 3 * ne + j]\n"
     "    if d ~= '0' then redis.call('HINCRBY', pk, names[j], d) end\n"
     "  end\n"
     "end\n"
-    "local i = 4 + ne + np\n"
+    "local i = 4 + 3 * ne + np\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV, i))\n"
@@ -68,15 +79,17 @@ const char cp_store_write_lua[] =
 
 /* Takes a partition's epoch: greater than every epoch taken before and at
  * least the server's clock in milliseconds, so an owner that took it after
- * Redis lost the key still outranks every earlier owner. */
+ * Redis lost the key still outranks every earlier owner. Returns the epoch
+ * and the partition's position and fingerprint (nil when none). */
 const char cp_store_epoch_lua[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+    "local cur = tonumber(redis.call('HGET', KEYS[1], 'e') or '0') or 0\n"
     "local e = math.max(cur + 1, now)\n"
-    "redis.call('SET', KEYS[1], string.format('%d', e))\n"
-    "return e\n";
+    "redis.call('HSET', KEYS[1], 'e', string.format('%d', e))\n"
+    "return {e, redis.call('HGET', KEYS[1], 'o'),\n"
+    "        redis.call('HGET', KEYS[1], 'f')}\n";
 
 /* Clears the outbox once everything up to ARGV[1] was delivered. Bumps the
  * version so a write computed from a read that still saw the outbox is
@@ -90,6 +103,13 @@ const char cp_store_clear_lua[] =
     "  return 1\n"
     "end\n"
     "return 0\n";
+
+void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
+                          char out[CP_FP_SIZE])
+{
+    snprintf(out, CP_FP_SIZE, "%" PRId64 ":%016" PRIx64, timestamp_ms,
+             cp_hash_fnv1a64(value, len));
+}
 
 char *cp_store_key(const char *prefix, const char *id, size_t id_len,
                    cp_arena_t *a, size_t *len)
@@ -514,8 +534,11 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
         err = err ? err : add_str(av, a, popkey);
     err = err ? err : add_i64(av, a, s->st.version);
     err = err ? err : add_i64(av, a, n_eps);
-    for (int i = 0; i < n_eps; i++)
+    for (int i = 0; i < n_eps; i++) {
         err = err ? err : add_i64(av, a, eps[i].epoch);
+        err = err ? err : add_i64(av, a, eps[i].pos);
+        err = err ? err : cp_argv_add(av, a, eps[i].fp, strlen(eps[i].fp));
+    }
     if (pop_delta) {
         err = err ? err : add_str(av, a, "4");
         err = err ? err : add_i64(av, a, pop_delta->n);

@@ -73,15 +73,28 @@ typedef struct cp_argv_s {
 
 cp_err_t cp_argv_add(cp_argv_t *av, cp_arena_t *a, const char *s, size_t len);
 
-/* A partition epoch the writer holds: its key and value. */
+/* A partition of a customer's write: its key (a hash: e = epoch, o = the
+ * position after the last event applied, f = that event's fingerprint),
+ * the epoch the writer holds, and the position and fingerprint after the
+ * customer's last event of the batch in that partition. */
 typedef struct cp_epoch_ref_s {
     const char *key; /* <prefix>ep:<topic>:<partition> */
     int64_t epoch;
+    int64_t pos;
+    const char *fp; /* cp_store_fingerprint */
 } cp_epoch_ref_t;
+
+/* An event's fingerprint: "<timestamp ms>:<FNV-1a 64 of the value, 16
+ * hex>" into out (CP_FP_SIZE bytes). The check at assignment compares it
+ * with the event found at the same offset. */
+#define CP_FP_SIZE 48
+void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
+                          char out[CP_FP_SIZE]);
 
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
- *   EVALSHA sha numkeys key [epkey...] [popkey] expected_v ne [epoch...]
+ *   EVALSHA sha numkeys key [epkey...] [popkey] expected_v ne
+ *           [epoch pos fp]...
  *           npop [dn dsf dsm dsl] ndel [fields...] field value ...
  * pop_delta is NULL in fixed mode (no population key touched). The script
  * returns 1 (written), 0 (stale version) or -j (the j-th epoch was

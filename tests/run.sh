@@ -9,8 +9,8 @@
 # 4. unless --quick or CP_SANITIZE_RUN=0:
 #    - build-asan/ (-DCP_SANITIZE=ON: ASan + UBSan), ctest -L 'unit|integration'
 #    - every unit test of build/ under valgrind memcheck
-#    - the libFuzzer targets of tests/fuzz/ for CP_FUZZ_SECONDS each (30;
-#      0 skips them)
+#    - the libFuzzer targets of tests/fuzz/ for CP_FUZZ_SECONDS each (60,
+#      side by side; 0 skips them)
 #
 # Environment: CP_SANITIZE_RUN (default 1), CP_CTEST_JOBS (ctest -j, default
 # 1: each integration test runs its own Kafka), CP_BUILD_JOBS (default 2).
@@ -113,22 +113,37 @@ fi
 echo "valgrind: $n unit tests clean"
 
 # libFuzzer (clang, from Debian's clang package): the decoder and the
-# config parsers, each for CP_FUZZ_SECONDS on a copy of its seed corpus.
-if [ "${CP_FUZZ_SECONDS:-30}" -gt 0 ]; then
-    step "fuzz (build-fuzz/, ${CP_FUZZ_SECONDS:-30} s per target)"
+# config parsers, each for CP_FUZZ_SECONDS (60) on a copy of its seed
+# corpus; the two targets run side by side (one core each).
+FUZZ_S=${CP_FUZZ_SECONDS:-60}
+if [ "$FUZZ_S" -gt 0 ]; then
+    step "fuzz (build-fuzz/, $FUZZ_S s per target, in parallel)"
     cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCP_FUZZ=ON \
         -DCMAKE_C_COMPILER=clang >/dev/null
     cmake --build build-fuzz -j"$BUILD_JOBS" --target fuzz_decode fuzz_config
+    pids=()
+    targets=()
     for t in decode:corpus config:corpus-config; do
         target=fuzz_${t%%:*} seeds=tests/fuzz/${t#*:}
         work=build-fuzz/work-$target
         rm -rf "$work" && mkdir -p "$work" && cp "$seeds"/* "$work"/
-        build-fuzz/tests/fuzz/"$target" "$work" -max_total_time="${CP_FUZZ_SECONDS:-30}" \
-            -print_final_stats=1 2>build-fuzz/$target.log ||
-            { tail -40 build-fuzz/$target.log >&2; exit 1; }
+        build-fuzz/tests/fuzz/"$target" "$work" -max_total_time="$FUZZ_S" \
+            -print_final_stats=1 2>build-fuzz/$target.log &
+        pids+=($!)
+        targets+=("$target")
+    done
+    fuzz_failed=0
+    for i in "${!pids[@]}"; do
+        target=${targets[$i]}
+        if ! wait "${pids[$i]}"; then
+            tail -40 build-fuzz/$target.log >&2
+            fuzz_failed=1
+        fi
         grep -E "^stat::number_of_executed_units" build-fuzz/$target.log |
             sed "s/^/$target: /"
+        echo "$target: corpus $(ls build-fuzz/work-$target | wc -l) inputs"
     done
+    [ "$fuzz_failed" -eq 0 ] || exit 1
 fi
 
 step "done"

@@ -26,16 +26,13 @@ committed offsets equal the end offsets (loadgen.check_end_state).
      producer, its final counters ("stopped") have producer_restarts == 1,
      --exit-at-end exits 0 and the run is exact (the purged records are
      produced again: duplicates only as byte-identical copies).
-  c  the input topic deleted and recreated with fewer events than the
-     group's committed offsets (docs/fault-tolerance.md, offset_alarms).
-     See scenario_c for what Kafka 3.9 does to the group's offsets and why
-     the test puts them back; then --exit-at-end with the same group must
-     exit 1 in bounded time (5 runs, each: the end-of-input check must not
-     race the offset check), log "committed offset beyond the partition's
-     end", count offset_alarms, consume nothing, commit nothing and change
-     no customer hash; a new group starts from the beginning without an
-     alarm - and its events are all skipped as re-deliveries (asserted:
-     the documented reason the alarm exists).
+  c  the input topic deleted and recreated (docs/fault-tolerance.md,
+     offset_alarms): with fewer events than applied, with the group's old
+     offsets put back, and grown past the old positions; each run of
+     --exit-at-end must exit 1 in bounded time (the end-of-input check
+     must not race the position check), log its alarm, count
+     offset_alarms, consume nothing, commit nothing and change no customer
+     hash. See scenario_c.
 
 A failed scenario is reported and the next one still runs; the exit status
 is 1 if any failed.
@@ -65,6 +62,8 @@ from itest_util import all_hashes, checks_made, customer_hashes, say  # noqa
 LONG = loadgen.LONG
 OUT_PARTITIONS = 3
 ALARM_MSG = "committed offset beyond the partition's end"
+APPLIED_MSG = "events applied beyond the partition's end"
+PROBE_MSG = "the event at the last applied offset is not the one applied"
 RESTART_MSG = "fatal producer error: recreating the producer"
 TITLES = {"a": "broker SIGKILL under load",
           "b": "false fatal producer error",
@@ -94,7 +93,7 @@ C_PARTITIONS = 2
 C_CUSTOMERS = 20
 C_EVENTS = 400                   # before the topic is recreated
 C_NEW_EVENTS = 60                # produced to the recreated topic (< ends)
-C_ALARM_RUNS = 5
+C_ALARM_RUNS = 3
 C_RUN_TIMEOUT_S = 60             # "bounded time" for the alarm runs
 
 
@@ -329,28 +328,97 @@ def scenario_b(st):
 
 def snapshot(st, prefix):
     """Every key under prefix with all its fields (bytes), except the
-    partition epochs (<prefix>ep:*), which every assignment takes anew by
-    design (fencing)."""
+    partitions' fencing epochs (field e of <prefix>ep:*), which every
+    assignment takes anew by design; their positions (o, f) are kept."""
     with st.redis() as r:
         h = all_hashes(r, prefix + "*")
-    return {k: v for k, v in h.items() if not k.startswith(prefix + "ep:")}
+    for k, fields in h.items():
+        if k.startswith(prefix + "ep:"):
+            fields.pop("e", None)
+    return h
+
+
+def alarm_runs(sc, st, label, runs, msg, want_fields, before, n_out,
+               cfg=None):
+    """`runs` times --exit-at-end on the recreated topic: each must exit 1
+    in bounded time with error lines starting with msg (each for a listed
+    partition, with the fields in want_fields[p]), offset_alarms equal to
+    those lines, nothing consumed, committed offsets unchanged, Redis
+    unchanged (snapshot) and no output. Returns (alarms, seconds)."""
+    cfg = cfg or sc.cfg
+    group = cfg["kafka.group.id"]
+    committed0 = st.committed(group, sc.topic)
+    secs, n_alarms = [], 0
+    for i in range(runs):
+        cp = sc.custpulse(f"{label}{i + 1}", cfg=cfg)
+        t = Stopwatch()
+        rc, lines = faultutil.run_to_end(cp, C_RUN_TIMEOUT_S)
+        secs.append(t.s())
+        alarms = [l for l in lines if l.get("level") == "error"
+                  and l.get("msg", "").startswith(msg)]
+        c = counters(cp)
+        what = f"c: {label} run {i + 1}"
+        expect(rc == 1, f"{what}: exit status 1",
+               f"{rc}; stopped: {brief(c)}; last lines:\n"
+               + "\n".join(json.dumps(l) for l in lines[-8:]))
+        expect(alarms, f"{what}: no error line '{msg}...'",
+               "\n".join(json.dumps(l) for l in lines[-8:]))
+        for al in alarms:
+            p = al.get("partition")
+            expect(al.get("topic") == sc.topic and p in want_fields and all(
+                al.get(k) == v for k, v in want_fields[p].items()),
+                f"{what}: alarm line fields (want {want_fields.get(p)})",
+                json.dumps(al))
+        expect(c["offset_alarms"] >= 1 and
+               c["offset_alarms"] == len(alarms),
+               f"{what}: offset_alarms >= 1 and = alarm lines",
+               f"{c['offset_alarms']} vs {len(alarms)} lines")
+        n_alarms += c["offset_alarms"]
+        expect(c["events"] == 0 and c["outputs"] == 0,
+               f"{what}: nothing consumed", brief(c))
+        expect(st.committed(group, sc.topic) == committed0,
+               f"{what}: committed offsets changed",
+               f"{committed0} -> {st.committed(group, sc.topic)}")
+        now = snapshot(st, sc.prefix)
+        expect(now == before, f"{what}: Redis changed",
+               first_diffs(sorted(k for k in set(before) | set(now)
+                                  if before.get(k) != now.get(k))))
+        if i == 0:
+            sc.note(f"{label}: exit 1 in {secs[-1]:.2f}s; {len(alarms)} "
+                    f"alarm line(s), e.g. {json.dumps(alarms[0])[:300]}; "
+                    f"stopped: {brief(c)}")
+    expect(len(st.consume(sc.segments)) == n_out,
+           f"c: {label}: outputs appeared during the alarm runs")
+    sc.note(f"{label}: {runs} run(s), each exit 1 in "
+            f"{min(secs):.2f}..{max(secs):.2f}s (limit {C_RUN_TIMEOUT_S}s), "
+            "nothing consumed or committed, Redis unchanged (but the "
+            "epochs), no output")
+    return n_alarms, secs
 
 
 def scenario_c(st):
-    """The input topic recreated with fewer events than committed.
+    """The input topic deleted and recreated.
 
-    What Kafka 3.9 does: deleting a topic also deletes every group's
-    committed offsets for it (checked below, printed). So a group whose
-    topic was recreated behind its back has NO committed offset and starts
-    at the beginning like a new group: the alarm cannot fire, and the new
-    events (offsets 0.. below the customers' old watermarks) are skipped as
-    re-deliveries - the silent loss that the alarm is meant to prevent
-    (shown with the new group below; the same group behaves identically).
-    Offsets do outlive a recreated topic when the group commits its old
-    positions into the new topic (a consumer that kept running through the
-    delete/create, or offsets restored or migrated by a tool); the test
-    stands in for that by committing the group's old offsets back with a
-    plain OffsetCommit, then checks the alarm."""
+    Kafka 3.9 deletes every group's committed offsets with the topic
+    (checked below, printed), so the group starts over like a new one, and
+    the customers' watermarks would take every new event (offsets 0..
+    again) for a re-delivery and skip it silently. custpulse keeps the
+    position after the last event it applied per partition in Redis (o,
+    and that event's fingerprint f, in <prefix>ep:<topic>:<p>); each run
+    below must alarm and consume nothing:
+      c1  the same group, the topic recreated with fewer events than
+          applied: "events applied beyond the partition's end" (o > high);
+      c2  the group's old offsets put back into the new topic (a consumer
+          that kept running through the delete/create, or offsets migrated
+          by a tool; the test commits them with a plain OffsetCommit):
+          "committed offset beyond the partition's end";
+      c3  a new group after the recreated topic has grown past the old
+          positions (o <= high): the event at o - 1 is fetched and its
+          fingerprint differs: "the event at the last applied offset is
+          not the one applied".
+    A new group on the unchanged topic (a replay) finds the same event
+    there and consumes without an alarm: integration test
+    test_no_double_counting and fault test test_redelivery."""
     sc = Scenario(st, "c", C_PARTITIONS)
     stream = loadgen.EventStream(20241003, C_CUSTOMERS, prefix="c")
     events = [stream.next() for _ in range(C_EVENTS)]
@@ -362,132 +430,72 @@ def scenario_c(st):
     old = st.committed(sc.group, sc.topic)
     rows_old = st.consume(sc.topic)
     n_out = len(st.consume(sc.segments))
-    sc.note(f"first run: {len(events)} events, exact ({fig['customers']} "
-            f"hashes, {fig['outputs']} CloudEvents); committed {old}")
-
-    # Old watermarks: only customers whose watermark in their partition is
-    # at least C_NEW_EVENTS get new events, so every new event (offset <
-    # C_NEW_EVENTS) lies at or below its customer's old watermark.
     customers, _ = cpmodel.replay(model_records(rows_old, sc.topic),
                                   loadgen.REF)
-    wm = {cid: c.watermarks for cid, c in customers.items()}
-    eligible = sorted(cid for cid, w in wm.items()
-                      if min(w.values()) >= C_NEW_EVENTS)
-    expect(len(eligible) >= 3, "c: customers with high watermarks",
-           len(eligible))
-    stream2 = loadgen.EventStream(20241004, C_CUSTOMERS, prefix="c")
-    new = []
-    while len(new) < C_NEW_EVENTS:
-        e = stream2.next()
-        if e["customer_id"] in eligible:
-            new.append(e)
+    with st.redis() as r:
+        pos = {p: int(r.hgetall(f"{sc.prefix}ep:{sc.topic}:{p}")["o"])
+               for p in range(C_PARTITIONS)}
+    expect(pos == old, "c: partition positions o = committed offsets",
+           f"o {pos}, committed {old}")
+    sc.note(f"first run: {len(events)} events, exact ({fig['customers']} "
+            f"hashes, {fig['outputs']} CloudEvents); committed {old} = "
+            f"positions in Redis")
 
+    stream2 = loadgen.EventStream(20241004, C_CUSTOMERS, prefix="c")
+    new = [stream2.next() for _ in range(C_NEW_EVENTS)]
     before = snapshot(st, sc.prefix)
     st.delete_topic(sc.topic)
     st.create_topic(sc.topic, partitions=C_PARTITIONS)
     st.produce(sc.topic, records(new))
-    rows_new = st.consume(sc.topic)
     ends_new = loadgen.end_offsets_of(st, sc.topic, C_PARTITIONS)[0]
     expect(all(ends_new[p] < old[p] for p in range(C_PARTITIONS)),
-           "c: the recreated topic's ends are below the committed offsets",
-           f"ends {ends_new}, committed {old}")
-    for r in rows_new:
-        cid = json.loads(r["value"])["customer_id"]
-        expect(r["offset"] <= wm[cid][(sc.topic, r["partition"])],
-               "c: new event above its customer's old watermark", r)
+           "c: the recreated topic's ends are below the old positions",
+           f"ends {ends_new}, positions {old}")
     after_delete = st.committed(sc.group, sc.topic)
+    expect(all(after_delete.get(p) is None for p in range(C_PARTITIONS)),
+           "c: Kafka kept the group's offsets of the deleted topic",
+           after_delete)
     sc.note(f"topic deleted and recreated with {len(new)} events, ends "
             f"{ends_new}; Kafka's committed offsets of the group now "
             f"{after_delete} (Kafka 3.9 deletes them with the topic)")
 
-    # The group's old offsets, as if they had outlived the topic.
+    n1, s1 = alarm_runs(
+        sc, st, "c1 same group", C_ALARM_RUNS, APPLIED_MSG,
+        {p: {"applied": old[p], "high": ends_new[p]}
+         for p in range(C_PARTITIONS)}, before, n_out)
+
     errs = commit_offsets_raw(st.kafka_port, sc.group, sc.topic, old)
     expect(errs == {p: 0 for p in old}, "c: OffsetCommit of the old "
            "offsets", errs)
     expect(st.committed(sc.group, sc.topic) == old,
            "c: committed offsets put back", st.committed(sc.group, sc.topic))
+    n2, s2 = alarm_runs(
+        sc, st, "c2 old offsets", 2, ALARM_MSG,
+        {p: {"committed": old[p], "high": ends_new[p]}
+         for p in range(C_PARTITIONS)}, before, n_out)
 
-    secs, n_alarms = [], 0
-    for i in range(C_ALARM_RUNS):
-        cp = sc.custpulse(f"alarm{i + 1}")
-        t = Stopwatch()
-        rc, lines = faultutil.run_to_end(cp, C_RUN_TIMEOUT_S)
-        secs.append(t.s())
-        alarms = [l for l in lines if l.get("level") == "error"
-                  and l.get("msg", "").startswith(ALARM_MSG)]
-        c = counters(cp)
-        expect(rc == 1, f"c: alarm run {i + 1}: exit status 1 (committed "
-               "offset beyond the partition's end)",
-               f"{rc}; stopped: {brief(c)}; last lines:\n"
-               + "\n".join(json.dumps(l) for l in lines[-8:]))
-        expect(alarms, f"c: alarm run {i + 1}: no error line "
-               f"'{ALARM_MSG}...'", "\n".join(json.dumps(l)
-                                             for l in lines[-8:]))
-        for a in alarms:
-            p = a.get("partition")
-            expect(a.get("topic") == sc.topic and p in old
-                   and a.get("committed") == old[p]
-                   and a.get("high") == ends_new[p],
-                   f"c: alarm run {i + 1}: alarm line fields",
-                   json.dumps(a))
-        expect(c["offset_alarms"] >= 1 and
-               c["offset_alarms"] == len(alarms),
-               f"c: alarm run {i + 1}: offset_alarms >= 1 and = alarm lines",
-               f"{c['offset_alarms']} vs {len(alarms)} lines")
-        n_alarms += c["offset_alarms"]
-        expect(c["events"] == 0 and c["outputs"] == 0,
-               f"c: alarm run {i + 1}: nothing consumed", brief(c))
-        expect(st.committed(sc.group, sc.topic) == old,
-               f"c: alarm run {i + 1}: committed offsets unchanged",
-               st.committed(sc.group, sc.topic))
-        now = snapshot(st, sc.prefix)
-        expect(now == before, f"c: alarm run {i + 1}: Redis changed",
-               first_diffs(sorted(k for k in set(before) | set(now)
-                                  if before.get(k) != now.get(k))))
-        if i == 0:
-            sc.note(f"alarm run: exit 1 in {secs[-1]:.2f}s; "
-                    f"{len(alarms)} alarm line(s), e.g. "
-                    f"{json.dumps(alarms[0])[:260]}; stopped: {brief(c)}")
-    expect(len(st.consume(sc.segments)) == n_out,
-           "c: outputs appeared during the alarm runs")
-    sc.note(f"{C_ALARM_RUNS} alarm runs: each exit 1 in "
-            f"{min(secs):.2f}..{max(secs):.2f}s (limit {C_RUN_TIMEOUT_S}s), "
-            "nothing consumed or committed, Redis unchanged (every key but "
-            "the epochs), no output")
+    # The recreated topic grows past the old positions.
+    more = [stream2.next() for _ in range(2 * C_EVENTS)]
+    st.produce(sc.topic, records(more))
+    ends_more = loadgen.end_offsets_of(st, sc.topic, C_PARTITIONS)[0]
+    expect(all(ends_more[p] > old[p] for p in range(C_PARTITIONS)),
+           "c: the recreated topic grew past the old positions",
+           f"ends {ends_more}, positions {old}")
+    cfg3 = dict(sc.cfg, **{"kafka.group.id": sc.group + "-new"})
+    n3, s3 = alarm_runs(
+        sc, st, "c3 grown, new group", 2, PROBE_MSG,
+        {p: {"applied": old[p], "high": ends_more[p]}
+         for p in range(C_PARTITIONS)}, before, n_out, cfg=cfg3)
 
-    # A new group on the recreated topic: starts from the beginning without
-    # an alarm. Its events have offsets at or below the customers' old
-    # watermarks, so ALL are skipped as re-deliveries and Redis does not
-    # change: the events of a recreated topic are lost silently - the
-    # documented reason for the alarm (and, on Kafka 3.9, exactly what the
-    # old group does too, since its offsets were deleted with the topic).
-    cfg2 = dict(sc.cfg, **{"kafka.group.id": sc.group + "-new"})
-    cp = sc.custpulse("newgroup", cfg=cfg2)
-    rc, lines = faultutil.run_to_end(cp, 120)
-    c = counters(cp)
-    expect(rc == 0, "c: new group: exit status", f"{rc}; {brief(c)}")
-    expect(c["offset_alarms"] == 0 and not [
-        l for l in lines if l.get("msg", "").startswith(ALARM_MSG)],
-        "c: new group: no offset alarm", brief(c))
-    expect(c["events"] == len(new) and c["skipped_redelivered"] == len(new)
-           and c["applied"] == 0 and c["outputs"] == 0,
-           "c: new group: every new event skipped as a re-delivery "
-           "(offset <= the customer's old watermark)", brief(c))
-    expect(st.committed(cfg2["kafka.group.id"], sc.topic) == ends_new,
-           "c: new group: committed = end of the recreated topic",
-           st.committed(cfg2["kafka.group.id"], sc.topic))
-    expect(snapshot(st, sc.prefix) == before, "c: new group changed Redis")
     with st.redis() as r:
         hashes = customer_hashes(r, sc.prefix)
     expect(not state_diffs(hashes, customers),
            "c: state != the first run's cpmodel",
            first_diffs(state_diffs(hashes, customers)))
-    sc.note(f"new group: exit 0, no alarm, {brief(c)}; committed "
-            f"{ends_new}; Redis unchanged: the {len(new)} new events were "
-            "taken for re-deliveries (lost silently)")
-    return {"events": len(events) + len(new), "outputs": fig["outputs"],
-            "dups": fig["dups"], "restarts": 0,
-            "alarms": n_alarms,
+    secs = s1 + s2 + s3
+    return {"events": len(events) + len(new) + len(more),
+            "outputs": fig["outputs"], "dups": fig["dups"], "restarts": 0,
+            "alarms": n1 + n2 + n3,
             "extra": f"alarm runs exit 1 in <= {max(secs):.1f}s"}
 
 

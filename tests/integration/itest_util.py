@@ -144,6 +144,15 @@ def all_hashes(redis, pattern="*"):
     return out
 
 
+def without_epochs(hashes, prefix="cp:"):
+    """hashes (all_hashes) without the partitions' fencing epochs (field e
+    of <prefix>ep:*), which every assignment takes anew by design; the
+    partitions' positions (o, f) stay."""
+    return {k: {f: v for f, v in h.items()
+                if not (f == "e" and k.startswith(prefix + "ep:"))}
+            for k, h in hashes.items()}
+
+
 def customer_key(cid, prefix="cp:"):
     return f"{prefix}c:{{{cid}}}"
 

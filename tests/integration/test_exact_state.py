@@ -10,11 +10,12 @@ committed offsets and `custpulse inspect`.
 import datetime
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
-from harness import Custpulse, Stack, config  # noqa: E402
+from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
                         Timer, check, check_customer_states, check_eq,
                         check_output_records, checks_made, customer_hashes,
@@ -124,6 +125,31 @@ def check_model_sanity(customers, outputs):
           f"model: expected transitions missing: {tos}")
 
 
+def check_counters_documented(stderr):
+    """The final "stopped" line carries exactly the counters of the table
+    in docs/fault-tolerance.md, in its order."""
+    stopped = [json.loads(line) for line in stderr.splitlines()
+               if line.startswith("{") and '"msg":"stopped"' in line]
+    check_eq(len(stopped), 1, "one 'stopped' line")
+    got = [k for k in stopped[0] if k not in ("ts", "level", "msg",
+                                              "exit_code")]
+    with open(os.path.join(SOURCE_DIR, "docs", "fault-tolerance.md")) as f:
+        text = f.read()
+    table = text[text.index("| counter | counts |"):]
+    table = table[:table.index("\n\n")]
+    doc = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    check_eq(got, doc, "counters of the 'stopped' line vs the table of "
+             "docs/fault-tolerance.md")
+    say(f"'stopped' line: {len(got)} counters, as documented")
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return f"{h:016x}"
+
+
 def check_inspect(cp, cid, c, hashes):
     res = cp.run(["inspect", cid], timeout=30)
     check_eq(res.returncode, 0, f"inspect {cid!r} exit code ({res.stderr})")
@@ -162,6 +188,7 @@ def main():
             res = cp.run(["run", "--exit-at-end"], timeout=120)
         check_eq(res.returncode, 0, "custpulse run exit code")
         say(f"custpulse run --exit-at-end: {len(evs)} events in {t.s:.2f}s")
+        check_counters_documented(res.stderr)
 
         r = st.redis()
         hashes = customer_hashes(r)
@@ -173,13 +200,23 @@ def main():
             c = customers[cid]
             say(f"  {cid}: o={c.orders} m={cpmodel.money_str(c.monetary)} "
                 f"s={c.segment} q={c.seq} v={hashes[cid]['v']}")
-        # Besides customers: the orders partition's fencing epoch, taken at
-        # assignment from Redis' clock in milliseconds.
+        # Besides customers: the orders partition's key - its fencing epoch
+        # (e, taken at assignment from Redis' clock in milliseconds), the
+        # offset after the last event applied (o) and that event's
+        # fingerprint (f: "<timestamp ms>:<FNV-1a 64 of the value>").
         epkey = f"cp:ep:{ORDERS_TOPIC}:0"
         check_eq(r.keys("cp:ep:*"), [epkey], "epoch keys")
-        epoch = int(r.get(epkey))
+        ep = r.hgetall(epkey)
+        check_eq(sorted(ep), ["e", "f", "o"], "partition key fields")
+        epoch = int(ep["e"])
         if not 1_600_000_000_000 < epoch < 4_000_000_000_000:
             raise AssertionError(f"epoch {epoch} is not a time in ms")
+        last = max(o for c in customers.values()
+                   for o in c.watermarks.values())
+        row = [x for x in st.consume(ORDERS_TOPIC) if x["offset"] == last][0]
+        check_eq((int(ep["o"]), ep["f"]),
+                 (last + 1, f"{row['timestamp']}:{fnv1a64(row['value'])}"),
+                 "partition position o and fingerprint f")
         check_eq(r.dbsize(), len(customers) + 1,
                  "DBSIZE (customers + 1 epoch; fixed mode: no cp:pop)")
         check_eq(r.keys("cp:pop"), [], "cp:pop in fixed mode")

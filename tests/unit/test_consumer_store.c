@@ -84,8 +84,16 @@ static void test_parse_and_write(void **state)
         cp_store_outbox_add(&s, CP_OUTBOX_SEGMENTS, "{}", 2, 3, &a), CP_OK);
     cp_pop_t delta = {0, 1, 500, 0};
     cp_argv_t av = {0};
-    cp_epoch_ref_t eps[2] = {{"cp:ep:customer.orders:2", 1700000000123},
-                             {"cp:ep:customer.browsing:0", 5}};
+    char fp[CP_FP_SIZE];
+    /* FNV-1a 64 of "{}": the fingerprint a message with that value and
+     * timestamp 1700000000000 gets. */
+    cp_store_fingerprint(1700000000000, "{}", 2, fp);
+    assert_string_equal(fp, "1700000000000:08f44b07b5901a25");
+    cp_store_fingerprint(-1, "", 0, fp);
+    assert_string_equal(fp, "-1:cbf29ce484222325");
+    cp_epoch_ref_t eps[2] = {
+        {"cp:ep:customer.orders:2", 1700000000123, 42, "1:00000000000000aa"},
+        {"cp:ep:customer.browsing:0", 5, 7, "2:00000000000000bb"}};
     assert_int_equal(cp_store_write_args(&s, "sha", "cp:c:{k}", 8, eps, 2,
                                          "cp:pop", &delta, &a, &av),
                      CP_OK);
@@ -99,14 +107,18 @@ static void test_parse_and_write(void **state)
                           "7",
                           "2",
                           "1700000000123",
+                          "42",
+                          "1:00000000000000aa",
                           "5",
+                          "7",
+                          "2:00000000000000bb",
                           "4",
                           "0",
                           "1",
                           "500",
                           "0",
                           "0"};
-    for (int i = 0; i < 17; i++) {
+    for (int i = 0; i < 21; i++) {
         assert_int_equal(av.argvlen[i], strlen(head[i]));
         assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
     }
