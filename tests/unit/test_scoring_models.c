@@ -1,0 +1,378 @@
+/*
+ * test_scoring_models.c - decayed scores, engagement, satisfaction,
+ * lifecycle and value (docs/models.md) with hand-computed cases: every
+ * rule's boundary, out-of-order and equal-time events, extreme gaps.
+ *
+ * Pure unit tests, no services.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "decay.h"
+#include "engagement.h"
+#include "lifecycle.h"
+#include "satisfaction.h"
+#include "value.h"
+
+#define DAY_MS 86400000LL
+#define T0 1704067200000LL /* 2024-01-01T00:00:00Z */
+
+/* |a - b| <= rel * max(|a|, |b|), printing both on failure. */
+#define assert_rel(a, b, rel)                                                  \
+    do {                                                                       \
+        double a_ = (a), b_ = (b);                                             \
+        double m_ = fabs(a_) > fabs(b_) ? fabs(a_) : fabs(b_);                 \
+        if (fabs(a_ - b_) > (rel)*m_)                                          \
+            fail_msg("%s = %.17g, expected %.17g", #a, a_, b_);                \
+    } while (0)
+
+/* ---- decay ----------------------------------------------------------------
+ */
+
+static const double H = 7.0 * DAY_MS; /* half-life: one week */
+
+static void test_decay_hand_computed(void **state)
+{
+    (void)state;
+    cp_decay_t d;
+    cp_decay_init(&d);
+    assert_true(cp_decay_at(&d, T0, H) == 0.0);
+    cp_decay_add(&d, 4.0, T0, H);
+    /* one half-life later: 2; two: 1 */
+    assert_rel(cp_decay_at(&d, T0 + 7 * DAY_MS, H), 2.0, 1e-15);
+    assert_rel(cp_decay_at(&d, T0 + 14 * DAY_MS, H), 1.0, 1e-15);
+    /* before the reference: the score at the reference */
+    assert_true(cp_decay_at(&d, T0 - DAY_MS, H) == 4.0);
+    /* a newer event decays the sum forward: 4/2 + 1 = 3 at T0 + 7d */
+    cp_decay_add(&d, 1.0, T0 + 7 * DAY_MS, H);
+    assert_true(d.ref_ms == T0 + 7 * DAY_MS);
+    assert_rel(d.score, 3.0, 1e-15);
+    /* a late event adds its weight decayed to the reference: 3 + 8/4 */
+    cp_decay_add(&d, 8.0, T0 - 7 * DAY_MS, H);
+    assert_true(d.ref_ms == T0 + 7 * DAY_MS);
+    assert_rel(d.score, 5.0, 1e-15);
+    /* equal times add plainly */
+    cp_decay_add(&d, 0.5, T0 + 7 * DAY_MS, H);
+    assert_rel(d.score, 5.5, 1e-15);
+}
+
+/* Every order of the same events gives the same score (relative 1e-9). */
+static void test_decay_order_independent(void **state)
+{
+    (void)state;
+    const int64_t t[6] = {T0,
+                          T0 + 3 * DAY_MS + 17,
+                          T0 - 40 * DAY_MS,
+                          T0 + 3 * DAY_MS + 17, /* equal time */
+                          T0 + 365 * DAY_MS,
+                          T0 + 1};
+    const double w[6] = {1.0, 0.5, 3.0, 2.0, 1.25, 0.75};
+    /* every permutation of 6 (720) via Heap's algorithm */
+    int idx[6] = {0, 1, 2, 3, 4, 5}, c[6] = {0};
+    double ref = -1.0;
+    int64_t now = T0 + 400 * DAY_MS;
+    int perms = 0;
+    for (int i = 0;;) {
+        cp_decay_t d;
+        cp_decay_init(&d);
+        for (int k = 0; k < 6; k++)
+            cp_decay_add(&d, w[idx[k]], t[idx[k]], H);
+        double s = cp_decay_at(&d, now, H);
+        assert_true(d.ref_ms == T0 + 365 * DAY_MS);
+        if (ref < 0)
+            ref = s;
+        assert_rel(s, ref, 1e-9);
+        perms++;
+        while (i < 6 && c[i] >= i) {
+            c[i] = 0;
+            i++;
+        }
+        if (i == 6)
+            break;
+        int j = i % 2 ? c[i] : 0;
+        int tmp = idx[j];
+        idx[j] = idx[i];
+        idx[i] = tmp;
+        c[i]++;
+        i = 1;
+    }
+    assert_int_equal(perms, 720);
+    /* and the value itself, summed directly */
+    double direct = 0;
+    for (int k = 0; k < 6; k++)
+        direct += w[k] * exp2(-(double)(now - t[k]) / H);
+    assert_rel(ref, direct, 1e-12);
+}
+
+/* Events thousands of years apart: no overflow, no NaN, old weight gone. */
+static void test_decay_extreme_gaps(void **state)
+{
+    (void)state;
+    const int64_t y1970 = 0, y9999 = 253402300799000LL;
+    cp_decay_t d;
+    cp_decay_init(&d);
+    cp_decay_add(&d, 1e300, y1970, 1.0); /* half-life 1 ms */
+    cp_decay_add(&d, 2.0, y9999, 1.0);
+    assert_true(d.score == 2.0);
+    cp_decay_add(&d, 1e300, y1970, 1.0); /* late by 8000 years */
+    assert_true(d.score == 2.0);
+    assert_true(cp_decay_at(&d, y9999 + 10, 1.0) > 0.0);
+    assert_true(isfinite(cp_decay_at(&d, y9999, 1.0)));
+    cp_decay_init(&d);
+    cp_decay_add(&d, 1.0, y9999, 1e18);
+    assert_true(isfinite(cp_decay_at(&d, y9999 + 1, 1e18)));
+    assert_true(cp_decay_at(&d, y9999, 1.0) == 1.0);
+}
+
+/* ---- engagement -----------------------------------------------------------
+ */
+
+static cp_engagement_params_t eng_params(void)
+{
+    cp_engagement_params_t p = {
+        14.0 * DAY_MS, {1.0, 0.5, 1.0, 1.0, 3.0, 2.0}, 20.0, 5.0, 1.0};
+    return p;
+}
+
+static void test_engagement_levels(void **state)
+{
+    (void)state;
+    cp_engagement_params_t p = eng_params();
+    cp_decay_t d;
+    cp_decay_init(&d);
+    assert_int_equal(cp_engagement_level(&d, T0, &p), CP_ENG_NONE);
+    assert_null(cp_engagement_code(CP_ENG_NONE));
+    /* 5 cart adds at T0: 15 -> medium; 2 more sessions: 17; 1 more cart
+     * add: 20 -> high (boundary is inclusive) */
+    for (int i = 0; i < 5; i++)
+        cp_engagement_add(&d, CP_BROWSE_CART_ADD, T0, &p);
+    assert_int_equal(cp_engagement_level(&d, T0, &p), CP_ENG_MEDIUM);
+    cp_engagement_add(&d, CP_BROWSE_SESSION, T0, &p);
+    cp_engagement_add(&d, CP_BROWSE_SESSION, T0, &p);
+    cp_engagement_add(&d, CP_BROWSE_CART_ADD, T0, &p);
+    assert_rel(cp_engagement_score(&d, T0, &p), 20.0, 1e-15);
+    assert_int_equal(cp_engagement_level(&d, T0, &p), CP_ENG_HIGH);
+    assert_string_equal(cp_engagement_code(CP_ENG_HIGH), "high");
+    /* one half-life: 10 -> medium; three: 2.5 -> low; five: 0.625 ->
+     * dormant */
+    assert_int_equal(cp_engagement_level(&d, T0 + 14 * DAY_MS, &p),
+                     CP_ENG_MEDIUM);
+    assert_int_equal(cp_engagement_level(&d, T0 + 42 * DAY_MS, &p), CP_ENG_LOW);
+    assert_int_equal(cp_engagement_level(&d, T0 + 70 * DAY_MS, &p),
+                     CP_ENG_DORMANT);
+    assert_string_equal(cp_engagement_code(CP_ENG_DORMANT), "dormant");
+    /* exactly at the low boundary: 20 * 2^-(ln2(20)) = 1 */
+    cp_decay_t one;
+    cp_decay_init(&one);
+    cp_engagement_add(&one, CP_BROWSE_PRODUCT, T0, &p);
+    assert_int_equal(cp_engagement_level(&one, T0, &p), CP_ENG_LOW);
+    assert_int_equal(cp_engagement_level(&one, T0 + 1, &p), CP_ENG_DORMANT);
+}
+
+/* ---- satisfaction ---------------------------------------------------------
+ */
+
+static cp_satisfaction_params_t sat_params(void)
+{
+    cp_satisfaction_params_t p = {30.0 * DAY_MS, 2.0, 3, 2, 4};
+    return p;
+}
+
+static void test_satisfaction_rules(void **state)
+{
+    (void)state;
+    cp_satisfaction_params_t p = sat_params();
+    cp_support_t s;
+    cp_support_init(&s);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_NONE);
+    /* an opened ticket alone: neutral */
+    cp_support_apply(&s, CP_SUPPORT_TICKET_OPENED, 0, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_NEUTRAL);
+    /* CSAT 5 with a ticket open: still neutral; resolved: satisfied */
+    cp_support_apply(&s, CP_SUPPORT_CSAT, 5, 0, T0 + 1000, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_NEUTRAL);
+    cp_support_apply(&s, CP_SUPPORT_TICKET_RESOLVED, 0, 90.0, T0 + 2000, &p);
+    assert_int_equal(s.open_tickets, 0);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_SATISFIED);
+    assert_string_equal(cp_satisfaction_code(CP_SAT_SATISFIED), "satisfied");
+    /* a resolve without an open ticket never goes below 0 */
+    cp_support_apply(&s, CP_SUPPORT_TICKET_RESOLVED, 0, 30.0, T0 + 3000, &p);
+    assert_int_equal(s.open_tickets, 0);
+    assert_int_equal(s.resolved, 2);
+    assert_rel(s.resolution_min_sum, 120.0, 0);
+    /* one complaint: decayed 1 >= 0.5 -> not satisfied, neutral */
+    cp_support_apply(&s, CP_SUPPORT_COMPLAINT, 0, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_NEUTRAL);
+    /* one half-life later 0.5: still not satisfied; a bit later: yes */
+    assert_int_equal(cp_satisfaction_level(&s, T0 + 30 * DAY_MS, &p),
+                     CP_SAT_NEUTRAL);
+    assert_int_equal(cp_satisfaction_level(&s, T0 + 30 * DAY_MS + 1, &p),
+                     CP_SAT_SATISFIED);
+    /* a second complaint the same day: 2 >= 2 -> at risk */
+    cp_support_apply(&s, CP_SUPPORT_COMPLAINT, 0, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_AT_RISK);
+    assert_string_equal(cp_satisfaction_code(CP_SAT_AT_RISK), "at_risk");
+}
+
+static void test_satisfaction_latest_and_nps(void **state)
+{
+    (void)state;
+    cp_satisfaction_params_t p = sat_params();
+    cp_support_t s;
+    cp_support_init(&s);
+    cp_support_apply(&s, CP_SUPPORT_CSAT, 4, 0, T0 + 10, &p);
+    cp_support_apply(&s, CP_SUPPORT_CSAT, 1, 0, T0, &p); /* late: older */
+    assert_int_equal(s.csat_last, 4);
+    assert_rel(cp_support_csat_avg(&s), 2.5, 0);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_SATISFIED);
+    cp_support_apply(&s, CP_SUPPORT_CSAT, 2, 0, T0 + 10, &p); /* equal time */
+    assert_int_equal(s.csat_last, 2);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_AT_RISK);
+    cp_support_apply(&s, CP_SUPPORT_CSAT, 3, 0, T0 + 20, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_NEUTRAL);
+    /* NPS: classes and their effect */
+    assert_int_equal(cp_nps_class(-1), CP_NPS_NONE);
+    assert_int_equal(cp_nps_class(0), CP_NPS_DETRACTOR);
+    assert_int_equal(cp_nps_class(6), CP_NPS_DETRACTOR);
+    assert_int_equal(cp_nps_class(7), CP_NPS_PASSIVE);
+    assert_int_equal(cp_nps_class(8), CP_NPS_PASSIVE);
+    assert_int_equal(cp_nps_class(9), CP_NPS_PROMOTER);
+    assert_int_equal(cp_nps_class(10), CP_NPS_PROMOTER);
+    assert_string_equal(cp_nps_code(CP_NPS_PASSIVE), "passive");
+    assert_null(cp_nps_code(CP_NPS_NONE));
+    cp_support_apply(&s, CP_SUPPORT_NPS, 10, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_SATISFIED);
+    cp_support_apply(&s, CP_SUPPORT_NPS, 6, 0, T0 - 1, &p); /* late */
+    assert_int_equal(s.nps_last, 10);
+    cp_support_apply(&s, CP_SUPPORT_NPS, 6, 0, T0 + 1, &p);
+    assert_int_equal(cp_satisfaction_level(&s, T0, &p), CP_SAT_AT_RISK);
+    /* open tickets at the threshold */
+    cp_support_t t;
+    cp_support_init(&t);
+    for (int i = 0; i < 2; i++)
+        cp_support_apply(&t, CP_SUPPORT_TICKET_OPENED, 0, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&t, T0, &p), CP_SAT_NEUTRAL);
+    cp_support_apply(&t, CP_SUPPORT_TICKET_OPENED, 0, 0, T0, &p);
+    assert_int_equal(cp_satisfaction_level(&t, T0, &p), CP_SAT_AT_RISK);
+}
+
+/* ---- lifecycle ------------------------------------------------------------
+ */
+
+static const cp_lifecycle_params_t LC = {30, 4, 90, 180, 30};
+
+static cp_lifecycle_t lc(int64_t orders, int64_t first_day, int64_t last_day,
+                         int64_t won_back_day, int64_t today)
+{
+    cp_lifecycle_in_t in = {orders, 1, first_day, last_day, won_back_day};
+    return cp_lifecycle_eval(&in, today, &LC);
+}
+
+static void test_lifecycle_rules(void **state)
+{
+    (void)state;
+    cp_lifecycle_in_t none = {0, 0, 0, 0, -1};
+    assert_int_equal(cp_lifecycle_eval(&none, 100, &LC), CP_LC_NONE);
+    assert_null(cp_lifecycle_code(CP_LC_NONE));
+    assert_int_equal(lc(0, 0, 0, -1, 100), CP_LC_PROSPECT);
+    /* new: first order fewer than 30 days ago */
+    assert_int_equal(lc(1, 100, 100, -1, 129), CP_LC_NEW);
+    assert_int_equal(lc(1, 100, 100, -1, 130), CP_LC_ACTIVE);
+    /* loyal from 4 orders, once no longer new */
+    assert_int_equal(lc(4, 100, 120, -1, 129), CP_LC_NEW);
+    assert_int_equal(lc(4, 100, 120, -1, 130), CP_LC_LOYAL);
+    assert_int_equal(lc(3, 100, 120, -1, 130), CP_LC_ACTIVE);
+    /* at risk from 90 days since the last order, churned from 180, even
+     * when loyal */
+    assert_int_equal(lc(9, 100, 200, -1, 289), CP_LC_LOYAL);
+    assert_int_equal(lc(9, 100, 200, -1, 290), CP_LC_AT_RISK);
+    assert_int_equal(lc(9, 100, 200, -1, 379), CP_LC_AT_RISK);
+    assert_int_equal(lc(9, 100, 200, -1, 380), CP_LC_CHURNED);
+    assert_string_equal(cp_lifecycle_code(CP_LC_CHURNED), "churned");
+    /* won back: for 30 days after the order that ended the churn */
+    int64_t wb = cp_lifecycle_won_back_day(CP_LC_CHURNED, 400, -1);
+    assert_int_equal(wb, 400);
+    assert_int_equal(cp_lifecycle_won_back_day(CP_LC_AT_RISK, 400, -1), -1);
+    assert_int_equal(cp_lifecycle_won_back_day(CP_LC_ACTIVE, 500, 400), 400);
+    assert_int_equal(lc(10, 100, 400, wb, 400), CP_LC_WON_BACK);
+    assert_int_equal(lc(10, 100, 400, wb, 429), CP_LC_WON_BACK);
+    assert_int_equal(lc(10, 100, 400, wb, 430), CP_LC_LOYAL);
+    assert_int_equal(lc(2, 100, 400, wb, 430), CP_LC_ACTIVE);
+    assert_string_equal(cp_lifecycle_code(CP_LC_WON_BACK), "won_back");
+    /* a won-back customer who lapses again is at risk, not won back */
+    assert_int_equal(lc(10, 100, 400, 400, 490), CP_LC_AT_RISK);
+}
+
+/* ---- value ----------------------------------------------------------------
+ */
+
+static const cp_value_params_t VP = {0.4, 0.4, 0.2, 100.0, 200.0, 0.6, 0.5};
+
+static cp_value_t val(double m, double clv, double p_alive, int strategic,
+                      int lapsing)
+{
+    cp_value_in_t in = {1, m, clv, p_alive, strategic, lapsing};
+    return cp_value_eval(&in, &VP);
+}
+
+static void test_value_score_and_tiers(void **state)
+{
+    (void)state;
+    /* m = 300: H = 0.75; clv = 200: P = 0.5; strategic: S = 1;
+     * score = 0.4*0.75 + 0.4*0.5 + 0.2*1 = 0.7 */
+    cp_value_t v = val(300, 200, 0.9, 1, 0);
+    assert_rel(v.historical, 0.75, 1e-15);
+    assert_rel(v.predicted, 0.5, 1e-15);
+    assert_rel(v.strategic, 1.0, 0);
+    assert_rel(v.score, 0.7, 1e-15);
+    assert_int_equal(v.tier, CP_TIER_HIGH_VALUE);
+    assert_string_equal(cp_tier_code(v.tier), "high_value");
+    /* same but lapsing or not alive: churn risk (H >= 0.5) */
+    assert_int_equal(val(300, 200, 0.9, 1, 1).tier, CP_TIER_CHURN_RISK);
+    assert_int_equal(val(300, 200, 0.49, 1, 0).tier, CP_TIER_CHURN_RISK);
+    /* alive exactly at the threshold counts as alive */
+    assert_int_equal(val(300, 200, 0.5, 1, 0).tier, CP_TIER_HIGH_VALUE);
+    /* low history, high prediction, alive: potential (score 0.4*0.0909 +
+     * 0.4*0.6 < 0.6) */
+    cp_value_t p = val(10, 300, 0.8, 0, 0);
+    assert_rel(p.score, 0.4 * (10.0 / 110.0) + 0.4 * 0.6, 1e-15);
+    assert_int_equal(p.tier, CP_TIER_POTENTIAL);
+    /* low everything: low value; history just below 0.5 while lapsing */
+    assert_int_equal(val(10, 10, 0.9, 0, 0).tier, CP_TIER_LOW_VALUE);
+    assert_int_equal(val(99.99, 10, 0.1, 0, 1).tier, CP_TIER_LOW_VALUE);
+    assert_int_equal(val(100, 10, 0.1, 0, 1).tier, CP_TIER_CHURN_RISK);
+    /* no orders: no tier; zero and negative inputs normalise to 0 */
+    cp_value_in_t in = {0, 0, -5, 0, 0, 0};
+    cp_value_t z = cp_value_eval(&in, &VP);
+    assert_int_equal(z.tier, CP_TIER_NONE);
+    assert_null(cp_tier_code(CP_TIER_NONE));
+    assert_true(z.score == 0.0 && z.predicted == 0.0);
+    /* weights are normalised: doubling all keeps the score */
+    cp_value_params_t vp2 = VP;
+    vp2.w_historical *= 2;
+    vp2.w_predicted *= 2;
+    vp2.w_strategic *= 2;
+    cp_value_in_t in2 = {1, 300, 200, 0.9, 1, 0};
+    assert_rel(cp_value_eval(&in2, &vp2).score, 0.7, 1e-15);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decay_hand_computed),
+        cmocka_unit_test(test_decay_order_independent),
+        cmocka_unit_test(test_decay_extreme_gaps),
+        cmocka_unit_test(test_engagement_levels),
+        cmocka_unit_test(test_satisfaction_rules),
+        cmocka_unit_test(test_satisfaction_latest_and_nps),
+        cmocka_unit_test(test_lifecycle_rules),
+        cmocka_unit_test(test_value_score_and_tiers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
