@@ -1042,7 +1042,7 @@ static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
     if (!err)
         err = RD_KAFKA_RESP_ERR__TIMED_OUT;
     cp_log(CP_LOG_ERROR,
-           "final commit failed; the last offsets are consumed again after "
+           "final commit failed; the last offsets may be consumed again after "
            "a restart (and skipped by the customers' watermarks)",
            CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
     return -1;
