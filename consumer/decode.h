@@ -2,8 +2,8 @@
  * decode.h - validates one input message and decodes it into an event.
  *
  * Every input is hostile until this says otherwise. The checks and their
- * order are the contract of docs/contracts.md section 1; the first failing
- * check decides the reject class, which becomes the DLQ header
+ * order are the contract of docs/contracts.md sections 1 and 1b; the first
+ * failing check decides the reject class, which becomes the DLQ header
  * cp.error.class. No I/O: this is what the fuzz target drives.
  */
 #ifndef CP_DECODE_H
@@ -43,7 +43,18 @@ typedef enum {
 /* The class string of r ("invalid_json", ...). */
 const char *cp_reject_class(cp_reject_t r);
 
-#define CP_ID_MAX 128 /* bytes, for customer_id, event_id, order_id */
+/* Bytes, for customer_id, event_id, order_id and the ids of section 1b. */
+#define CP_ID_MAX 128
+/* Members of profile.updated's attributes. */
+#define CP_ATTRS_MAX 32
+
+/* The input topic an event came from: its `type` must be of that family. */
+typedef enum {
+    CP_FAMILY_ORDERS,
+    CP_FAMILY_BROWSING,
+    CP_FAMILY_SUPPORT,
+    CP_FAMILY_PROFILE
+} cp_family_t;
 
 typedef struct cp_decode_params_s {
     size_t max_bytes;     /* input.max_bytes */
@@ -52,18 +63,54 @@ typedef struct cp_decode_params_s {
     const cp_tz_t *tz;    /* for local day numbers */
 } cp_decode_params_t;
 
-/* A decoded order event. Strings live in the arena given to decode. */
-typedef struct cp_order_in_s {
+/* A decoded event of any family. Strings (and ev.attrs) live in the arena
+ * given to decode. */
+typedef struct cp_event_in_s {
     cp_event_t ev;
     const char *customer_id; /* NUL-terminated, validated */
     size_t customer_id_len;
     const char *event_id; /* NUL-terminated, validated */
     size_t event_id_len;
-} cp_order_in_t;
+} cp_event_in_t;
 
-/* Validates key/value and fills out. Returns CP_REJECT_NONE, or the reject
- * class with a reason in msg (names the field, never echoes input bytes).
- * key may be NULL (null key). Strings are copied into arena. */
+/* A decoded order event: the same struct (kept for consumer/batch.c). */
+typedef cp_event_in_t cp_order_in_t;
+
+/* Validates key/value as an event of `family` and fills out. Returns
+ * CP_REJECT_NONE, or the reject class with a reason in msg (names the field
+ * or attribute, never echoes a value; an attribute whose name is invalid is
+ * named by its position). key may be NULL (null key). Strings are copied
+ * into arena; out is zeroed first. Aborts if the arena cannot allocate (a
+ * few KB at most per message). Thread-safe for distinct arenas.
+ *
+ * Check order (the first failure decides the class):
+ *  1. oversize (value_len > max_bytes), missing_key (key NULL or empty),
+ *     invalid_json (empty, not UTF-8 JSON, duplicate keys, not an object);
+ *  2. envelope, plus for orders the fields every order type has
+ *     (event_id, type, customer_id, occurred_at[, order_id, amount,
+ *     currency]), each phase over the fields in that order:
+ *     missing_field (absent or null), invalid_field_type,
+ *     unknown_event_type (`type` not of `family`, including a type of
+ *     another family), invalid_customer_id, invalid_field (event_id, then
+ *     order_id), key_mismatch, invalid_timestamp;
+ *  3. the fields of the type (contract 1b tables, in table order), again
+ *     phase by phase: missing_field (a required field absent or null; a
+ *     `value` without `currency` or the reverse names the absent one),
+ *     invalid_field_type (also: each attribute value and each tag, in
+ *     input order), invalid_field (lengths, ranges, survey kind and score;
+ *     for attributes: member count, then each member's name and value in
+ *     input order);
+ *  4. money, when the event has it: invalid_currency, currency_mismatch,
+ *     invalid_amount.
+ * An optional field that is null counts as absent. Every string field of
+ * section 1b refuses NUL bytes. A family outside cp_family_t gives
+ * unknown_event_type before the JSON is parsed. */
+cp_reject_t cp_decode_event(const cp_decode_params_t *p, cp_family_t family,
+                            const void *key, size_t key_len, const void *value,
+                            size_t value_len, cp_arena_t *arena,
+                            cp_event_in_t *out, char *msg, size_t msg_size);
+
+/* cp_decode_event with CP_FAMILY_ORDERS. */
 cp_reject_t cp_decode_order(const cp_decode_params_t *p, const void *key,
                             size_t key_len, const void *value, size_t value_len,
                             cp_arena_t *arena, cp_order_in_t *out, char *msg,

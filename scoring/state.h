@@ -7,25 +7,84 @@
 #ifndef CP_STATE_H
 #define CP_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Upper bound of both de-duplication windows (config dedup.*). */
 #define CP_DEDUP_MAX 128
 
+/* Input event types, docs/contracts.md sections 1 and 1b. Values are
+ * stable (they may be stored); new ones are appended. */
 typedef enum {
+    /* orders */
     CP_EV_ORDER_PLACED = 0,
     CP_EV_ORDER_REFUNDED = 1,
-    CP_EV_ORDER_CANCELLED = 2
+    CP_EV_ORDER_CANCELLED = 2,
+    /* browsing */
+    CP_EV_SESSION_STARTED = 3,
+    CP_EV_PAGE_VIEWED = 4,
+    CP_EV_PRODUCT_VIEWED = 5,
+    CP_EV_SEARCH_PERFORMED = 6,
+    CP_EV_CART_ITEM_ADDED = 7,
+    CP_EV_CART_ABANDONED = 8,
+    /* support */
+    CP_EV_TICKET_OPENED = 9,
+    CP_EV_TICKET_RESOLVED = 10,
+    CP_EV_COMPLAINT_FILED = 11,
+    CP_EV_SURVEY_ANSWERED = 12,
+    /* profile */
+    CP_EV_PROFILE_UPDATED = 13
 } cp_ev_type_t;
 
-/* A validated input event, reduced to what scoring needs. */
+/* Survey kind of survey.answered. */
+typedef enum {
+    CP_SURVEY_NONE = 0, /* not a survey.answered event */
+    CP_SURVEY_CSAT = 1, /* score 1..5 */
+    CP_SURVEY_NPS = 2   /* score 0..10 */
+} cp_survey_t;
+
+/* One attribute of profile.updated, in input order. Strings are
+ * NUL-terminated (the lengths exclude the NUL) and live in the decoder's
+ * arena. value is the normalised text: known attributes as in
+ * docs/contracts.md 1b (tags joined with ',' in input order, is_strategic
+ * "true"/"false", birth_year decimal, signup_at epoch ms decimal), other
+ * attributes their string, "true"/"false", or a number's shortest
+ * round-tripping decimal digits without exponent ("1.5", "100", "-0.001").
+ * A removed attribute (JSON null) has value NULL, value_len 0. */
+typedef struct cp_attr_s {
+    const char *name; /* [a-z0-9_]{1,32} */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+    int removed; /* 1: the attribute is to be removed */
+} cp_attr_t;
+
+/* A validated input event, reduced to what scoring needs. Fields a type
+ * does not have are 0 / NULL. */
 typedef struct cp_event_s {
     cp_ev_type_t type;
     uint64_t event_id_hash; /* cp_hash_fnv1a64(event_id) */
     uint64_t order_id_hash; /* cp_hash_fnv1a64(order_id) */
-    int64_t amount;         /* minor units, >= 0 */
+    int64_t amount;         /* minor units, >= 0: an order's amount, or the
+                               value of a browsing event when has_value */
     int64_t occurred_ms;    /* epoch ms */
     int64_t occurred_day;   /* local day number of occurred_ms */
+    /* browsing and support ids: cp_hash_fnv1a64 of the id, 0 when absent */
+    uint64_t session_id_hash;
+    uint64_t product_id_hash;
+    uint64_t ticket_id_hash;
+    int has_session_id;
+    int has_product_id;
+    int has_ticket_id;
+    int has_value; /* cart.item_added (optional), cart.abandoned (always) */
+    /* ticket.resolved: 0..10,000,000 (a JSON number, may be fractional) */
+    double resolution_minutes;
+    /* survey.answered */
+    cp_survey_t survey;
+    int score; /* CSAT 1..5, NPS 0..10 */
+    /* profile.updated: 1..32 attributes, in the decoder's arena */
+    const cp_attr_t *attrs;
+    size_t n_attrs;
 } cp_event_t;
 
 /* A remembered order. */
@@ -67,10 +126,10 @@ typedef struct cp_state_s {
 } cp_state_t;
 
 typedef enum {
-    CP_APPLY_APPLIED = 0,    /* state changed (or event recorded) */
-    CP_APPLY_DUP_EVENT = 1,  /* event_id seen: nothing changed */
-    CP_APPLY_DUP_ORDER = 2   /* order.placed of a remembered order_id: only
-                                the event id was recorded */
+    CP_APPLY_APPLIED = 0,   /* state changed (or event recorded) */
+    CP_APPLY_DUP_EVENT = 1, /* event_id seen: nothing changed */
+    CP_APPLY_DUP_ORDER = 2  /* order.placed of a remembered order_id: only
+                               the event id was recorded */
 } cp_apply_result_t;
 
 typedef struct cp_apply_params_s {

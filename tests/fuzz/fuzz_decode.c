@@ -3,8 +3,10 @@
  * hash parser: the two places custpulse reads bytes it did not write.
  *
  * Input layout: byte 0 = key length k (0xff = null key), then k key bytes,
- * then the message value. The value is also fed, split at the first '=',
- * to cp_store_parse_field as one hash field.
+ * then the message value. The value is decoded as an event of every family
+ * (orders first, then browsing, support, profile), each into a fresh
+ * arena, and also fed, split at the first '=', to cp_store_parse_field as
+ * one hash field.
  *
  *   cmake -S . -B build-fuzz -DCP_FUZZ=ON -DCMAKE_C_COMPILER=clang
  *   cmake --build build-fuzz --target fuzz_decode
@@ -32,6 +34,30 @@ static void fuzz_store(const uint8_t *v, size_t len, cp_arena_t *a)
                          a, err, sizeof(err));
 }
 
+/* What a valid event promises; touches every attribute byte so ASan sees
+ * any read past the arena copies. */
+static void check_event(const cp_event_in_t *in)
+{
+    volatile unsigned sink = 0;
+    if (in->customer_id_len < 1 || in->customer_id_len > CP_ID_MAX ||
+        in->customer_id[in->customer_id_len] != '\0' || in->ev.amount < 0)
+        __builtin_trap();
+    if (in->ev.type == CP_EV_PROFILE_UPDATED &&
+        (in->ev.n_attrs < 1 || in->ev.n_attrs > CP_ATTRS_MAX))
+        __builtin_trap();
+    for (size_t i = 0; i < in->ev.n_attrs; i++) {
+        const cp_attr_t *at = &in->ev.attrs[i];
+        if (at->name[at->name_len] != '\0' ||
+            (!at->removed && at->value[at->value_len] != '\0'))
+            __builtin_trap();
+        for (size_t j = 0; j < at->name_len; j++)
+            sink += (unsigned char)at->name[j];
+        for (size_t j = 0; !at->removed && j < at->value_len; j++)
+            sink += (unsigned char)at->value[j];
+    }
+    (void)sink;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!tz) {
@@ -55,5 +81,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cp_decode_order(&p, key, klen, value, vlen, &a, &out, msg, sizeof(msg));
     fuzz_store(value, vlen, &a);
     cp_arena_free(&a);
+
+    static const cp_family_t others[] = {CP_FAMILY_BROWSING, CP_FAMILY_SUPPORT,
+                                         CP_FAMILY_PROFILE};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        cp_event_in_t ev_in;
+        cp_arena_init(&a, 0);
+        if (cp_decode_event(&p, others[i], key, klen, value, vlen, &a, &ev_in,
+                            msg, sizeof(msg)) == CP_REJECT_NONE)
+            check_event(&ev_in);
+        cp_arena_free(&a);
+    }
     return 0;
 }

@@ -27,7 +27,12 @@ static const cp_apply_params_t defaults = {16, 32};
 static cp_event_t ev_at(cp_ev_type_t type, uint64_t eid, uint64_t oid,
                         int64_t amount, int64_t day)
 {
-    cp_event_t ev = {type, eid, oid, amount, day * DAY_MS + DAY_MS / 2, day};
+    cp_event_t ev = {.type = type,
+                     .event_id_hash = eid,
+                     .order_id_hash = oid,
+                     .amount = amount,
+                     .occurred_ms = day * DAY_MS + DAY_MS / 2,
+                     .occurred_day = day};
     return ev;
 }
 
