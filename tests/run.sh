@@ -112,18 +112,19 @@ if [ "${#failed[@]}" -gt 0 ]; then
 fi
 echo "valgrind: $n unit tests clean"
 
-# libFuzzer (clang, from Debian's clang package): the decoder and the
-# config parsers, each for CP_FUZZ_SECONDS (60) on a copy of its seed
-# corpus; the two targets run side by side (one core each).
+# libFuzzer (clang, from Debian's clang package): the decoder, the config
+# parsers and the segment rule language, each for CP_FUZZ_SECONDS (60) on
+# a copy of its seed corpus, side by side.
 FUZZ_S=${CP_FUZZ_SECONDS:-60}
 if [ "$FUZZ_S" -gt 0 ]; then
     step "fuzz (build-fuzz/, $FUZZ_S s per target, in parallel)"
     cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCP_FUZZ=ON \
         -DCMAKE_C_COMPILER=clang >/dev/null
-    cmake --build build-fuzz -j"$BUILD_JOBS" --target fuzz_decode fuzz_config
+    cmake --build build-fuzz -j"$BUILD_JOBS" --target fuzz_decode fuzz_config \
+        fuzz_expr
     pids=()
     targets=()
-    for t in decode:corpus config:corpus-config; do
+    for t in decode:corpus config:corpus-config expr:corpus-expr; do
         target=fuzz_${t%%:*} seeds=tests/fuzz/${t#*:}
         work=build-fuzz/work-$target
         rm -rf "$work" && mkdir -p "$work" && cp "$seeds"/* "$work"/
