@@ -18,7 +18,7 @@ topic: >= 100,000 valid events in CI size, >= 1,000,000 with CP_LONG=1.
         crash failpoints (N random in 1..4): it must SIGKILL itself there
         (its log shows {"msg":"failpoint","name":<name>,"hit":N}), or
       - started without one and killed with kill -9 after a random
-        0.2..3 s,
+        0.2..3 s (shorter when the input would not last otherwise),
     until >= 20 kill -9 (60 in CP_LONG) happened and each failpoint was
     hit >= 3 times (8 in CP_LONG); then a final run to the end, exit 0.
     The crash group logs its counters every 100 ms: at least a quarter of
@@ -180,6 +180,9 @@ class Loop:
         self.runs = []          # (kind, detail, seconds, committed share)
         self.assigned_after = []
         self.planned = MIN_KILLS + MIN_FP_HITS * len(fu.CRASH_FAILPOINTS)
+        self.kill_s = 0.0       # seconds spent in kill runs so far
+        self.kill_share = 0.0   # input share those runs committed
+        self.capped = 0         # kill delays shortened by kill_delay()
 
     def done(self):
         return (self.kills >= MIN_KILLS and
@@ -210,6 +213,29 @@ class Loop:
             return "kill", None
         return "fp", self.rnd.choice(need_fp)
 
+    def kill_delay(self, progress):
+        """A random delay in KILL_AFTER_S, capped so the input lasts: the
+        input share still allowed to the loop (LOOP_SHARE - progress),
+        spread over the runs still needed, at the rate the loop has
+        consumed it so far in kill runs (share per second), plus
+        the start-up time (the median time to 'partitions assigned').
+        The consumer's speed varies between machines and builds, so a
+        fixed delay range either runs out of input or wastes time."""
+        delay = self.rnd.uniform(*KILL_AFTER_S)
+        if self.kill_s <= 0 or self.kill_share <= 0:
+            return delay
+        rate = self.kill_share / self.kill_s
+        need_fp = sum(max(0, MIN_FP_HITS - h) for h in self.hits.values())
+        runs_left = max(1, MIN_KILLS - self.kills) + need_fp
+        budget = max(0.0, LOOP_SHARE - progress) / runs_left / rate
+        startup = (statistics.median(self.assigned_after)
+                   if self.assigned_after else 0.1)
+        cap = max(KILL_AFTER_S[0], startup + budget)
+        if delay > cap:
+            self.capped += 1
+            delay = self.rnd.uniform(KILL_AFTER_S[0], cap)
+        return delay
+
     def run_once(self):
         progress = self.progress()
         expect(progress < 1.0, "the crash loop consumed the whole input "
@@ -219,7 +245,7 @@ class Loop:
         cp = self.grp.custpulse()
         t0, wall0 = time.monotonic(), time.time()
         if kind == "kill":
-            delay = self.rnd.uniform(*KILL_AFTER_S)
+            delay = self.kill_delay(progress)
             cp.start(["run", "--exit-at-end"])
             try:
                 rc = cp.wait(timeout=delay)
@@ -261,6 +287,9 @@ class Loop:
         stats = [l for l in lines if l.get("msg") == "stats"]
         if kind == "kill" and stats and stats[-1].get("batches", 0) > 0:
             self.kills_mid_stream += 1
+        if kind == "kill":
+            self.kill_s += secs
+            self.kill_share += max(0.0, self.progress() - progress)
         self.runs.append((kind, detail, secs, progress))
 
     def exited_early(self, cp, rc, when):
@@ -533,7 +562,8 @@ def main():
         say(f"  events: {fig['valid']} valid + {fig['invalid']} invalid in "
             f"{PARTITIONS} partitions, {len(h_clean)} customers")
         say(f"  crashes: {kill_n + fp_n} = {kill_n} kill -9 after 0.2..3 s "
-            f"({loop.kills_before_assignment} before the assignment, "
+            f"({loop.capped} shortened to last the input, "
+            f"{loop.kills_before_assignment} before the assignment, "
             f"{loop.kills_mid_stream} after the process had finished a "
             f"batch) + {fp_n} "
             "failpoints: " + ", ".join(f"{n} {k}" for n, k in
