@@ -6,12 +6,15 @@
  * validates against it, and cp_config_list() prints it as the reference
  * (docs/config.md; a unit test keeps that file equal to the output).
  * `kafka.*` keys are not in the table: they are kept as given for
- * librdkafka, which validates them.
+ * librdkafka, which validates them. Nor are `segment.<name>.rule` keys:
+ * custom segments, kept by name in cfg->segments; their rules are compiled
+ * by the consumer (common/ does not include scoring/).
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +25,33 @@
 /* ------------------------------------------------------------- the table */
 
 typedef enum {
-    CT_STRING, /* char *, non-empty unless CF_EMPTY_OK */
-    CT_SECRET, /* char *, never printed (not even its default) */
-    CT_INT,    /* int or int64_t (by field size), min..max */
-    CT_ENUM,   /* an int-sized enum, index into values[] */
-    CT_DECIMAL /* char *, a money amount checked in cp_config_finalize */
+    CT_STRING,  /* char *, non-empty unless CF_EMPTY_OK */
+    CT_SECRET,  /* char *, never printed (not even its default) */
+    CT_INT,     /* int or int64_t (by field size), min..max */
+    CT_ENUM,    /* an int-sized enum, index into values[] */
+    CT_DECIMAL, /* char *, a money amount: cp_config_finalize parses it
+                   into the int64_t at `derived` (minor units) */
+    CT_DOUBLE,  /* double, dmin..dmax */
+    CT_LIST     /* char *, CP_RFMQ_THRESHOLDS comma-separated, strictly
+                   increasing integers min..max (or amounts with
+                   CF_MONEY): cp_config_finalize parses them into the
+                   int64_t[] at `derived` */
 } ctype_t;
 
 #define CF_EMPTY_OK 0x1 /* CT_STRING: "" is a valid value */
-#define CF_NOT_ZERO 0x2 /* CT_INT: 0 is excluded from min..max */
+#define CF_NOT_ZERO 0x2 /* CT_INT, CT_DECIMAL: 0 is excluded */
+#define CF_EXCL_MIN 0x4 /* CT_DOUBLE: the lower bound is exclusive */
+#define CF_MONEY 0x8    /* CT_LIST: amounts in currency units, >= 0 */
 
 typedef struct {
     const char *name;
     ctype_t type;
-    const char *def; /* default, in the text form a user would write */
-    int64_t min, max;
+    const char *def;   /* default, in the text form a user would write */
+    int64_t min, max;  /* CT_INT; CT_LIST without CF_MONEY */
+    double dmin, dmax; /* CT_DOUBLE */
     const char *const *values; /* CT_ENUM: NULL-terminated, index = value */
     size_t off, size;          /* the field in cp_config_t */
+    size_t derived;            /* CT_DECIMAL, CT_LIST: the parsed field */
     int flags;
     const char *range_doc; /* overrides the generated range column */
     const char *desc;
@@ -46,31 +59,59 @@ typedef struct {
 
 /* One line per entry kind; clang-format would spread them out. */
 /* clang-format off */
-#define FIELD(m) offsetof(cp_config_t, m), sizeof(((cp_config_t *)0)->m)
+#define FIELD(m) .off = offsetof(cp_config_t, m),                              \
+                 .size = sizeof(((cp_config_t *)0)->m)
+/* Element i of the array member m. */
+#define FIELD_AT(m, i)                                                         \
+    .off = offsetof(cp_config_t, m) + (i) * sizeof(((cp_config_t *)0)->m[0]), \
+    .size = sizeof(((cp_config_t *)0)->m[0])
+#define DERIVED(m) .derived = offsetof(cp_config_t, m)
 #define E_STR(n, m, d, fl, rd, ds)                                             \
-    {n, CT_STRING, d, 0, 0, NULL, FIELD(m), fl, rd, ds}
-#define E_SECRET(n, m, ds) {n, CT_SECRET, "", 0, 0, NULL, FIELD(m), 0, NULL, ds}
+    {.name = n, .type = CT_STRING, .def = d, FIELD(m), .flags = fl,          \
+     .range_doc = rd, .desc = ds}
+#define E_SECRET(n, m, ds)                                                     \
+    {.name = n, .type = CT_SECRET, .def = "", FIELD(m), .desc = ds}
 #define E_INT(n, m, d, lo, hi, fl, ds)                                         \
-    {n, CT_INT, d, lo, hi, NULL, FIELD(m), fl, NULL, ds}
-#define E_ENUM(n, m, d, v, ds) {n, CT_ENUM, d, 0, 0, v, FIELD(m), 0, NULL, ds}
-#define E_DEC(n, m, d, rd, ds)                                                 \
-    {n, CT_DECIMAL, d, 0, 0, NULL, FIELD(m), 0, rd, ds}
+    {.name = n, .type = CT_INT, .def = d, .min = lo, .max = hi, FIELD(m),    \
+     .flags = fl, .desc = ds}
+#define E_ENUM(n, m, d, v, ds)                                                 \
+    {.name = n, .type = CT_ENUM, .def = d, .values = v, FIELD(m), .desc = ds}
+#define E_DEC(n, m, dm, d, fl, rd, ds)                                         \
+    {.name = n, .type = CT_DECIMAL, .def = d, FIELD(m), DERIVED(dm),         \
+     .flags = fl, .range_doc = rd, .desc = ds}
+#define E_DBL(n, m, d, lo, hi, fl, ds)                                         \
+    {.name = n, .type = CT_DOUBLE, .def = d, .dmin = lo, .dmax = hi,         \
+     FIELD(m), .flags = fl, .desc = ds}
+#define E_DBL_AT(n, m, i, d, lo, hi, ds)                                       \
+    {.name = n, .type = CT_DOUBLE, .def = d, .dmin = lo, .dmax = hi,         \
+     FIELD_AT(m, i), .desc = ds}
+#define E_LIST(n, m, dm, d, lo, hi, ds)                                        \
+    {.name = n, .type = CT_LIST, .def = d, .min = lo, .max = hi, FIELD(m),   \
+     DERIVED(dm), .desc = ds}
+#define E_MLIST(n, m, dm, d, ds)                                               \
+    {.name = n, .type = CT_LIST, .def = d, FIELD(m), DERIVED(dm),            \
+     .flags = CF_MONEY, .desc = ds}
 /* clang-format on */
 
 static const char *const clock_values[] = {"wall", "event", NULL};
 static const char *const ref_values[] = {"live", "fixed", NULL};
 static const char *const level_values[] = {"error", "warn", "info", "debug",
                                            NULL};
+/* Indexes, not scoring's enums (common/ does not include scoring/). */
+static const char *const btyd_model_values[] = {"mbgnbd", "bgnbd", NULL};
+static const char *const btyd_unit_values[] = {"weeks", "days", NULL};
 
 /* dedup.* bounds are scoring's CP_DEDUP_MAX (128); common/ does not include
  * scoring/, so the number is repeated here. */
 static const centry_t config_table[] = {
     E_STR("topic.orders", topic_orders, "customer.orders", 0, NULL,
           "Input topic of order events."),
-    E_STR("topic.browsing", topic_browsing, "customer.browsing", 0, NULL,
-          "Input topic of browsing events (reserved)."),
-    E_STR("topic.support", topic_support, "customer.support", 0, NULL,
-          "Input topic of support events (reserved)."),
+    E_STR("topic.browsing", topic_browsing, "customer.browsing", CF_EMPTY_OK,
+          NULL, "Input topic of browsing events; empty = not consumed."),
+    E_STR("topic.support", topic_support, "customer.support", CF_EMPTY_OK, NULL,
+          "Input topic of support events; empty = not consumed."),
+    E_STR("topic.profile", topic_profile, "customer.profile", CF_EMPTY_OK, NULL,
+          "Input topic of profile events; empty = not consumed."),
     E_STR("topic.segments", topic_segments, "customer.segment-changes", 0, NULL,
           "Output topic of segment changes."),
     E_STR("topic.churn", topic_churn, "customer.churn-warnings", 0, NULL,
@@ -116,14 +157,131 @@ static const centry_t config_table[] = {
           "Fixed reference recency, in days (`rfm.reference = fixed`)."),
     E_INT("rfm.fixed.frequency", rfm_fixed_frequency, "2", 1, 1000000000, 0,
           "Fixed reference frequency, in orders (`rfm.reference = fixed`)."),
-    E_DEC("rfm.fixed.monetary", rfm_fixed_monetary, "100.00",
-          "decimal >= 0, at most the currency's minor digits",
+    E_DEC("rfm.fixed.monetary", rfm_fixed_monetary, rfm_fixed_monetary_minor,
+          "100", 0, "decimal >= 0, at most the currency's minor digits",
           "Fixed reference monetary value, in currency units "
           "(`rfm.reference = fixed`)."),
     E_INT("dedup.event_ids", dedup_event_ids, "16", 1, 128, 0,
           "Recent event ids remembered per customer for de-duplication."),
     E_INT("dedup.orders", dedup_orders, "32", 1, 128, 0,
           "Recent orders remembered per customer for de-duplication."),
+
+    /* engagement; engagement_weight[] is in cp_browse_t order */
+    E_DBL("engagement.half_life_days", engagement_half_life_days, "14", 0,
+          36500, CF_EXCL_MIN,
+          "Half-life of the decayed engagement score, in days."),
+    E_DBL_AT("engagement.weight.session_started", engagement_weight, 0, "1", 0,
+             1e6, "Engagement weight of a `session.started` event."),
+    E_DBL_AT("engagement.weight.page_viewed", engagement_weight, 1, "0.5", 0,
+             1e6, "Engagement weight of a `page.viewed` event."),
+    E_DBL_AT("engagement.weight.product_viewed", engagement_weight, 2, "1", 0,
+             1e6, "Engagement weight of a `product.viewed` event."),
+    E_DBL_AT("engagement.weight.search_performed", engagement_weight, 3, "1", 0,
+             1e6, "Engagement weight of a `search.performed` event."),
+    E_DBL_AT("engagement.weight.cart_item_added", engagement_weight, 4, "3", 0,
+             1e6, "Engagement weight of a `cart.item_added` event."),
+    E_DBL_AT("engagement.weight.cart_abandoned", engagement_weight, 5, "2", 0,
+             1e6, "Engagement weight of a `cart.abandoned` event."),
+    E_DBL("engagement.high", engagement_high, "20", 0, 1e9, 0,
+          "Engagement score from which the level is `high`; at least "
+          "`engagement.medium`."),
+    E_DBL("engagement.medium", engagement_medium, "5", 0, 1e9, 0,
+          "Engagement score from which the level is `medium`; at least "
+          "`engagement.low`."),
+    E_DBL("engagement.low", engagement_low, "1", 0, 1e9, 0,
+          "Engagement score from which the level is `low`; below it the "
+          "level is `dormant`."),
+
+    /* satisfaction */
+    E_DBL("satisfaction.complaint_half_life_days",
+          satisfaction_complaint_half_life_days, "30", 0, 36500, CF_EXCL_MIN,
+          "Half-life of the decayed complaint count, in days."),
+    E_DBL("satisfaction.at_risk_complaints", satisfaction_at_risk_complaints,
+          "2", 0, 1e6, CF_EXCL_MIN,
+          "Decayed complaint count from which a customer is `at_risk`."),
+    E_INT("satisfaction.at_risk_open_tickets",
+          satisfaction_at_risk_open_tickets, "3", 1, 1000000, 0,
+          "Open tickets from which a customer is `at_risk`."),
+    E_INT("satisfaction.at_risk_csat", satisfaction_at_risk_csat, "2", 1, 5, 0,
+          "Latest CSAT at or below which a customer is `at_risk`; less than "
+          "`satisfaction.satisfied_csat`."),
+    E_INT("satisfaction.satisfied_csat", satisfaction_satisfied_csat, "4", 1, 5,
+          0, "Latest CSAT from which a customer can be `satisfied`."),
+
+    /* lifecycle */
+    E_INT("lifecycle.new_days", lifecycle_new_days, "30", 1, 36500, 0,
+          "A customer whose first order is fewer than this many days ago is "
+          "`new`."),
+    E_INT("lifecycle.loyal_orders", lifecycle_loyal_orders, "4", 1, 1000000, 0,
+          "Counted orders from which a customer is `loyal`."),
+    E_INT("lifecycle.at_risk_days", lifecycle_at_risk_days, "90", 1, 36500, 0,
+          "Days since the last order from which a customer is `at_risk`."),
+    E_INT("lifecycle.churn_days", lifecycle_churn_days, "180", 2, 36500, 0,
+          "Days since the last order from which a customer is `churned`; "
+          "greater than `lifecycle.at_risk_days`."),
+    E_INT("lifecycle.won_back_days", lifecycle_won_back_days, "30", 1, 36500, 0,
+          "Days after the order that ended a churn during which a customer "
+          "is `won_back`."),
+
+    /* value */
+    E_DBL("value.weight.historical", value_w_historical, "0.4", 0, 1000, 0,
+          "Weight of the historical part (monetary) of the value score; the "
+          "three `value.weight.*` must sum to more than 0."),
+    E_DBL("value.weight.predicted", value_w_predicted, "0.4", 0, 1000, 0,
+          "Weight of the predicted part (CLV) of the value score."),
+    E_DBL("value.weight.strategic", value_w_strategic, "0.2", 0, 1000, 0,
+          "Weight of the strategic part (profile `is_strategic`) of the value "
+          "score."),
+    E_DEC("value.historical_ref", value_historical_ref,
+          value_historical_ref_minor, "100", CF_NOT_ZERO,
+          "decimal > 0, at most the currency's minor digits",
+          "Monetary value, in currency units, at which the historical part "
+          "is one half."),
+    E_DEC("value.predicted_ref", value_predicted_ref, value_predicted_ref_minor,
+          "200", CF_NOT_ZERO,
+          "decimal > 0, at most the currency's minor digits",
+          "CLV, in currency units, at which the predicted part is one half."),
+    E_DBL("value.high_score", value_high_score, "0.6", 0, 1, 0,
+          "Value score from which an alive customer who is not lapsing is "
+          "`high_value`."),
+    E_DBL("value.alive", value_alive, "0.5", 0, 1, 0,
+          "P(alive) from which a customer counts as alive for the value "
+          "tier."),
+
+    /* btyd */
+    E_ENUM("btyd.model", btyd_model, "mbgnbd", btyd_model_values,
+           "BTYD model of P(alive), expected purchases and CLV."),
+    E_ENUM("btyd.unit", btyd_unit, "weeks", btyd_unit_values,
+           "Time unit of the fitted BTYD parameters."),
+    E_INT("btyd.horizon_months", btyd_horizon_months, "12", 0, 1200, 0,
+          "Horizon of the CLV, in months."),
+    E_DBL("btyd.monthly_discount", btyd_monthly_discount, "0.01", 0, 1, 0,
+          "Monthly discount rate of the CLV."),
+    E_INT("btyd.refresh_ms", btyd_refresh_ms, "60000", 1000, 86400000, 0,
+          "How often the daemon re-reads the fitted BTYD parameters from "
+          "Redis, in milliseconds."),
+
+    /* quantile RFM */
+    E_ENUM("rfmq.mode", rfmq_mode, "live", ref_values,
+           "Where the quantile RFM thresholds come from: `live` population "
+           "snapshots or the `rfmq.fixed.*` lists."),
+    E_INT("rfmq.snapshot_ms", rfmq_snapshot_ms, "60000", 1000, 86400000, 0,
+          "Period of the population snapshot of the quantile RFM "
+          "thresholds, in milliseconds (`rfmq.mode = live`)."),
+    E_LIST("rfmq.fixed.recency_days", rfmq_fixed_recency_days, rfmq_fixed_r,
+           "14,30,90,180", 0, 100000,
+           "Fixed recency thresholds, in days since the last order: R is 5 "
+           "below the first, 1 from the last (`rfmq.mode = fixed`)."),
+    E_LIST("rfmq.fixed.frequency", rfmq_fixed_frequency, rfmq_fixed_f,
+           "2,3,5,8", 1, 1000000000,
+           "Fixed frequency thresholds, in counted orders "
+           "(`rfmq.mode = fixed`)."),
+    E_MLIST("rfmq.fixed.monetary", rfmq_fixed_monetary, rfmq_fixed_m_minor,
+            "50,100,250,500",
+            "Fixed monetary thresholds, in currency units "
+            "(`rfmq.mode = fixed`)."),
+
+    /* pipeline */
     E_INT("batch.size", batch_size, "1000", 1, 100000, 0,
           "Most input messages per batch."),
     E_INT("input.max_bytes", input_max_bytes, "65536", 64, 10485760, 0,
@@ -145,7 +303,10 @@ static const centry_t config_table[] = {
 
 #define TABLE_LEN (sizeof(config_table) / sizeof(config_table[0]))
 #define KAFKA_PREFIX "kafka."
+#define SEGMENT_PREFIX "segment."
+#define SEGMENT_SUFFIX ".rule"
 #define ENV_PREFIX "CUSTPULSE_"
+#define ENV_SEGMENT "SEGMENT_" /* after ENV_PREFIX */
 
 /* -------------------------------------------------------------- helpers */
 
@@ -179,7 +340,7 @@ static void *field_ptr(cp_config_t *cfg, const centry_t *e)
 
 static int is_string_type(ctype_t t)
 {
-    return t == CT_STRING || t == CT_SECRET || t == CT_DECIMAL;
+    return t == CT_STRING || t == CT_SECRET || t == CT_DECIMAL || t == CT_LIST;
 }
 
 /* ------------------------------------------------------------- setters */
@@ -247,6 +408,75 @@ static cp_err_t set_int(cp_config_t *cfg, const centry_t *e, const char *value,
     return CP_OK;
 }
 
+/* 1 when s is [+-]digits[.digits][(e|E)[+-]digits] and nothing else: the
+ * decimal form only, so that strtod's "nan", "inf", hex floats ("0x1p3"),
+ * ".5" and leading blanks are refused before strtod sees them. */
+static int is_decimal_text(const char *s)
+{
+    if (*s == '+' || *s == '-')
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return 0;
+    while (isdigit((unsigned char)*s))
+        s++;
+    if (*s == '.') {
+        if (!isdigit((unsigned char)*++s))
+            return 0;
+        while (isdigit((unsigned char)*s))
+            s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!isdigit((unsigned char)*s))
+            return 0;
+        while (isdigit((unsigned char)*s))
+            s++;
+    }
+    return *s == '\0';
+}
+
+/* Whole-string strtod of a decimal (is_decimal_text): CP_ERANGE when it
+ * overflows a double; an underflow gives strtod's tiny value or 0. The
+ * process never calls setlocale, so the decimal point is '.'. */
+static cp_err_t parse_double(const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    if (!is_decimal_text(s))
+        return CP_EPARSE;
+    v = strtod(s, &end);
+    if (*end != '\0')
+        return CP_EPARSE;
+    if (isinf(v))
+        return CP_ERANGE;
+    *out = v;
+    return CP_OK;
+}
+
+static cp_err_t set_double(cp_config_t *cfg, const centry_t *e,
+                           const char *value, char *errstr, size_t size)
+{
+    int excl = (e->flags & CF_EXCL_MIN) != 0;
+    double v;
+    cp_err_t err = parse_double(value, &v);
+
+    if (err == CP_EPARSE) {
+        seterr(errstr, size, "%s: '%s' is not a decimal number", e->name,
+               value);
+        return err;
+    }
+    if (err != CP_OK || v < e->dmin || (excl && v == e->dmin) || v > e->dmax) {
+        seterr(errstr, size, "%s: '%s' is out of range %s%.15g .. %.15g",
+               e->name, value, excl ? "> " : "", e->dmin, e->dmax);
+        return CP_ERANGE;
+    }
+    *(double *)field_ptr(cfg, e) = v;
+    return CP_OK;
+}
+
 static cp_err_t set_enum(cp_config_t *cfg, const centry_t *e, const char *value,
                          char *errstr, size_t size)
 {
@@ -274,6 +504,8 @@ static cp_err_t set_entry(cp_config_t *cfg, const centry_t *e,
         return set_int(cfg, e, value, errstr, size);
     case CT_ENUM:
         return set_enum(cfg, e, value, errstr, size);
+    case CT_DOUBLE:
+        return set_double(cfg, e, value, errstr, size);
     default:
         return set_string(cfg, e, value, errstr, size);
     }
@@ -311,6 +543,126 @@ nomem:
     return CP_ENOMEM;
 }
 
+/* ------------------------------------------------------------ segments */
+
+/* 1 when name (n bytes) is [a-z][a-z0-9_]{0,31}. */
+static int segment_name_ok(const char *name, size_t n)
+{
+    if (n == 0 || n > CP_SEGMENT_NAME_MAX || name[0] < 'a' || name[0] > 'z')
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Index of the segment called name (n bytes), or cfg->segments_cnt. */
+static size_t segment_find(const cp_config_t *cfg, const char *name, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->segments_cnt; i++) {
+        if (strncmp(cfg->segments[i].name, name, n) == 0 &&
+            cfg->segments[i].name[n] == '\0')
+            break;
+    }
+    return i;
+}
+
+/* Removes segment i; the later ones keep their order. */
+static void segment_remove(cp_config_t *cfg, size_t i)
+{
+    free(cfg->segments[i].name);
+    free(cfg->segments[i].rule);
+    memmove(&cfg->segments[i], &cfg->segments[i + 1],
+            (cfg->segments_cnt - i - 1) * sizeof(cfg->segments[0]));
+    cfg->segments_cnt--;
+}
+
+/* Appends segment name (n bytes) with rule, which it takes ownership of;
+ * frees rule on failure. */
+static cp_err_t segment_append(cp_config_t *cfg, const char *name, size_t n,
+                               char *rule)
+{
+    cp_segment_rule_t *grown;
+    char *copy = strndup(name, n);
+
+    grown = copy != NULL ? realloc(cfg->segments,
+                                   (cfg->segments_cnt + 1) * sizeof(*grown))
+                         : NULL;
+    if (grown == NULL) {
+        free(copy);
+        free(rule);
+        return CP_ENOMEM;
+    }
+    cfg->segments = grown;
+    grown[cfg->segments_cnt].name = copy;
+    grown[cfg->segments_cnt].rule = rule;
+    cfg->segments_cnt++;
+    return CP_OK;
+}
+
+/* Sets segment.<name>.rule (key is the whole key). An empty value removes
+ * the segment; a name set again keeps its place with the new rule. */
+static cp_err_t set_segment(cp_config_t *cfg, const char *key,
+                            const char *value, char *errstr, size_t size)
+{
+    size_t plen = strlen(SEGMENT_PREFIX), slen = strlen(SEGMENT_SUFFIX);
+    size_t klen = strlen(key), vlen = strlen(value), n, i;
+    const char *name = key + plen;
+    char *rule;
+
+    if (klen < plen + slen || strcmp(key + klen - slen, SEGMENT_SUFFIX) != 0) {
+        seterr(errstr, size,
+               "unknown configuration key '%s' (a custom segment is "
+               "segment.<name>.rule)",
+               key);
+        return CP_EUNKNOWNKEY;
+    }
+    n = klen - plen - slen;
+    if (!segment_name_ok(name, n)) {
+        seterr(errstr, size,
+               "%s: segment name '%.*s' does not match [a-z][a-z0-9_]{0,%d}",
+               key, (int)n, name, CP_SEGMENT_NAME_MAX - 1);
+        return CP_EPARSE;
+    }
+    i = segment_find(cfg, name, n);
+    if (vlen == 0) {
+        if (i < cfg->segments_cnt)
+            segment_remove(cfg, i);
+        return CP_OK;
+    }
+    if (vlen > CP_SEGMENT_RULE_MAX) {
+        seterr(errstr, size, "%s: the rule is %zu bytes, more than %d", key,
+               vlen, CP_SEGMENT_RULE_MAX);
+        return CP_ERANGE;
+    }
+    if (i == cfg->segments_cnt && i >= CP_SEGMENTS_MAX) {
+        seterr(errstr, size, "%s: more than %d custom segments", key,
+               CP_SEGMENTS_MAX);
+        return CP_ERANGE;
+    }
+    rule = strdup(value);
+    if (rule == NULL)
+        goto nomem;
+    if (i < cfg->segments_cnt) {
+        free(cfg->segments[i].rule);
+        cfg->segments[i].rule = rule;
+        return CP_OK;
+    }
+    if (segment_append(cfg, name, n, rule) != CP_OK)
+        goto nomem; /* rule freed */
+    return CP_OK;
+nomem:
+    seterr(errstr, size, "%s: out of memory", key);
+    return CP_ENOMEM;
+}
+
+/* ------------------------------------------------------------- set */
+
 cp_err_t cp_config_set(cp_config_t *cfg, const char *key, const char *value,
                        char *errstr, size_t errstr_size)
 {
@@ -325,6 +677,8 @@ cp_err_t cp_config_set(cp_config_t *cfg, const char *key, const char *value,
 
         if (name[0] != '\0')
             return set_kafka(cfg, name, value, errstr, errstr_size);
+    } else if (strncmp(key, SEGMENT_PREFIX, strlen(SEGMENT_PREFIX)) == 0) {
+        return set_segment(cfg, key, value, errstr, errstr_size);
     } else if ((e = table_find(key)) != NULL) {
         return set_entry(cfg, e, value, errstr, errstr_size);
     }
@@ -364,6 +718,11 @@ void cp_config_free(cp_config_t *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->segments_cnt; i++) {
+        free(cfg->segments[i].name);
+        free(cfg->segments[i].rule);
+    }
+    free(cfg->segments);
     free(cfg);
 }
 
@@ -530,8 +889,18 @@ static cp_err_t load_env_var(cp_config_t *cfg, const char *var, char *errstr,
     size_t vlen = (size_t)(eq - var);
     char msg[512];
     cp_err_t err;
-    char *key = env_key(name, (size_t)(eq - name), &err);
+    char *key;
 
+    /* segment.<name>.rule has no variable: a variable name cannot spell
+     * the lower-case <name> apart from the '.' around it. */
+    if (strncmp(name, ENV_SEGMENT, strlen(ENV_SEGMENT)) == 0) {
+        seterr(errstr, size,
+               "unknown environment variable '%.*s': segment.<name>.rule "
+               "cannot be set through the environment (use -c FILE or -X)",
+               (int)vlen, var);
+        return CP_EUNKNOWNKEY;
+    }
+    key = env_key(name, (size_t)(eq - name), &err);
     if (key == NULL) {
         seterr(errstr, size, "%s environment variable '%.*s'",
                err == CP_ENOMEM ? "out of memory for" : "unknown", (int)vlen,
@@ -584,16 +953,125 @@ static cp_err_t finalize_currency(cp_config_t *cfg, char *errstr, size_t size)
     return CP_OK;
 }
 
-static cp_err_t finalize_monetary(cp_config_t *cfg, char *errstr, size_t size)
+/* Parses the CT_DECIMAL e into its derived minor units. */
+static cp_err_t finalize_decimal(cp_config_t *cfg, const centry_t *e,
+                                 char *errstr, size_t size)
 {
-    const char *s = cfg->rfm_fixed_monetary;
-    cp_err_t err = cp_money_parse(s, strlen(s), cfg->currency_digits,
-                                  &cfg->rfm_fixed_monetary_minor);
+    const char *s = *(char **)field_ptr(cfg, e);
+    int64_t minor;
+    cp_err_t err = cp_money_parse(s, strlen(s), cfg->currency_digits, &minor);
 
-    if (err != CP_OK)
-        seterr(errstr, size,
-               "rfm.fixed.monetary: '%s' is not a valid %s amount: %s", s,
-               cfg->currency, cp_err_str(err));
+    if (err != CP_OK) {
+        seterr(errstr, size, "%s: '%s' is not a valid %s amount: %s", e->name,
+               s, cfg->currency, cp_err_str(err));
+        return err;
+    }
+    if (minor == 0 && (e->flags & CF_NOT_ZERO)) {
+        seterr(errstr, size, "%s: '%s' must be more than 0", e->name, s);
+        return CP_ERANGE;
+    }
+    *(int64_t *)((char *)cfg + e->derived) = minor;
+    return CP_OK;
+}
+
+/* One item of the CT_LIST e (trimmed, NUL-terminated) into *out. */
+static cp_err_t list_item(const cp_config_t *cfg, const centry_t *e,
+                          const char *item, int64_t *out, char *errstr,
+                          size_t size)
+{
+    cp_err_t err;
+
+    if (e->flags & CF_MONEY) {
+        err = cp_money_parse(item, strlen(item), cfg->currency_digits, out);
+        if (err != CP_OK)
+            seterr(errstr, size, "%s: item '%s' is not a valid %s amount: %s",
+                   e->name, item, cfg->currency, cp_err_str(err));
+        return err;
+    }
+    err = parse_i64(item, out);
+    if (err == CP_EPARSE) {
+        seterr(errstr, size, "%s: item '%s' is not an integer", e->name, item);
+        return err;
+    }
+    if (err != CP_OK || *out < e->min || *out > e->max) {
+        seterr(errstr, size, "%s: item '%s' is out of range %lld..%lld",
+               e->name, item, (long long)e->min, (long long)e->max);
+        return CP_ERANGE;
+    }
+    return CP_OK;
+}
+
+/* Splits text, the value of the CT_LIST e, into exactly CP_RFMQ_THRESHOLDS
+ * strictly increasing items; blanks around an item are allowed. copy is a
+ * copy of text that it cuts up. */
+static cp_err_t list_parse(const cp_config_t *cfg, const centry_t *e,
+                           const char *text, char *copy, int64_t *v,
+                           char *errstr, size_t size)
+{
+    char *item = copy;
+    size_t n = 1;
+
+    for (const char *p = text; *p != '\0'; p++)
+        n += *p == ',';
+    if (n != CP_RFMQ_THRESHOLDS) {
+        seterr(errstr, size, "%s: '%s' is not %d comma-separated values",
+               e->name, text, CP_RFMQ_THRESHOLDS);
+        return CP_EPARSE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *comma = strchr(item, ',');
+        cp_err_t err;
+
+        if (comma != NULL)
+            *comma = '\0';
+        err = list_item(cfg, e, trim(item), &v[i], errstr, size);
+        if (err != CP_OK)
+            return err;
+        if (i > 0 && v[i] <= v[i - 1]) {
+            seterr(errstr, size, "%s: '%s' is not strictly increasing", e->name,
+                   text);
+            return CP_ERANGE;
+        }
+        if (comma != NULL)
+            item = comma + 1;
+    }
+    return CP_OK;
+}
+
+/* Parses the CT_LIST e into its derived int64_t[CP_RFMQ_THRESHOLDS]; left
+ * alone on error. */
+static cp_err_t finalize_list(cp_config_t *cfg, const centry_t *e, char *errstr,
+                              size_t size)
+{
+    int64_t v[CP_RFMQ_THRESHOLDS];
+    const char *text = *(char **)field_ptr(cfg, e);
+    char *copy = strdup(text);
+    cp_err_t err;
+
+    if (copy == NULL) {
+        seterr(errstr, size, "%s: out of memory", e->name);
+        return CP_ENOMEM;
+    }
+    err = list_parse(cfg, e, text, copy, v, errstr, size);
+    if (err == CP_OK)
+        memcpy((char *)cfg + e->derived, v, sizeof(v));
+    free(copy);
+    return err;
+}
+
+/* The CT_DECIMAL and CT_LIST entries, in table order. */
+static cp_err_t finalize_derived(cp_config_t *cfg, char *errstr, size_t size)
+{
+    cp_err_t err = CP_OK;
+
+    for (size_t i = 0; i < TABLE_LEN && err == CP_OK; i++) {
+        const centry_t *e = &config_table[i];
+
+        if (e->type == CT_DECIMAL)
+            err = finalize_decimal(cfg, e, errstr, size);
+        else if (e->type == CT_LIST)
+            err = finalize_list(cfg, e, errstr, size);
+    }
     return err;
 }
 
@@ -610,14 +1088,60 @@ static cp_err_t finalize_timezone(cp_config_t *cfg, char *errstr, size_t size)
     return CP_OK;
 }
 
+/* Orderings between model keys, which one key's bounds cannot express. */
+static cp_err_t finalize_order(const cp_config_t *cfg, char *errstr,
+                               size_t size)
+{
+    if (cfg->engagement_high < cfg->engagement_medium) {
+        seterr(errstr, size,
+               "engagement.high: %.15g is less than engagement.medium (%.15g)",
+               cfg->engagement_high, cfg->engagement_medium);
+        return CP_EINVAL;
+    }
+    if (cfg->engagement_medium < cfg->engagement_low) {
+        seterr(errstr, size,
+               "engagement.medium: %.15g is less than engagement.low (%.15g)",
+               cfg->engagement_medium, cfg->engagement_low);
+        return CP_EINVAL;
+    }
+    if (cfg->satisfaction_at_risk_csat >= cfg->satisfaction_satisfied_csat) {
+        seterr(errstr, size,
+               "satisfaction.at_risk_csat: %d is not less than "
+               "satisfaction.satisfied_csat (%d)",
+               cfg->satisfaction_at_risk_csat,
+               cfg->satisfaction_satisfied_csat);
+        return CP_EINVAL;
+    }
+    if (cfg->lifecycle_churn_days <= cfg->lifecycle_at_risk_days) {
+        seterr(errstr, size,
+               "lifecycle.churn_days: %lld is not greater than "
+               "lifecycle.at_risk_days (%lld)",
+               (long long)cfg->lifecycle_churn_days,
+               (long long)cfg->lifecycle_at_risk_days);
+        return CP_EINVAL;
+    }
+    /* Each weight is >= 0, so the sum is 0 only when all three are. */
+    if (cfg->value_w_historical + cfg->value_w_predicted +
+            cfg->value_w_strategic <=
+        0) {
+        seterr(errstr, size,
+               "value.weight.historical, value.weight.predicted, "
+               "value.weight.strategic: all 0; their sum must be more than 0");
+        return CP_EINVAL;
+    }
+    return CP_OK;
+}
+
 cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size)
 {
     cp_err_t err = finalize_currency(cfg, errstr, errstr_size);
 
     if (err == CP_OK)
-        err = finalize_monetary(cfg, errstr, errstr_size);
+        err = finalize_derived(cfg, errstr, errstr_size);
     if (err == CP_OK)
         err = finalize_timezone(cfg, errstr, errstr_size);
+    if (err == CP_OK)
+        err = finalize_order(cfg, errstr, errstr_size);
     return err;
 }
 
@@ -625,8 +1149,8 @@ cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size)
 
 static const char *type_name(ctype_t t)
 {
-    static const char *const names[] = {"string", "secret", "integer", "enum",
-                                        "decimal"};
+    static const char *const names[] = {"string",  "secret", "integer", "enum",
+                                        "decimal", "number", "list"};
     return names[t];
 }
 
@@ -638,6 +1162,17 @@ static void print_range(FILE *out, const centry_t *e)
     } else if (e->type == CT_INT) {
         fprintf(out, "%lld..%lld%s", (long long)e->min, (long long)e->max,
                 (e->flags & CF_NOT_ZERO) ? ", not 0" : "");
+    } else if (e->type == CT_DOUBLE) {
+        fprintf(out, "%s%.15g .. %.15g", (e->flags & CF_EXCL_MIN) ? "> " : "",
+                e->dmin, e->dmax);
+    } else if (e->type == CT_LIST && (e->flags & CF_MONEY)) {
+        fprintf(out,
+                "%d strictly increasing decimals >= 0, at most the "
+                "currency's minor digits",
+                CP_RFMQ_THRESHOLDS);
+    } else if (e->type == CT_LIST) {
+        fprintf(out, "%d strictly increasing integers, each %lld..%lld",
+                CP_RFMQ_THRESHOLDS, (long long)e->min, (long long)e->max);
     } else if (e->type == CT_ENUM) {
         for (int i = 0; e->values[i] != NULL; i++)
             fprintf(out, "%s`%s`", i > 0 ? ", " : "", e->values[i]);
@@ -693,4 +1228,22 @@ void cp_config_list(FILE *out)
           "`CUSTPULSE_KAFKA_X_Y`\n"
           "sets `kafka.x.y` (lower-cased, `_` -> `.`).\n",
           out);
+    fprintf(out,
+            "\n"
+            "## segment.*\n"
+            "\n"
+            "Keys `segment.<name>.rule` are not in the table above either: "
+            "each defines\n"
+            "a custom segment, `<name>` matching `[a-z][a-z0-9_]{0,%d}`, and "
+            "its value is\n"
+            "the rule ([segments.md](segments.md)), 1 to %d bytes, compiled "
+            "at start-up.\n"
+            "At most %d segments, kept in the order first set. Setting a name "
+            "again\n"
+            "replaces its rule; an empty value removes the segment (`-X "
+            "segment.<name>.rule=`\n"
+            "disables a rule of the file). Rules are not secret. They cannot "
+            "be set\n"
+            "through the environment: `CUSTPULSE_SEGMENT_*` is an error.\n",
+            CP_SEGMENT_NAME_MAX - 1, CP_SEGMENT_RULE_MAX, CP_SEGMENTS_MAX);
 }

@@ -9,6 +9,11 @@
  * `kafka.*` keys are not in the table: they are kept verbatim (without the
  * "kafka." prefix) in cp_config_t.kafka and passed to librdkafka, which
  * validates them. "consumer." / "producer." prefixed ones apply to one client.
+ *
+ * `segment.<name>.rule` keys are not in the table either: each names a
+ * custom segment and carries its rule text (docs/segments.md), kept in
+ * cp_config_t.segments. This layer checks only the name and the length;
+ * the consumer compiles the rule (common/ does not include scoring/).
  */
 #ifndef CP_CONFIG_H
 #define CP_CONFIG_H
@@ -23,16 +28,38 @@
 typedef enum { CP_CLOCK_WALL = 0, CP_CLOCK_EVENT = 1 } cp_clock_mode_t;
 typedef enum { CP_REF_LIVE = 0, CP_REF_FIXED = 1 } cp_ref_mode_t;
 
+/* Limits of the custom segments (segment.<name>.rule). The rule length is
+ * scoring's CP_EXPR_MAX_TEXT, repeated because common/ does not include
+ * scoring/. */
+#define CP_SEGMENTS_MAX 32
+#define CP_SEGMENT_NAME_MAX 32 /* [a-z][a-z0-9_]{0,31} */
+#define CP_SEGMENT_RULE_MAX 4096
+
+/* engagement.weight.* in this order (scoring's cp_browse_t order):
+ * session_started, page_viewed, product_viewed, search_performed,
+ * cart_item_added, cart_abandoned. */
+#define CP_ENGAGEMENT_WEIGHTS 6
+
+/* Thresholds of one dimension in rfmq.fixed.* (scores 1..5). */
+#define CP_RFMQ_THRESHOLDS 4
+
 typedef struct cp_kv_s {
     char *key; /* without the "kafka." prefix, e.g. "bootstrap.servers" */
     char *value;
 } cp_kv_t;
 
+/* One custom segment: segment.<name>.rule = <rule>. */
+typedef struct {
+    char *name; /* [a-z][a-z0-9_]{0,31} */
+    char *rule; /* 1..CP_SEGMENT_RULE_MAX bytes, not yet parsed */
+} cp_segment_rule_t;
+
 typedef struct cp_config_s {
     /* topics */
     char *topic_orders;
-    char *topic_browsing;
-    char *topic_support;
+    char *topic_browsing; /* "": not consumed */
+    char *topic_support;  /* "": not consumed */
+    char *topic_profile;  /* "": not consumed */
     char *topic_segments;
     char *topic_churn;
     char *topic_dlq;
@@ -63,6 +90,59 @@ typedef struct cp_config_s {
     int dedup_event_ids;
     int dedup_orders;
 
+    /* engagement (docs/models.md) */
+    double engagement_half_life_days;
+    double engagement_weight[CP_ENGAGEMENT_WEIGHTS];
+    double engagement_high; /* >= engagement_medium >= engagement_low */
+    double engagement_medium;
+    double engagement_low;
+
+    /* satisfaction */
+    double satisfaction_complaint_half_life_days;
+    double satisfaction_at_risk_complaints;
+    int64_t satisfaction_at_risk_open_tickets;
+    int satisfaction_at_risk_csat; /* < satisfaction_satisfied_csat */
+    int satisfaction_satisfied_csat;
+
+    /* lifecycle, in days or counted orders */
+    int64_t lifecycle_new_days;
+    int64_t lifecycle_loyal_orders;
+    int64_t lifecycle_at_risk_days;
+    int64_t lifecycle_churn_days; /* > lifecycle_at_risk_days */
+    int64_t lifecycle_won_back_days;
+
+    /* value; the three weights sum to > 0 */
+    double value_w_historical;
+    double value_w_predicted;
+    double value_w_strategic;
+    char *value_historical_ref;         /* decimal in currency units */
+    int64_t value_historical_ref_minor; /* derived in cp_config_finalize
+                                           (> 0); 0 before */
+    char *value_predicted_ref;          /* decimal in currency units */
+    int64_t value_predicted_ref_minor;  /* derived, as above */
+    double value_high_score;
+    double value_alive;
+
+    /* btyd; enum fields are indexes into the key's values, not scoring's
+     * enums: the consumer maps them */
+    int btyd_model; /* 0 = mbgnbd, 1 = bgnbd; scoring's cp_btyd_model_t
+                       has BGNBD = 0: map, do not cast */
+    int btyd_unit;  /* 0 = weeks, 1 = days */
+    int btyd_horizon_months;
+    double btyd_monthly_discount;
+    int btyd_refresh_ms;
+
+    /* quantile RFM */
+    int rfmq_mode; /* 0 = live, 1 = fixed */
+    int rfmq_snapshot_ms;
+    char *rfmq_fixed_recency_days; /* "14,30,90,180" as set */
+    char *rfmq_fixed_frequency;    /* "2,3,5,8" as set */
+    char *rfmq_fixed_monetary;     /* "50,100,250,500" as set */
+    /* derived in cp_config_finalize (strictly increasing); 0 before */
+    int64_t rfmq_fixed_r[CP_RFMQ_THRESHOLDS];       /* days since last order */
+    int64_t rfmq_fixed_f[CP_RFMQ_THRESHOLDS];       /* counted orders */
+    int64_t rfmq_fixed_m_minor[CP_RFMQ_THRESHOLDS]; /* minor units */
+
     /* pipeline */
     int batch_size;
     int input_max_bytes;
@@ -75,6 +155,11 @@ typedef struct cp_config_s {
     /* kafka.* pass-through, in the order set (later duplicates win) */
     cp_kv_t *kafka;
     size_t kafka_cnt;
+
+    /* segment.<name>.rule, in the order first set (at most
+     * CP_SEGMENTS_MAX) */
+    cp_segment_rule_t *segments;
+    size_t segments_cnt;
 } cp_config_t;
 
 /* A config with every default set; NULL on allocation failure. */
@@ -82,13 +167,19 @@ cp_config_t *cp_config_new(void);
 void cp_config_free(cp_config_t *cfg);
 
 /* Sets one key from its text form. Returns CP_OK, CP_EUNKNOWNKEY (also for
- * "kafka." with nothing after it), CP_EPARSE (not a whole decimal integer
- * as strtoll reads it, not an enum value (exact, lower-case), or "" for a
- * string that must not be empty) or CP_ERANGE (outside bounds, or beyond
- * int64), with a message naming the key in errstr (never the value of a
- * secret key; kafka.* values are never echoed either). A string value
- * replaces and frees the previous one; a kafka.* key set again keeps its
- * place with the new value. errstr may be NULL. */
+ * "kafka." with nothing after it, and for a "segment." key not of the form
+ * segment.<name>.rule), CP_EPARSE (not a whole decimal integer as strtoll
+ * reads it; for a number type not [+-]digits[.digits][e[+-]digits], so no
+ * blanks, NaN, inf or hex; not an enum value (exact, lower-case); "" for a
+ * string that must not be empty; a segment name not [a-z][a-z0-9_]{0,31})
+ * or CP_ERANGE (outside bounds, beyond int64 or a double; a rule longer
+ * than CP_SEGMENT_RULE_MAX; a new segment beyond CP_SEGMENTS_MAX), with a
+ * message naming the key in errstr (never the value of a secret key;
+ * kafka.* values and rules are never echoed either). A string value
+ * replaces and frees the previous one; a kafka.* key or segment set again
+ * keeps its place with the new value; an empty rule removes its segment
+ * (no error when there is none). List and decimal values are only checked
+ * by cp_config_finalize. errstr may be NULL. */
 cp_err_t cp_config_set(cp_config_t *cfg, const char *key, const char *value,
                        char *errstr, size_t errstr_size);
 
@@ -106,8 +197,10 @@ cp_err_t cp_config_load_file(cp_config_t *cfg, const char *path, char *errstr,
  * -> '_'; names are case-sensitive); CUSTPULSE_KAFKA_X_Y -> kafka.x.y
  * (after KAFKA_, lower-cased with '_' -> '.'). Other variables and entries
  * without '=' are ignored. An unknown CUSTPULSE_ variable is an error
- * (CP_EUNKNOWNKEY, errstr names the variable); a bad value gives
- * cp_config_set's error with "VARIABLE: " in front. */
+ * (CP_EUNKNOWNKEY, errstr names the variable); so is every
+ * CUSTPULSE_SEGMENT_* variable: segment rules cannot be set through the
+ * environment (a variable cannot spell a lower-case segment name). A bad
+ * value gives cp_config_set's error with "VARIABLE: " in front. */
 cp_err_t cp_config_load_env(cp_config_t *cfg, char *const *envp, char *errstr,
                             size_t errstr_size);
 
@@ -117,19 +210,33 @@ cp_err_t cp_config_load_env(cp_config_t *cfg, char *const *envp, char *errstr,
 cp_err_t cp_config_set_kv(cp_config_t *cfg, const char *kv, char *errstr,
                           size_t errstr_size);
 
-/* Cross-key checks and derived values, called once after all sources:
- * currency three upper-case letters known to cp_currency_digits (else
- * CP_EINVAL), rfm.fixed.monetary parsed with those digits (else
- * cp_money_parse's error: CP_EPARSE, CP_EPRECISION or CP_ERANGE),
- * timezone valid for cp_tz_new (else CP_EINVAL; the zone is freed again,
- * but an IANA zone has been made the process's TZ, see cp_time.h).
- * errstr names the key. */
+/* Cross-key checks and derived values, called once after all sources, in
+ * this order (the first error is returned):
+ * - currency three upper-case letters known to cp_currency_digits (else
+ *   CP_EINVAL);
+ * - rfm.fixed.monetary, value.historical_ref and value.predicted_ref
+ *   parsed with those digits into their *_minor fields (else
+ *   cp_money_parse's error: CP_EPARSE, CP_EPRECISION or CP_ERANGE; a
+ *   value.*_ref of 0 is CP_ERANGE);
+ * - rfmq.fixed.* parsed into rfmq_fixed_r/_f/_m_minor: exactly
+ *   CP_RFMQ_THRESHOLDS comma-separated items, blanks around an item
+ *   allowed (else CP_EPARSE), each an integer within the key's bounds
+ *   (CP_EPARSE, CP_ERANGE) or, for rfmq.fixed.monetary, an amount as
+ *   above, strictly increasing (else CP_ERANGE);
+ * - timezone valid for cp_tz_new (else CP_EINVAL; the zone is freed again,
+ *   but an IANA zone has been made the process's TZ, see cp_time.h);
+ * - engagement.high >= engagement.medium >= engagement.low,
+ *   satisfaction.at_risk_csat < satisfaction.satisfied_csat,
+ *   lifecycle.churn_days > lifecycle.at_risk_days and value.weight.*
+ *   summing to more than 0 (else CP_EINVAL).
+ * A derived field is written only when its key parses. errstr names the
+ * key. Segment rules are not looked at: the consumer compiles them. */
 cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size);
 
 /* Writes the reference as a Markdown table (key, type, default,
- * range/values, description) after a short introduction, the kafka.* note
- * after it. docs/config.md is exactly this output (a unit test checks it).
- * A secret's default is never shown. */
+ * range/values, description) after a short introduction, the kafka.* and
+ * segment.* notes after it. docs/config.md is exactly this output (a unit test
+ * checks it). A secret's default is never shown. */
 void cp_config_list(FILE *out);
 
 /* Value of a kafka.* key as set (prefix stripped), or NULL. */
