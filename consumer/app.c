@@ -647,6 +647,8 @@ static void retry_check_epochs(cp_app_t *app)
     }
 }
 
+static void input_topics(const cp_config_t *cfg, const char *out[4], int *n);
+
 /* A non-data message from the consumer queue. */
 static void consumer_event(cp_app_t *app, rd_kafka_message_t *rkm)
 {
@@ -654,12 +656,24 @@ static void consumer_event(cp_app_t *app, rd_kafka_message_t *rkm)
         return;
     if (rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        if (!app->topic_missing)
+        /* Only a missing orders topic means "nothing to consume" for
+         * --exit-at-end; the other input topics are optional. */
+        const char *topic =
+            rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : app->cfg->topic_orders;
+        const char *topics[4];
+        int n_topics;
+        input_topics(app->cfg, topics, &n_topics);
+        for (int i = 0; i < n_topics; i++) {
+            if (strcmp(topics[i], topic) != 0 || (app->topics_warned >> i & 1))
+                continue;
+            app->topics_warned |= 1u << i;
             cp_log(CP_LOG_WARN,
                    "input topic does not exist yet; it is "
                    "picked up once it appears",
-                   CP_LS("topic", app->cfg->topic_orders), CP_LEND);
-        app->topic_missing = 1;
+                   CP_LS("topic", topic), CP_LEND);
+        }
+        if (strcmp(topic, app->cfg->topic_orders) == 0)
+            app->topic_missing = 1;
         return;
     }
     cp_log(CP_LOG_WARN, "consumer error",
@@ -783,6 +797,9 @@ static void on_pq_readable(uv_poll_t *h, int status, int events)
  * an event enqueued before io events were enabled (a broker that refuses
  * connections at start-up) would leave a queue that never signals again.
  * Once a second, serve whichever queue holds anything. */
+static void on_btyd(cp_redis_t *r, redisReply *reply, void *pd);
+static void read_btyd(cp_app_t *app);
+
 static void on_tick(uv_timer_t *t)
 {
     cp_app_t *app = t->data;
@@ -793,6 +810,9 @@ static void on_tick(uv_timer_t *t)
     if (rd_kafka_queue_length(app->cq) > 0)
         try_poll(app);
     retry_check_epochs(app);
+    if (app->btyd_loaded && uv_now(app->loop) - app->btyd_read_ms >=
+                                (uint64_t)app->cfg->btyd_refresh_ms)
+        read_btyd(app);
 }
 
 void cp__app_batch_done(cp_app_t *app)
@@ -818,14 +838,100 @@ void cp__app_schedule_retry(cp_app_t *app, uint64_t ms)
 /* ---- start-up -------------------------------------------------------------
  */
 
+/* ---- BTYD parameters (docs/btyd.md "Where the parameters live") ------- */
+
+static void read_btyd(cp_app_t *app)
+{
+    if (app->btyd_state == 1 || !app->redis_ready)
+        return;
+    const char *argv[] = {"HGETALL", app->btydkey};
+    size_t lens[] = {7, strlen(app->btydkey)};
+    if (cp_redis_cmd(app->redis, on_btyd, app, 2, argv, lens) == CP_OK) {
+        app->btyd_state = 1;
+        app->btyd_read_ms = uv_now(app->loop);
+    }
+}
+
+static void maybe_start(cp_app_t *app);
+
+static void on_btyd(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = pd;
+    (void)r;
+    app->btyd_state = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply)
+            cp_log(CP_LOG_WARN, "cannot read the BTYD parameters",
+                   CP_LS("key", app->btydkey),
+                   CP_LS("error", reply->type == REDIS_REPLY_ERROR
+                                      ? reply->str
+                                      : "not a hash"),
+                   CP_LEND);
+        if (reply)
+            app->btyd_loaded = 1; /* WRONGTYPE: go on without */
+        maybe_start(app);
+        return; /* a lost connection: read again when ready */
+    }
+    app->btyd_state = 2;
+    enum { MAXF = 64 };
+    const char *f[MAXF], *v[MAXF];
+    size_t fl[MAXF], vl[MAXF];
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < reply->elements && n < MAXF; i += 2) {
+        const redisReply *a = reply->element[i], *b = reply->element[i + 1];
+        if (a->type != REDIS_REPLY_STRING || b->type != REDIS_REPLY_STRING)
+            continue;
+        f[n] = a->str;
+        fl[n] = (size_t)a->len;
+        v[n] = b->str;
+        vl[n++] = (size_t)b->len;
+    }
+    char err[160];
+    int rc = cp_eval_load_btyd(&app->eval, f, fl, v, vl, n, err, sizeof(err));
+    if (rc > 0) {
+        app->stats.btyd_loads++;
+        cp_log(CP_LOG_INFO, "BTYD parameters loaded",
+               CP_LI("version", app->eval.btyd_version),
+               CP_LB("gamma_gamma", app->eval.p.has_gg), CP_LEND);
+    } else if (rc < 0 && !app->btyd_loaded) {
+        cp_log(CP_LOG_WARN,
+               "BTYD parameters unusable; predicted value is 0 "
+               "until `custpulse fit` writes usable ones",
+               CP_LS("key", app->btydkey), CP_LS("error", err), CP_LEND);
+    } else if (n == 0 && !app->btyd_loaded) {
+        cp_log(CP_LOG_INFO, "no BTYD parameters yet (run `custpulse fit`)",
+               CP_LS("key", app->btydkey), CP_LEND);
+    }
+    app->btyd_loaded = 1;
+    maybe_start(app);
+}
+
+/* The topics subscribed: orders and every non-empty other input topic. */
+static void input_topics(const cp_config_t *cfg, const char *out[4], int *n)
+{
+    *n = 0;
+    out[(*n)++] = cfg->topic_orders;
+    if (cfg->topic_browsing[0])
+        out[(*n)++] = cfg->topic_browsing;
+    if (cfg->topic_support[0])
+        out[(*n)++] = cfg->topic_support;
+    if (cfg->topic_profile[0])
+        out[(*n)++] = cfg->topic_profile;
+}
+
 static void maybe_start(cp_app_t *app)
 {
     if (app->state != CP_APP_STARTING || !app->redis_ready ||
-        !app->topics_ready)
+        !app->topics_ready || !app->btyd_loaded)
         return;
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, app->cfg->topic_orders,
-                                      RD_KAFKA_PARTITION_UA);
+    const char *topics[4];
+    int n_topics;
+    input_topics(app->cfg, topics, &n_topics);
+    rd_kafka_topic_partition_list_t *sub =
+        rd_kafka_topic_partition_list_new(n_topics);
+    for (int i = 0; i < n_topics; i++)
+        rd_kafka_topic_partition_list_add(sub, topics[i],
+                                          RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(app->consumer, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (err) {
@@ -837,7 +943,7 @@ static void maybe_start(cp_app_t *app)
     app->subscribed = 1;
     app->state = CP_APP_RUNNING;
     cp_log(CP_LOG_INFO, "running", CP_LS("topic", app->cfg->topic_orders),
-           CP_LEND);
+           CP_LI("topics", n_topics), CP_LEND);
     try_poll(app);
 }
 
@@ -853,6 +959,8 @@ static void on_redis_status(cp_redis_t *r, cp_redis_status_t status,
     app->redis_ready = status == CP_REDIS_READY;
     if (!app->redis_ready)
         return;
+    if (!app->btyd_loaded)
+        read_btyd(app);
     maybe_start(app);
     retry_check_epochs(app);
     cp__batch_redis_ready(app);
@@ -963,6 +1071,8 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("producer_restarts", s->producer_restarts),
            CP_LI("offset_alarms", s->offset_alarms),
            CP_LI("wait_short", s->wait_short),
+           CP_LI("attrs_dropped", s->attrs_dropped),
+           CP_LI("btyd_loads", s->btyd_loads),
            CP_LI("exit_code", app->exit_code), CP_LEND);
 }
 
@@ -1164,6 +1274,14 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     size_t plen = strlen(cfg->redis_prefix) + 4;
     app->popkey = malloc(plen);
     snprintf(app->popkey, plen, "%spop", cfg->redis_prefix);
+    plen = strlen(cfg->redis_prefix) + 5;
+    app->btydkey = malloc(plen);
+    snprintf(app->btydkey, plen, "%sbtyd", cfg->redis_prefix);
+    if (cp_eval_init(&app->eval, cfg, app->tz, err, sizeof(err)) != CP_OK) {
+        cp_log(CP_LOG_ERROR, "invalid custom segment", CP_LS("error", err),
+               CP_LEND);
+        return -1;
+    }
     if (cp__batch_init(&app->batch, cfg->batch_size) != 0)
         return -1;
 
@@ -1262,6 +1380,8 @@ static void app_free(cp_app_t *app)
     }
     free(app->parts);
     free(app->popkey);
+    free(app->btydkey);
+    cp_eval_free(&app->eval);
     cp_tz_free(app->tz);
     cp_config_free(app->cfg);
 }

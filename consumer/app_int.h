@@ -18,6 +18,7 @@
 #include "config.h"
 #include "cp_time.h"
 #include "decode.h"
+#include "evaluate.h"
 #include "redis.h"
 #include "rfm.h"
 #include "store.h"
@@ -155,6 +156,8 @@ typedef struct cp_stats_s {
     uint64_t producer_restarts;
     uint64_t offset_alarms;
     uint64_t wait_short;
+    uint64_t attrs_dropped;
+    uint64_t btyd_loads;
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -171,6 +174,7 @@ typedef struct cp_app_s {
     cp_config_t *cfg;
     cp_tz_t *tz;
     cp_decode_params_t dparams;
+    cp_eval_t eval; /* model parameters and custom segments */
     int exit_at_end;
     int exit_code;
     int pending_stop; /* set by error_cb inside a poll; -1 when none */
@@ -204,6 +208,10 @@ typedef struct cp_app_s {
     int topics_ready;
     int subscribed;
     char *popkey;
+    char *btydkey;         /* <prefix>btyd: parameters of `custpulse fit` */
+    int btyd_state;        /* 0 to read, 1 read in flight, 2 read */
+    int btyd_loaded;       /* the first read answered: start-up may go on */
+    uint64_t btyd_read_ms; /* loop time of the last read sent */
 
     cp_batch_t batch;
     int64_t clock_max_ms; /* clock = event: greatest event time seen */
@@ -212,7 +220,8 @@ typedef struct cp_app_s {
     int n_parts;
     int cap_parts;
     int got_assignment;
-    int topic_missing;
+    int topic_missing;      /* the orders topic does not exist */
+    unsigned topics_warned; /* input topics (input_topics order) warned of */
 
     cp_stats_t stats;
     uv_timer_t stats_timer;

@@ -119,6 +119,18 @@ static void oom(void)
     abort();
 }
 
+/* The input family of a subscribed topic. */
+static cp_family_t family_of(const cp_config_t *cfg, const char *topic)
+{
+    if (cfg->topic_browsing[0] && !strcmp(topic, cfg->topic_browsing))
+        return CP_FAMILY_BROWSING;
+    if (cfg->topic_support[0] && !strcmp(topic, cfg->topic_support))
+        return CP_FAMILY_SUPPORT;
+    if (cfg->topic_profile[0] && !strcmp(topic, cfg->topic_profile))
+        return CP_FAMILY_PROFILE;
+    return CP_FAMILY_ORDERS;
+}
+
 /* Decodes every message; valid ones are grouped by customer and get
  * their "now" (clock = event: running maximum in poll order). Messages of
  * a fenced (or no longer assigned) partition are ignored. */
@@ -130,6 +142,7 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
     const rd_kafka_topic_t *run_rkt = NULL;
     int32_t run_partition = -1;
     int run_part = -1;
+    cp_family_t run_family = CP_FAMILY_ORDERS;
     for (int i = 0; i < b->n_msgs; i++) {
         cp_bmsg_t *m = &b->msgs[i];
         rd_kafka_message_t *rkm = m->rkm;
@@ -138,6 +151,7 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
             run_partition = rkm->partition;
             run_part = cp__app_part_index(app, rd_kafka_topic_name(rkm->rkt),
                                           rkm->partition);
+            run_family = family_of(app->cfg, rd_kafka_topic_name(rkm->rkt));
         }
         m->part = run_part;
         m->ignored = m->part < 0 || app->parts[m->part].fenced ||
@@ -147,9 +161,9 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
         m->reject = CP_REJECT_NONE;
         if (m->ignored)
             continue;
-        m->reject = cp_decode_order(&app->dparams, rkm->key, rkm->key_len,
-                                    rkm->payload, rkm->len, &b->arena, &m->in,
-                                    m->reason, sizeof(m->reason));
+        m->reject = cp_decode_event(
+            &app->dparams, run_family, rkm->key, rkm->key_len, rkm->payload,
+            rkm->len, &b->arena, &m->in, m->reason, sizeof(m->reason));
         if (m->reject != CP_REJECT_NONE)
             continue;
         if (m->in.ev.occurred_ms > clock)
@@ -279,8 +293,9 @@ static void parse_customer(cp_app_t *app, cp_cust_t *c, redisReply *reply)
         redisReply *f = reply->element[i], *v = reply->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
             cp_store_parse_field(&c->stored, f->str, (size_t)f->len, v->str,
-                                 (size_t)v->len, app->tz, &app->batch.arena,
-                                 err, sizeof(err)) != CP_OK) {
+                                 (size_t)v->len, &app->eval.sctx,
+                                 &app->batch.arena, err,
+                                 sizeof(err)) != CP_OK) {
             cp_log(CP_LOG_ERROR,
                    "customer state unreadable; its events go "
                    "to the dead-letter topic",
@@ -381,6 +396,16 @@ static void pop_move(cp_pop_t *pop, const cp_pop_t *from, const cp_pop_t *to)
     pop->sl += to->sl - from->sl;
 }
 
+/* The record in batch.json into the customer's outbox at its seq. */
+static void to_outbox(cp_app_t *app, cp_cust_t *c)
+{
+    cp_batch_t *b = &app->batch;
+    if (cp_buf_failed(&b->json) ||
+        cp_store_outbox_add(&c->stored, CP_OUTBOX_SEGMENTS, b->json.data,
+                            b->json.len, c->stored.st.seq, &b->arena) != CP_OK)
+        oom();
+}
+
 static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                         cp_rfm8_t to, int64_t today, const cp_rfm_ref_t *ref)
 {
@@ -404,10 +429,7 @@ static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                           .offset = m->rkm->offset};
     cp_buf_reset(&b->json);
     cp_output_segment_change(&b->json, &ch, app->cfg);
-    if (cp_buf_failed(&b->json) ||
-        cp_store_outbox_add(&c->stored, CP_OUTBOX_SEGMENTS, b->json.data,
-                            b->json.len, st->seq, &b->arena) != CP_OK)
-        oom();
+    to_outbox(app, c);
     st->segment = to;
 }
 
@@ -422,6 +444,102 @@ static cp_rfm_ref_t reference(const cp_app_t *app, int64_t today)
     return ref;
 }
 
+/* One change of another model than rfm8 into the outbox. */
+static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                       cp_model_t kind, const char *name, const char *from,
+                       const char *to, const cp_models_t *mo, int64_t today)
+{
+    cp_state_t *st = &c->stored.st;
+    cp_batch_t *b = &app->batch;
+    st->seq++;
+    cp_model_change_t ch = {.customer_id = c->id,
+                            .customer_id_len = c->id_len,
+                            .kind = kind,
+                            .custom_name = name,
+                            .from = from,
+                            .to = to,
+                            .seq = st->seq,
+                            .st = st,
+                            .mo = mo,
+                            .today = today,
+                            .time_ms = m->in.ev.occurred_ms,
+                            .event_id = m->in.event_id,
+                            .topic = rd_kafka_topic_name(m->rkm->rkt),
+                            .partition = m->rkm->partition,
+                            .offset = m->rkm->offset};
+    cp_buf_reset(&b->json);
+    cp_output_model_change(&b->json, &ch, app->cfg);
+    to_outbox(app, c);
+}
+
+/* Evaluates every model after an applied event and emits each change, in
+ * the order of cp_model_t (docs/contracts.md section 4). */
+static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                     int64_t today)
+{
+    cp_state_t *st = &c->stored.st;
+    const cp_eval_t *e = &app->eval;
+    cp_rfm_ref_t ref = reference(app, today);
+    cp_rfm8_t seg = cp_rfm8_classify(st, today, &ref);
+    if (seg != st->segment)
+        emit_change(app, c, m, seg, today, &ref);
+
+    cp_models_t mo;
+    cp_models_eval(st, m->now_ms, today, &e->p, &mo);
+    if (mo.stage != st->stage) {
+        emit_model(app, c, m, CP_MODEL_LIFECYCLE, NULL,
+                   cp_lifecycle_code(st->stage), cp_lifecycle_code(mo.stage),
+                   &mo, today);
+        st->stage = mo.stage;
+    }
+    if (mo.eng != st->eng) {
+        emit_model(app, c, m, CP_MODEL_ENGAGEMENT, NULL,
+                   cp_engagement_code(st->eng), cp_engagement_code(mo.eng), &mo,
+                   today);
+        st->eng = mo.eng;
+    }
+    if (mo.sat != st->sat) {
+        emit_model(app, c, m, CP_MODEL_SATISFACTION, NULL,
+                   cp_satisfaction_code(st->sat), cp_satisfaction_code(mo.sat),
+                   &mo, today);
+        st->sat = mo.sat;
+    }
+    if (mo.value.tier != st->tier) {
+        emit_model(app, c, m, CP_MODEL_VALUE, NULL, cp_tier_code(st->tier),
+                   cp_tier_code(mo.value.tier), &mo, today);
+        st->tier = mo.value.tier;
+    }
+    uint64_t in = cp_eval_custom(e, &c->stored, &mo, today);
+    for (int i = 0; i < e->n_segs; i++) {
+        uint64_t bit = (uint64_t)1 << i;
+        if ((in & bit) == (st->custom & bit))
+            continue;
+        emit_model(app, c, m, CP_MODEL_CUSTOM, e->seg_names[i],
+                   st->custom & bit ? "in" : "out", in & bit ? "in" : "out",
+                   &mo, today);
+        st->custom ^= bit;
+    }
+}
+
+/* The attributes of a profile.updated into the stored customer. */
+static void apply_attrs(cp_app_t *app, cp_cust_t *c, const cp_event_t *ev)
+{
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const cp_attr_t *at = &ev->attrs[i];
+        cp_err_t err = cp_store_attr_set(&c->stored, at->name, at->name_len,
+                                         at->removed ? NULL : at->value,
+                                         at->value_len, &app->batch.arena);
+        if (err == CP_ENOMEM)
+            oom();
+        if (err == CP_ERANGE)
+            app->stats.attrs_dropped++;
+    }
+    /* is_strategic as kept (it may have been dropped at the limit). */
+    const cp_sattr_t *st = cp_store_attr(&c->stored, "is_strategic", 12);
+    c->stored.st.strategic = st && !st->removed && st->value_len == 4 &&
+                             memcmp(st->value, "true", 4) == 0;
+}
+
 /* Applies the customer's messages in order, moving each applied event's
  * population contribution in the batch's figures and in *delta (what the
  * write adds to the population hash); returns 1 if a write is needed. */
@@ -430,7 +548,8 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
     cp_stored_t *s = &c->stored;
     cp_batch_t *b = &app->batch;
     cp_apply_params_t params = {app->cfg->dedup_event_ids,
-                                app->cfg->dedup_orders};
+                                app->cfg->dedup_orders, &app->eval.p.engagement,
+                                &app->eval.p.satisfaction};
     int changed = 0;
     for (int k = 0; k < c->n_msgs; k++) {
         cp_bmsg_t *m = &b->msgs[c->msgs[k]];
@@ -442,8 +561,17 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             m->outcome = CP_OUTCOME_SKIPPED; /* applied before: re-delivery */
             continue;
         }
+        const cp_event_t *ev = &m->in.ev;
         cp_pop_t before = cp_pop_delta(NULL, &s->st);
-        cp_apply_result_t res = cp_state_apply(&s->st, &m->in.ev, &params);
+        /* Won back: an order placed while the customer was churned (the
+         * stage on the order's own day, before the order). */
+        cp_lifecycle_t stage_before =
+            ev->type == CP_EV_ORDER_PLACED
+                ? cp_models_stage(&s->st, ev->occurred_day,
+                                  &app->eval.p.lifecycle)
+                : CP_LC_NONE;
+        int64_t orders_before = s->st.orders;
+        cp_apply_result_t res = cp_state_apply(&s->st, ev, &params);
         if (cp_store_wm_set(s, topic, m->rkm->partition, m->rkm->offset,
                             &b->arena) != CP_OK)
             oom();
@@ -452,14 +580,16 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             res == CP_APPLY_APPLIED ? CP_OUTCOME_APPLIED : CP_OUTCOME_DUPLICATE;
         if (res != CP_APPLY_APPLIED)
             continue;
+        if (ev->type == CP_EV_PROFILE_UPDATED)
+            apply_attrs(app, c, ev);
+        if (s->st.orders > orders_before)
+            s->st.won_back_day = cp_lifecycle_won_back_day(
+                stage_before, ev->occurred_day, s->st.won_back_day);
         int64_t today = cp_tz_day(app->tz, m->now_ms);
         cp_pop_t after = cp_pop_delta(NULL, &s->st);
         pop_move(&b->pop, &before, &after);
         pop_move(delta, &before, &after);
-        cp_rfm_ref_t ref = reference(app, today);
-        cp_rfm8_t seg = cp_rfm8_classify(&s->st, today, &ref);
-        if (seg != s->st.segment)
-            emit_change(app, c, m, seg, today, &ref);
+        evaluate(app, c, m, today);
     }
     return changed;
 }
@@ -700,10 +830,11 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     const int live = app->cfg->rfm_reference == CP_REF_LIVE;
     int n_eps = 0;
     cp_epoch_ref_t *eps = cust_epochs(app, c, &n_eps);
-    if (cp_store_write_args(
-            &c->stored, cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
-            c->key, c->key_len, eps, n_eps, app->popkey, live ? delta : NULL,
-            &app->batch.arena, &av) != CP_OK)
+    if (cp_store_write_args(&c->stored, &app->eval.sctx,
+                            cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
+                            c->key, c->key_len, eps, n_eps, app->popkey,
+                            live ? delta : NULL, &app->batch.arena,
+                            &av) != CP_OK)
         oom();
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,

@@ -5,12 +5,15 @@
  *   custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID
  *   custpulse config  [-c FILE] [-X key=value]... --list
  *   custpulse hash-id [-c FILE] [-X key=value]... [--] CUSTOMER_ID...
+ *   custpulse fit     [-c FILE] [-X key=value]... [--csv PATH]
+ *                     [--at YYYY-MM-DD] [--dry-run]          (fit.h)
  *
  * Exit codes: 0 success, 1 runtime failure or unknown customer, 2 usage or
  * configuration error.
  */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,8 @@
 #include "app.h"
 #include "config.h"
 #include "cp_time.h"
+#include "evaluate.h"
+#include "fit.h"
 #include "log.h"
 #include "money.h"
 #include "store.h"
@@ -36,6 +41,7 @@ typedef struct cp_cli_s {
     const char *customer;
     const char **ids; /* hash-id: the customer ids, in order */
     int n_ids;
+    cp_fit_args_t fit; /* fit: --csv, --at, --dry-run */
 } cp_cli_t;
 
 static void usage(FILE *out)
@@ -46,6 +52,13 @@ static void usage(FILE *out)
           "       custpulse config  [-c FILE] [-X key=value]... --list\n"
           "       custpulse hash-id [-c FILE] [-X key=value]... [--] "
           "CUSTOMER_ID...\n"
+          "       custpulse fit     [-c FILE] [-X key=value]... "
+          "[--csv PATH]\n"
+          "                         [--at YYYY-MM-DD] [--dry-run]\n"
+          "\n"
+          "fit estimates the BTYD parameters (btyd.model, btyd.unit) from\n"
+          "the customers in Redis or a transactions file and writes them to\n"
+          "<redis.key_prefix>btyd (docs/btyd.md).\n"
           "\n"
           "hash-id prints \"<id>\\th:<16 hex>\" per id: the id as the logs\n"
           "show it below log.level debug; log.id_key must be set.\n",
@@ -62,7 +75,7 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
     cli->ids = calloc((size_t)argc, sizeof(char *));
     if (!cli->xs || !cli->ids)
         return -1;
-    int hash_id = !strcmp(cli->cmd, "hash-id"), ids_only = 0;
+    int hash_id = !strcmp(cli->cmd, "hash-id"), ids_only = 0, used;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (ids_only || (hash_id && !strcmp(a, "--"))) {
@@ -85,6 +98,10 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
             cli->customer = a;
         else if (a[0] != '-' && hash_id)
             cli->ids[cli->n_ids++] = a;
+        else if (!strcmp(cli->cmd, "fit") &&
+                 (used = cp_fit_arg(&cli->fit, a,
+                                    i + 1 < argc ? argv[i + 1] : NULL)) > 0)
+            i += used - 1;
         else
             return -1;
     }
@@ -95,7 +112,8 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
     if (!strcmp(cli->cmd, "config") && !cli->list)
         return -1;
     return strcmp(cli->cmd, "run") && strcmp(cli->cmd, "inspect") &&
-                   strcmp(cli->cmd, "config") && !hash_id
+                   strcmp(cli->cmd, "config") && strcmp(cli->cmd, "fit") &&
+                   !hash_id
                ? -1
                : 0;
 }
@@ -116,6 +134,14 @@ static cp_config_t *load_config(const cp_cli_t *cli)
         rc = cp_config_set_kv(cfg, cli->xs[i], err, sizeof(err));
     if (rc == CP_OK)
         rc = cp_config_finalize(cfg, err, sizeof(err));
+    if (rc == CP_OK) {
+        /* Custom segment rules are compiled here too, so a bad rule is a
+         * configuration error (exit 2) with its line and column. */
+        cp_eval_t ev;
+        rc = cp_eval_init(&ev, cfg, NULL, err, sizeof(err));
+        if (rc == CP_OK)
+            cp_eval_free(&ev);
+    }
     if (rc != CP_OK) {
         fprintf(stderr, "custpulse: configuration error: %s\n", err);
         cp_config_free(cfg);
@@ -199,6 +225,148 @@ static json_t *state_json(const cp_config_t *cfg, const char *id,
     return o;
 }
 
+static json_t *code_json(const char *code)
+{
+    return code ? json_string(code) : json_null();
+}
+
+static json_t *real_json(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+/* Every model of s evaluated at now_ms (docs/models.md), and the levels
+ * last emitted. */
+static json_t *models_json(const cp_config_t *cfg, const cp_eval_t *e,
+                           const cp_stored_t *s, int64_t now_ms,
+                           const cp_tz_t *tz)
+{
+    const cp_state_t *st = &s->st;
+    const cp_support_t *k = &st->support;
+    int64_t today = cp_tz_day(tz, now_ms);
+    cp_models_t mo;
+    cp_models_eval(st, now_ms, today, &e->p, &mo);
+    char ts[32];
+    cp_time_format_utc(now_ms, ts, sizeof(ts));
+    json_t *m = json_object();
+    json_object_set_new(m, "evaluated_at", json_string(ts));
+
+    json_t *lc = json_object();
+    json_object_set_new(lc, "stage", code_json(cp_lifecycle_code(mo.stage)));
+    json_object_set_new(lc, "emitted", code_json(cp_lifecycle_code(st->stage)));
+    json_object_set_new(lc, "won_back_day",
+                        st->won_back_day >= 0 ? json_integer(st->won_back_day)
+                                              : json_null());
+    json_object_set_new(m, "lifecycle", lc);
+
+    static const char *const browse[CP_BROWSE__COUNT] = {
+        "sessions", "page_views", "product_views",
+        "searches", "cart_adds",  "cart_abandons"};
+    json_t *en = json_object();
+    json_object_set_new(en, "level", code_json(cp_engagement_code(mo.eng)));
+    json_object_set_new(en, "emitted", code_json(cp_engagement_code(st->eng)));
+    json_object_set_new(en, "score", json_real(mo.engagement));
+    for (int i = 0; i < CP_BROWSE__COUNT; i++)
+        json_object_set_new(en, browse[i], json_integer(st->browse_n[i]));
+    json_object_set_new(m, "engagement", en);
+
+    json_t *sa = json_object();
+    json_object_set_new(sa, "level", code_json(cp_satisfaction_code(mo.sat)));
+    json_object_set_new(sa, "emitted",
+                        code_json(cp_satisfaction_code(st->sat)));
+    json_object_set_new(sa, "open_tickets", json_integer(k->open_tickets));
+    json_object_set_new(sa, "resolved", json_integer(k->resolved));
+    json_object_set_new(
+        sa, "avg_resolution_minutes",
+        k->resolved ? json_real(k->resolution_min_sum / (double)k->resolved)
+                    : json_null());
+    json_object_set_new(sa, "complaints", json_real(mo.complaints));
+    json_object_set_new(sa, "csat_last",
+                        k->csat_last ? json_integer(k->csat_last)
+                                     : json_null());
+    json_object_set_new(sa, "csat_avg",
+                        k->csat_n ? json_real(cp_support_csat_avg(k))
+                                  : json_null());
+    json_object_set_new(sa, "nps_last",
+                        k->nps_last >= 0 ? json_integer(k->nps_last)
+                                         : json_null());
+    json_object_set_new(sa, "nps_class",
+                        code_json(cp_nps_code(cp_nps_class(k->nps_last))));
+    json_object_set_new(m, "satisfaction", sa);
+
+    if (mo.has_btyd) {
+        json_t *b = json_object();
+        json_object_set_new(
+            b, "model",
+            json_string(e->p.btyd_model == CP_BTYD_BGNBD ? "bgnbd" : "mbgnbd"));
+        json_object_set_new(
+            b, "unit",
+            json_string(e->p.clv.unit == CP_BTYD_DAYS ? "days" : "weeks"));
+        json_object_set_new(b, "params_version", json_integer(e->btyd_version));
+        json_object_set_new(b, "x", json_real(mo.x));
+        json_object_set_new(b, "t_x", json_real(mo.t_x));
+        json_object_set_new(b, "T", json_real(mo.T));
+        json_object_set_new(b, "p_alive", real_json(mo.p_alive));
+        json_object_set_new(b, "expected_30d", real_json(mo.expected[0]));
+        json_object_set_new(b, "expected_90d", real_json(mo.expected[1]));
+        json_object_set_new(b, "expected_365d", real_json(mo.expected[2]));
+        json_object_set_new(b, "clv", real_json(mo.clv));
+        json_object_set_new(m, "btyd", b);
+    } else {
+        json_object_set_new(m, "btyd", json_null());
+    }
+
+    json_t *va = json_object();
+    json_object_set_new(va, "tier", code_json(cp_tier_code(mo.value.tier)));
+    json_object_set_new(va, "emitted", code_json(cp_tier_code(st->tier)));
+    json_object_set_new(va, "score", json_real(mo.value.score));
+    json_object_set_new(va, "historical", json_real(mo.value.historical));
+    json_object_set_new(va, "predicted", json_real(mo.value.predicted));
+    json_object_set_new(va, "strategic", json_real(mo.value.strategic));
+    json_object_set_new(m, "value", va);
+
+    json_t *cu = json_object();
+    uint64_t in = cp_eval_custom(e, s, &mo, today);
+    for (int i = 0; i < e->n_segs; i++)
+        json_object_set_new(cu, e->seg_names[i],
+                            json_string(in >> i & 1 ? "in" : "out"));
+    json_object_set_new(m, "custom", cu);
+    (void)cfg;
+    return m;
+}
+
+static json_t *profile_json(const cp_stored_t *s)
+{
+    json_t *p = json_object();
+    for (int i = 0; i < s->n_attrs; i++)
+        if (!s->attrs[i].removed)
+            json_object_set_new(
+                p, s->attrs[i].name,
+                json_stringn(s->attrs[i].value, s->attrs[i].value_len));
+    return p;
+}
+
+/* Reads the BTYD hash into e (a failure leaves e without parameters). */
+static void load_btyd_sync(redisContext *c, const cp_config_t *cfg,
+                           cp_eval_t *e)
+{
+    redisReply *r = redisCommand(c, "HGETALL %sbtyd", cfg->redis_prefix);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements <= 128) {
+        const char *f[64], *v[64];
+        size_t fl[64], vl[64], n = 0;
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            f[n] = r->element[i]->str;
+            fl[n] = (size_t)r->element[i]->len;
+            v[n] = r->element[i + 1]->str;
+            vl[n++] = (size_t)r->element[i + 1]->len;
+        }
+        char err[160];
+        if (cp_eval_load_btyd(e, f, fl, v, vl, n, err, sizeof(err)) < 0)
+            fprintf(stderr, "custpulse: BTYD parameters unusable: %s\n", err);
+    }
+    freeReplyObject(r);
+}
+
 static int cmd_inspect(const cp_config_t *cfg, const char *id)
 {
     char err[256];
@@ -208,6 +376,14 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
         cp_tz_free(tz);
         return 1;
     }
+    cp_eval_t ev;
+    if (cp_eval_init(&ev, cfg, tz, err, sizeof(err)) != CP_OK) {
+        fprintf(stderr, "custpulse: %s\n", err);
+        redisFree(c);
+        cp_tz_free(tz);
+        return 2;
+    }
+    load_btyd_sync(c, cfg, &ev);
     cp_arena_t a;
     cp_arena_init(&a, 0);
     size_t klen;
@@ -227,13 +403,18 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
         for (size_t i = 0; i + 1 < r->elements && rc == 0; i += 2)
             if (cp_store_parse_field(
                     s, r->element[i]->str, (size_t)r->element[i]->len,
-                    r->element[i + 1]->str, (size_t)r->element[i + 1]->len, tz,
-                    &a, err, sizeof(err)) != CP_OK) {
+                    r->element[i + 1]->str, (size_t)r->element[i + 1]->len,
+                    &ev.sctx, &a, err, sizeof(err)) != CP_OK) {
                 fprintf(stderr, "custpulse: %s\n", err);
                 rc = 1;
             }
         if (rc == 0) {
             json_t *o = state_json(cfg, id, s);
+            json_object_set_new(o, "layout", json_integer(s->layout));
+            json_object_set_new(o, "events", json_integer(s->st.events));
+            json_object_set_new(
+                o, "models", models_json(cfg, &ev, s, cp_time_wall_ms(), tz));
+            json_object_set_new(o, "profile", profile_json(s));
             json_dumpf(o, stdout, JSON_PRESERVE_ORDER | JSON_INDENT(2));
             fputc('\n', stdout);
             json_decref(o);
@@ -243,6 +424,7 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
     cp_arena_free(&a);
     freeReplyObject(r);
     redisFree(c);
+    cp_eval_free(&ev);
     cp_tz_free(tz);
     return rc;
 }
@@ -298,6 +480,8 @@ int main(int argc, char **argv)
         rc = 1;
     } else if (cfg && !strcmp(cli.cmd, "inspect")) {
         rc = cmd_inspect(cfg, cli.customer);
+    } else if (cfg && !strcmp(cli.cmd, "fit")) {
+        rc = cp_fit_run(cfg, &cli.fit, redis_connect_sync);
     } else if (cfg) {
         rc = cp_app_run(cfg, cli.exit_at_end);
         cfg = NULL; /* owned by the app */

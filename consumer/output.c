@@ -4,6 +4,7 @@
 #include "output.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,25 +90,45 @@ static void put_reference(cp_buf_t *b, const cp_seg_change_t *c,
     cp_buf_puts(b, "}");
 }
 
-void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
-                              const cp_config_t *cfg)
+/* The CloudEvent envelope up to and including `"data":{"model":<model>`. */
+static void put_envelope(cp_buf_t *b, const char *customer_id, size_t id_len,
+                         const char *model, int64_t seq, int64_t time_ms,
+                         const cp_config_t *cfg)
 {
     char id[37], ts[32];
-    cp_output_event_id(c->customer_id, c->customer_id_len, MODEL_RFM8, c->seq,
-                       id);
-    cp_time_format_utc(c->time_ms, ts, sizeof(ts));
-
+    cp_output_event_id(customer_id, id_len, model, seq, id);
+    cp_time_format_utc(time_ms, ts, sizeof(ts));
     cp_buf_puts(b, "{\"specversion\":\"1.0\",\"id\":\"");
     cp_buf_puts(b, id);
     cp_buf_puts(b, "\",\"source\":");
     cp_buf_json_str(b, cfg->output_source, strlen(cfg->output_source));
     cp_buf_puts(b, ",\"type\":\"com.custpulse.segment.changed\",\"subject\":");
-    cp_buf_json_str(b, c->customer_id, c->customer_id_len);
+    cp_buf_json_str(b, customer_id, id_len);
     cp_buf_printf(b,
                   ",\"time\":\"%s\",\"datacontenttype\":"
-                  "\"application/json\",\"data\":{\"model\":\"" MODEL_RFM8
-                  "\",\"from\":",
+                  "\"application/json\",\"data\":{\"model\":",
                   ts);
+    cp_buf_json_str(b, model, strlen(model));
+}
+
+/* `,"cause":{...}}}`: the causing event, closing data and the event. */
+static void put_cause(cp_buf_t *b, const char *event_id, const char *topic,
+                      int32_t partition, int64_t offset)
+{
+    cp_buf_puts(b, ",\"cause\":{\"event_id\":");
+    cp_buf_json_str(b, event_id, strlen(event_id));
+    cp_buf_puts(b, ",\"topic\":");
+    cp_buf_json_str(b, topic, strlen(topic));
+    cp_buf_printf(b, ",\"partition\":%d,\"offset\":%" PRId64 "}}}",
+                  (int)partition, offset);
+}
+
+void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
+                              const cp_config_t *cfg)
+{
+    put_envelope(b, c->customer_id, c->customer_id_len, MODEL_RFM8, c->seq,
+                 c->time_ms, cfg);
+    cp_buf_puts(b, ",\"from\":");
     put_segment(b, c->from);
     cp_buf_puts(b, ",\"to\":");
     put_segment(b, c->to);
@@ -120,10 +141,124 @@ void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
     cp_buf_json_str(b, cfg->currency, strlen(cfg->currency));
     cp_buf_puts(b, ",\"reference\":");
     put_reference(b, c, cfg);
-    cp_buf_puts(b, ",\"cause\":{\"event_id\":");
-    cp_buf_json_str(b, c->event_id, strlen(c->event_id));
-    cp_buf_puts(b, ",\"topic\":");
-    cp_buf_json_str(b, c->topic, strlen(c->topic));
-    cp_buf_printf(b, ",\"partition\":%d,\"offset\":%" PRId64 "}}}",
-                  (int)c->partition, c->offset);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
+}
+
+static const char *model_name(cp_model_t k)
+{
+    switch (k) {
+    case CP_MODEL_RFM8:
+        return MODEL_RFM8;
+    case CP_MODEL_LIFECYCLE:
+        return "lifecycle";
+    case CP_MODEL_ENGAGEMENT:
+        return "engagement";
+    case CP_MODEL_SATISFACTION:
+        return "satisfaction";
+    case CP_MODEL_VALUE:
+        return "value";
+    case CP_MODEL_CUSTOM:
+        return "custom";
+    }
+    return "unknown";
+}
+
+static void put_code(cp_buf_t *b, const char *code)
+{
+    if (code)
+        cp_buf_json_str(b, code, strlen(code));
+    else
+        cp_buf_puts(b, "null");
+}
+
+/* A number with up to 6 decimals, or null when not finite. */
+static void put_num6(cp_buf_t *b, double v)
+{
+    if (isfinite(v))
+        put_decimal6(b, v);
+    else
+        cp_buf_puts(b, "null");
+}
+
+static void put_scores(cp_buf_t *b, const cp_model_change_t *c,
+                       const cp_config_t *cfg)
+{
+    const cp_state_t *st = c->st;
+    const cp_models_t *mo = c->mo;
+    const cp_support_t *k = &st->support;
+    int ordered = st->orders > 0 && st->has_order_time;
+    switch (c->kind) {
+    case CP_MODEL_LIFECYCLE:
+        cp_buf_printf(b, "{\"orders\":%" PRId64 ",\"days_since_last_order\":",
+                      st->orders);
+        if (ordered)
+            cp_buf_printf(b, "%" PRId64 ",\"days_since_first_order\":%" PRId64,
+                          c->today - st->last_day, c->today - st->first_day);
+        else
+            cp_buf_puts(b, "null,\"days_since_first_order\":null");
+        cp_buf_puts(b, "}");
+        break;
+    case CP_MODEL_ENGAGEMENT:
+        cp_buf_puts(b, "{\"score\":");
+        put_num6(b, mo->engagement);
+        cp_buf_puts(b, "}");
+        break;
+    case CP_MODEL_SATISFACTION:
+        cp_buf_printf(b, "{\"open_tickets\":%" PRId64 ",\"complaints\":",
+                      k->open_tickets);
+        put_num6(b, mo->complaints);
+        cp_buf_puts(b, ",\"csat_last\":");
+        if (k->csat_last)
+            cp_buf_printf(b, "%d", k->csat_last);
+        else
+            cp_buf_puts(b, "null");
+        cp_buf_puts(b, ",\"csat_avg\":");
+        put_num6(b, k->csat_n ? cp_support_csat_avg(k) : NAN);
+        cp_buf_puts(b, ",\"nps_class\":");
+        put_code(b, cp_nps_code(cp_nps_class(k->nps_last)));
+        cp_buf_puts(b, "}");
+        break;
+    case CP_MODEL_VALUE:
+        cp_buf_puts(b, "{\"score\":");
+        put_num6(b, mo->value.score);
+        cp_buf_puts(b, ",\"historical\":");
+        put_num6(b, mo->value.historical);
+        cp_buf_puts(b, ",\"predicted\":");
+        put_num6(b, mo->value.predicted);
+        cp_buf_puts(b, ",\"strategic\":");
+        put_num6(b, mo->value.strategic);
+        cp_buf_puts(b, ",\"p_alive\":");
+        put_num6(b, mo->p_alive);
+        cp_buf_puts(b, ",\"clv\":");
+        if (isfinite(mo->clv))
+            put_money(b,
+                      (int64_t)llround(mo->clv * pow(10, cfg->currency_digits)),
+                      cfg->currency_digits);
+        else
+            cp_buf_puts(b, "null");
+        cp_buf_puts(b, "}");
+        break;
+    default:
+        cp_buf_puts(b, "{}");
+        break;
+    }
+}
+
+void cp_output_model_change(cp_buf_t *b, const cp_model_change_t *c,
+                            const cp_config_t *cfg)
+{
+    char model[80];
+    if (c->kind == CP_MODEL_CUSTOM)
+        snprintf(model, sizeof(model), "custom:%s", c->custom_name);
+    else
+        snprintf(model, sizeof(model), "%s", model_name(c->kind));
+    put_envelope(b, c->customer_id, c->customer_id_len, model, c->seq,
+                 c->time_ms, cfg);
+    cp_buf_puts(b, ",\"from\":");
+    put_code(b, c->from);
+    cp_buf_puts(b, ",\"to\":");
+    put_code(b, c->to);
+    cp_buf_printf(b, ",\"seq\":%" PRId64 ",\"scores\":", c->seq);
+    put_scores(b, c, cfg);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
 }

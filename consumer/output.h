@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "evaluate.h"
 #include "rfm.h"
 
 typedef struct cp_seg_change_s {
@@ -38,5 +39,30 @@ void cp_output_event_id(const char *customer_id, size_t len, const char *model,
 /* Appends the segment-change CloudEvent for c to b. */
 void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
                               const cp_config_t *cfg);
+
+/* A change of another model's level (docs/contracts.md section 4). */
+typedef struct cp_model_change_s {
+    const char *customer_id;
+    size_t customer_id_len;
+    cp_model_t kind;
+    const char *custom_name; /* CP_MODEL_CUSTOM: the segment's name */
+    const char *from;        /* level codes; NULL = none (JSON null) */
+    const char *to;
+    int64_t seq;
+    const cp_state_t *st;  /* the state after the event */
+    const cp_models_t *mo; /* the models at the event's "now" */
+    int64_t today;
+    int64_t time_ms; /* the causing event's occurred_at */
+    const char *event_id;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} cp_model_change_t;
+
+/* Appends the CloudEvent of c to b: data.model is the model's name
+ * ("lifecycle", "engagement", "satisfaction", "value", "custom:<name>"),
+ * from/to its levels and data.scores the figures behind the level. */
+void cp_output_model_change(cp_buf_t *b, const cp_model_change_t *c,
+                            const cp_config_t *cfg);
 
 #endif

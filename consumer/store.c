@@ -3,9 +3,12 @@
  *
  * Field encodings (contracts section 2): integers in decimal; `s` the
  * segment code; `e` 16 lower-case hex digits per event-id hash, oldest
- * first; `r` entries "<16 hex>:<net>[:c]" joined by ',', oldest first
- * (":c" = cancelled); `w:<topic>:<partition>` decimal offsets; `x` the
- * outbox text and `xq` its highest seq.
+ * first; `r` entries "<16 hex>:<net>:<day>[:c]" joined by ',', oldest first
+ * (":c" = cancelled; layout 1 wrote them without the day);
+ * `w:<topic>:<partition>` decimal offsets; `x` the outbox text and `xq` its
+ * highest seq. Layout 2 adds `lv`, `n`, `b`, `g`, `gc`, `k`, `yw`, the
+ * level codes `sq sl se ss sv`, `sc` and `a:<name>`; doubles are written
+ * with %.17g so that they read back bit for bit.
  */
 #include "store.h"
 
@@ -13,6 +16,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +134,11 @@ char *cp_store_key(const char *prefix, const char *id, size_t id_len,
 void cp_stored_init(cp_stored_t *s)
 {
     cp_state_init(&s->st);
+    s->layout = 1;
+    s->had = 0;
+    s->attrs = NULL;
+    s->n_attrs = 0;
+    s->cap_attrs = 0;
     s->wms = NULL;
     s->n_wms = 0;
     s->cap_wms = 0;
@@ -199,11 +209,18 @@ static int parse_order_entry(cp_order_mem_t *o, const char *v, size_t len)
     if (len < 18 || v[16] != ':' || parse_hex64(v, &o->id_hash) != 0)
         return -1;
     o->cancelled = 0;
+    o->day = CP_DAY_UNKNOWN;
     if (len >= 2 && v[len - 2] == ':' && v[len - 1] == 'c') {
         o->cancelled = 1;
         len -= 2;
     }
-    return parse_i64(v + 17, len - 17, &o->net) == 0 && o->net >= 0 ? 0 : -1;
+    const char *net = v + 17;
+    const char *colon = memchr(net, ':', len - 17);
+    size_t net_len = colon ? (size_t)(colon - net) : len - 17;
+    if (colon && (parse_i64(colon + 1, len - 17 - net_len - 1, &o->day) != 0 ||
+                  o->day == CP_DAY_UNKNOWN))
+        return -1;
+    return parse_i64(net, net_len, &o->net) == 0 && o->net >= 0 ? 0 : -1;
 }
 
 static int parse_orders(cp_state_t *st, const char *v, size_t len)
@@ -264,6 +281,222 @@ static int field_is(const char *f, size_t flen, const char *name)
     return strlen(name) == flen && memcmp(f, name, flen) == 0;
 }
 
+int cp_store_parse_double(const char *v, size_t len, double *out)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    double x = strtod(buf, &end);
+    if (errno || *end || !isfinite(x) || buf[0] == ' ')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* Splits v at sep into at most max parts; returns the count. */
+static int split(const char *v, size_t len, char sep, const char **p, size_t *n,
+                 int max)
+{
+    int k = 0;
+    size_t i = 0;
+    for (;;) {
+        if (k == max)
+            return -1;
+        const char *c = memchr(v + i, sep, len - i);
+        size_t l = c ? (size_t)(c - (v + i)) : len - i;
+        p[k] = v + i;
+        n[k++] = l;
+        if (!c)
+            return k;
+        i += l + 1;
+    }
+}
+
+/* g: "<score>:<ref_ms>". */
+static int parse_engagement(cp_state_t *st, const char *v, size_t len)
+{
+    const char *p[2];
+    size_t n[2];
+    if (split(v, len, ':', p, n, 2) != 2 ||
+        cp_store_parse_double(p[0], n[0], &st->engagement.score) != 0 ||
+        st->engagement.score < 0 ||
+        parse_i64(p[1], n[1], &st->engagement.ref_ms) != 0)
+        return -1;
+    st->engagement.n = 1;
+    return 0;
+}
+
+/* gc: browsing events per type, ',' separated. */
+static int parse_browse_counts(cp_state_t *st, const char *v, size_t len)
+{
+    const char *p[CP_BROWSE__COUNT];
+    size_t n[CP_BROWSE__COUNT];
+    if (split(v, len, ',', p, n, CP_BROWSE__COUNT) != CP_BROWSE__COUNT)
+        return -1;
+    for (int i = 0; i < CP_BROWSE__COUNT; i++)
+        if (parse_i64(p[i], n[i], &st->browse_n[i]) != 0 || st->browse_n[i] < 0)
+            return -1;
+    return 0;
+}
+
+/* k: events,open,resolved,resolution_min_sum,complaints n,score,ref,
+ * csat_last,csat_last_ms,csat_sum,csat_n,nps_last,nps_last_ms. */
+#define K_PARTS 13
+static int parse_support(cp_state_t *st, const char *v, size_t len)
+{
+    const char *p[K_PARTS];
+    size_t n[K_PARTS];
+    int64_t x[K_PARTS];
+    cp_support_t *k = &st->support;
+    if (split(v, len, ',', p, n, K_PARTS) != K_PARTS)
+        return -1;
+    for (int i = 0; i < K_PARTS; i++) {
+        if (i == 3 || i == 5)
+            continue;
+        if (parse_i64(p[i], n[i], &x[i]) != 0)
+            return -1;
+    }
+    if (cp_store_parse_double(p[3], n[3], &k->resolution_min_sum) != 0 ||
+        cp_store_parse_double(p[5], n[5], &k->complaints.score) != 0)
+        return -1;
+    k->events = x[0];
+    k->open_tickets = x[1];
+    k->resolved = x[2];
+    k->complaints.n = x[4] != 0;
+    k->complaints.ref_ms = x[6];
+    k->csat_last = (int)x[7];
+    k->csat_last_ms = x[8];
+    k->csat_sum = x[9];
+    k->csat_n = x[10];
+    k->nps_last = (int)x[11];
+    k->nps_last_ms = x[12];
+    if (k->events < 1 || k->open_tickets < 0 || k->resolved < 0 ||
+        k->resolution_min_sum < 0 || k->complaints.score < 0 ||
+        (x[4] != 0 && x[4] != 1) || x[7] < 0 || x[7] > 5 || k->csat_sum < 0 ||
+        k->csat_n < 0 || x[11] < -1 || x[11] > 10)
+        return -1;
+    return 0;
+}
+
+/* A level code of one model: index into codes (NULL entries skipped). */
+static int parse_code(const char *v, size_t len, const char *(*code)(int),
+                      int count, int *out)
+{
+    for (int i = 0; i < count; i++) {
+        const char *c = code(i);
+        if (c && strlen(c) == len && memcmp(c, v, len) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *rfmq_code(int i)
+{
+    return cp_rfmseg_code((cp_rfmseg_t)i);
+}
+static const char *stage_code(int i)
+{
+    return cp_lifecycle_code((cp_lifecycle_t)i);
+}
+static const char *eng_code(int i)
+{
+    return cp_engagement_code((cp_engagement_t)i);
+}
+static const char *sat_code(int i)
+{
+    return cp_satisfaction_code((cp_satisfaction_t)i);
+}
+static const char *tier_code(int i)
+{
+    return cp_tier_code((cp_tier_t)i);
+}
+
+/* sc: member custom segments, names joined by ','; names the config no
+ * longer has are dropped. */
+static int parse_custom(cp_state_t *st, const char *v, size_t len,
+                        const cp_store_ctx_t *ctx)
+{
+    st->custom = 0;
+    size_t i = 0;
+    while (i <= len) {
+        const char *c = memchr(v + i, ',', len - i);
+        size_t n = c ? (size_t)(c - (v + i)) : len - i;
+        if (n == 0)
+            return -1;
+        for (int j = 0; ctx && j < ctx->n_segments && j < 64; j++)
+            if (strlen(ctx->segments[j]) == n &&
+                memcmp(ctx->segments[j], v + i, n) == 0)
+                st->custom |= (uint64_t)1 << j;
+        if (!c)
+            break;
+        i += n + 1;
+    }
+    return 0;
+}
+
+static int parse_level(cp_stored_t *s, const char *f, size_t flen,
+                       const char *v, size_t vlen, const cp_store_ctx_t *ctx)
+{
+    cp_state_t *st = &s->st;
+    int x;
+    if (flen != 2)
+        return 1; /* not a level field */
+    switch (f[1]) {
+    case 'q':
+        s->had |= CP_F_SQ;
+        if (parse_code(v, vlen, rfmq_code, CP_RFMSEG__COUNT, &x) != 0)
+            return -1;
+        st->rfmq = (cp_rfmseg_t)x;
+        return 0;
+    case 'l':
+        s->had |= CP_F_SL;
+        if (parse_code(v, vlen, stage_code, CP_LC__COUNT, &x) != 0)
+            return -1;
+        st->stage = (cp_lifecycle_t)x;
+        return 0;
+    case 'e':
+        s->had |= CP_F_SE;
+        if (parse_code(v, vlen, eng_code, CP_ENG__COUNT, &x) != 0)
+            return -1;
+        st->eng = (cp_engagement_t)x;
+        return 0;
+    case 's':
+        s->had |= CP_F_SS;
+        if (parse_code(v, vlen, sat_code, CP_SAT__COUNT, &x) != 0)
+            return -1;
+        st->sat = (cp_satisfaction_t)x;
+        return 0;
+    case 'v':
+        s->had |= CP_F_SV;
+        if (parse_code(v, vlen, tier_code, CP_TIER__COUNT, &x) != 0)
+            return -1;
+        st->tier = (cp_tier_t)x;
+        return 0;
+    case 'c':
+        s->had |= CP_F_SC;
+        return parse_custom(st, v, vlen, ctx);
+    }
+    return 1;
+}
+
+/* a:<name>: a profile attribute. */
+static int parse_attr(cp_stored_t *s, const char *f, size_t flen, const char *v,
+                      size_t vlen, cp_arena_t *a)
+{
+    if (flen < 3 || flen > 34 || vlen > 64)
+        return -1;
+    if (cp_store_attr_set(s, f + 2, flen - 2, v, vlen, a) != CP_OK)
+        return -1;
+    s->attrs[s->n_attrs - 1].dirty = 0;
+    return 0;
+}
+
 static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
                            const char *v, size_t vlen, const cp_tz_t *tz)
 {
@@ -286,8 +519,15 @@ static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
         return x >= 0 ? 0 : -1;
     case 'f':
         st->first_ms = x;
+        st->first_day = cp_tz_day(tz, x);
         st->has_order_time = 1;
         return 0;
+    case 'n':
+        st->events = x;
+        return x >= 0 ? 0 : -1;
+    case 'b':
+        st->repeat_days = x;
+        return x >= 0 ? 0 : -1;
     case 'l':
         st->last_ms = x;
         st->last_day = cp_tz_day(tz, x);
@@ -298,13 +538,39 @@ static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
 }
 
 cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
-                              const char *v, size_t vlen, const cp_tz_t *tz,
-                              cp_arena_t *a, char *errstr, size_t errstr_size)
+                              const char *v, size_t vlen,
+                              const cp_store_ctx_t *ctx, cp_arena_t *a,
+                              char *errstr, size_t errstr_size)
 {
     int rc = 0;
     s->exists = 1;
-    if (flen == 1 && strchr("vomqfl", f[0])) {
-        rc = parse_int_field(s, f, flen, v, vlen, tz);
+    if (flen == 1 && strchr("vomqflnb", f[0])) {
+        if (f[0] == 'b')
+            s->had |= CP_F_B;
+        rc = parse_int_field(s, f, flen, v, vlen, ctx->tz);
+    } else if (flen == 2 && f[0] == 's') {
+        rc = parse_level(s, f, flen, v, vlen, ctx);
+        if (rc > 0)
+            rc = 0; /* an unknown s* field: ignored */
+    } else if (field_is(f, flen, "lv")) {
+        int64_t lv;
+        rc = parse_i64(v, vlen, &lv) == 0 && lv >= 1 && lv <= 1000 ? 0 : -1;
+        s->layout = (int)lv;
+    } else if (field_is(f, flen, "g")) {
+        rc = parse_engagement(&s->st, v, vlen);
+    } else if (field_is(f, flen, "gc")) {
+        rc = parse_browse_counts(&s->st, v, vlen);
+    } else if (field_is(f, flen, "k")) {
+        rc = parse_support(&s->st, v, vlen);
+    } else if (field_is(f, flen, "yw")) {
+        rc = parse_i64(v, vlen, &s->st.won_back_day) == 0 &&
+                     s->st.won_back_day >= 0
+                 ? 0
+                 : -1;
+    } else if (flen > 2 && f[0] == 'a' && f[1] == ':') {
+        rc = parse_attr(s, f, flen, v, vlen, a);
+        if (rc == 0 && field_is(f, flen, "a:is_strategic"))
+            s->st.strategic = vlen == 4 && memcmp(v, "true", 4) == 0;
     } else if (field_is(f, flen, "s")) {
         char code[32];
         if (vlen == 0 || vlen >= sizeof(code))
@@ -314,6 +580,7 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
             code[vlen] = '\0';
             rc = cp_rfm8_parse(code, &s->st.segment);
         }
+        s->had |= CP_F_S;
     } else if (field_is(f, flen, "e")) {
         rc = parse_event_ids(&s->st, v, vlen);
     } else if (field_is(f, flen, "r")) {
@@ -335,6 +602,64 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
                  (int)(flen > 64 ? 64 : flen), f);
         return CP_EPARSE;
     }
+    return CP_OK;
+}
+
+/* ---- profile attributes ------------------------------------------------ */
+
+const cp_sattr_t *cp_store_attr(const cp_stored_t *s, const char *name,
+                                size_t name_len)
+{
+    for (int i = 0; i < s->n_attrs; i++)
+        if (s->attrs[i].name_len == name_len &&
+            memcmp(s->attrs[i].name, name, name_len) == 0)
+            return &s->attrs[i];
+    return NULL;
+}
+
+cp_err_t cp_store_attr_set(cp_stored_t *s, const char *name, size_t name_len,
+                           const char *value, size_t value_len, cp_arena_t *a)
+{
+    cp_sattr_t *at = (cp_sattr_t *)cp_store_attr(s, name, name_len);
+    if (!at && !value)
+        return CP_OK; /* removing an attribute the customer does not have */
+    if (!at) {
+        /* Only attributes held count against the limit; entries removed in
+         * this batch stay until the write deletes them (at most as many
+         * again). */
+        int held = 0;
+        for (int i = 0; i < s->n_attrs; i++)
+            held += !s->attrs[i].removed;
+        if (held >= CP_STORE_ATTRS_MAX || s->n_attrs >= 2 * CP_STORE_ATTRS_MAX)
+            return CP_ERANGE;
+        if (s->n_attrs == s->cap_attrs) {
+            int cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
+            cp_sattr_t *n = cp_arena_alloc(a, sizeof(*n) * (size_t)cap);
+            if (!n)
+                return CP_ENOMEM;
+            if (s->n_attrs)
+                memcpy(n, s->attrs, sizeof(*n) * (size_t)s->n_attrs);
+            s->attrs = n;
+            s->cap_attrs = cap;
+        }
+        char *nm = cp_arena_strndup(a, name, name_len);
+        if (!nm)
+            return CP_ENOMEM;
+        at = &s->attrs[s->n_attrs++];
+        at->name = nm;
+        at->name_len = name_len;
+    }
+    at->value = NULL;
+    at->value_len = 0;
+    if (value) {
+        char *v = cp_arena_strndup(a, value, value_len);
+        if (!v)
+            return CP_ENOMEM;
+        at->value = v;
+        at->value_len = value_len;
+    }
+    at->removed = value == NULL;
+    at->dirty = 1;
     return CP_OK;
 }
 
@@ -450,37 +775,175 @@ static char *encode_event_ids(const cp_state_t *st, cp_arena_t *a)
 
 static char *encode_orders(const cp_state_t *st, cp_arena_t *a)
 {
-    size_t cap = (size_t)st->n_orders_mem * 41 + 1;
+    size_t cap = (size_t)st->n_orders_mem * 62 + 1;
     char *p = cp_arena_alloc(a, cap);
     if (!p)
         return NULL;
     size_t n = 0;
     for (int i = 0; i < st->n_orders_mem; i++) {
         const cp_order_mem_t *o = &st->orders_mem[i];
-        n += (size_t)snprintf(p + n, cap - n, "%s%016" PRIx64 ":%" PRId64 "%s",
-                              i ? "," : "", o->id_hash, o->net,
-                              o->cancelled ? ":c" : "");
+        if (o->day == CP_DAY_UNKNOWN)
+            n += (size_t)snprintf(
+                p + n, cap - n, "%s%016" PRIx64 ":%" PRId64 "%s", i ? "," : "",
+                o->id_hash, o->net, o->cancelled ? ":c" : "");
+        else
+            n += (size_t)snprintf(p + n, cap - n,
+                                  "%s%016" PRIx64 ":%" PRId64 ":%" PRId64 "%s",
+                                  i ? "," : "", o->id_hash, o->net, o->day,
+                                  o->cancelled ? ":c" : "");
     }
     p[n] = '\0';
     return p;
 }
 
-static cp_err_t add_state_fields(const cp_stored_t *s, cp_arena_t *a,
-                                 cp_argv_t *av)
+static char *fmt(cp_arena_t *a, size_t cap, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static char *fmt(cp_arena_t *a, size_t cap, const char *f, ...)
+{
+    char *p = cp_arena_alloc(a, cap);
+    if (!p)
+        return NULL;
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(p, cap, f, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < cap ? p : NULL;
+}
+
+static cp_err_t add_pair_str(cp_argv_t *av, cp_arena_t *a, const char *f,
+                             const char *v)
+{
+    if (!v)
+        return CP_ENOMEM;
+    cp_err_t err = add_str(av, a, f);
+    return err ? err : add_str(av, a, v);
+}
+
+static char *encode_support(const cp_support_t *k, cp_arena_t *a)
+{
+    return fmt(a, 400,
+               "%" PRId64 ",%" PRId64 ",%" PRId64 ",%.17g,%d,%.17g,%" PRId64
+               ",%d,%" PRId64 ",%" PRId64 ",%" PRId64 ",%d,%" PRId64,
+               k->events, k->open_tickets, k->resolved, k->resolution_min_sum,
+               k->complaints.n ? 1 : 0, k->complaints.score,
+               k->complaints.ref_ms, k->csat_last, k->csat_last_ms, k->csat_sum,
+               k->csat_n, k->nps_last, k->nps_last_ms);
+}
+
+static char *encode_custom(uint64_t bits, const cp_store_ctx_t *ctx,
+                           cp_arena_t *a)
+{
+    size_t cap = 1;
+    for (int j = 0; j < ctx->n_segments && j < 64; j++)
+        cap += strlen(ctx->segments[j]) + 1;
+    char *p = cp_arena_alloc(a, cap);
+    if (!p)
+        return NULL;
+    size_t n = 0;
+    for (int j = 0; j < ctx->n_segments && j < 64; j++) {
+        if (!(bits >> j & 1))
+            continue;
+        size_t l = strlen(ctx->segments[j]);
+        if (n)
+            p[n++] = ',';
+        memcpy(p + n, ctx->segments[j], l);
+        n += l;
+    }
+    p[n] = '\0';
+    return p;
+}
+
+/* The fields of the state, and the optional fields to delete (their names
+ * into del[], count in *n_del). */
+static cp_err_t add_state_fields(const cp_stored_t *s,
+                                 const cp_store_ctx_t *ctx, cp_arena_t *a,
+                                 cp_argv_t *av, const char **del, int *n_del)
 {
     const cp_state_t *st = &s->st;
     cp_err_t err = CP_OK;
+    unsigned now = 0;
     err = err ? err : add_pair_i64(av, a, "v", st->version + 1);
+    err = err ? err : add_pair_i64(av, a, "lv", CP_STORE_LAYOUT);
     err = err ? err : add_pair_i64(av, a, "o", st->orders);
     err = err ? err : add_pair_i64(av, a, "m", st->monetary);
     err = err ? err : add_pair_i64(av, a, "q", st->seq);
+    err = err ? err : add_pair_i64(av, a, "n", st->events);
     if (st->has_order_time) {
         err = err ? err : add_pair_i64(av, a, "f", st->first_ms);
         err = err ? err : add_pair_i64(av, a, "l", st->last_ms);
     }
+    if (st->repeat_days > 0) {
+        now |= CP_F_B;
+        err = err ? err : add_pair_i64(av, a, "b", st->repeat_days);
+    }
     if (st->segment != CP_RFM8_NONE) {
-        err = err ? err : add_str(av, a, "s");
-        err = err ? err : add_str(av, a, cp_rfm8_code(st->segment));
+        now |= CP_F_S;
+        err = err ? err : add_pair_str(av, a, "s", cp_rfm8_code(st->segment));
+    }
+    struct {
+        unsigned bit;
+        const char *f;
+        const char *code;
+    } levels[] = {
+        {CP_F_SQ, "sq", cp_rfmseg_code(st->rfmq)},
+        {CP_F_SL, "sl", cp_lifecycle_code(st->stage)},
+        {CP_F_SE, "se", cp_engagement_code(st->eng)},
+        {CP_F_SS, "ss", cp_satisfaction_code(st->sat)},
+        {CP_F_SV, "sv", cp_tier_code(st->tier)},
+    };
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (!levels[i].code)
+            continue;
+        now |= levels[i].bit;
+        err = err ? err : add_pair_str(av, a, levels[i].f, levels[i].code);
+    }
+    if (st->custom && ctx) {
+        char *sc = encode_custom(st->custom, ctx, a);
+        if (sc && sc[0]) {
+            now |= CP_F_SC;
+            err = err ? err : add_pair_str(av, a, "sc", sc);
+        } else if (!sc) {
+            return CP_ENOMEM;
+        }
+    }
+    if (st->engagement.n)
+        err = err ? err
+                  : add_pair_str(av, a, "g",
+                                 fmt(a, 64, "%.17g:%" PRId64,
+                                     st->engagement.score,
+                                     st->engagement.ref_ms));
+    int browsed = 0;
+    for (int i = 0; i < CP_BROWSE__COUNT; i++)
+        browsed |= st->browse_n[i] != 0;
+    if (browsed)
+        err = err ? err
+                  : add_pair_str(av, a, "gc",
+                                 fmt(a, 160,
+                                     "%" PRId64 ",%" PRId64 ",%" PRId64
+                                     ",%" PRId64 ",%" PRId64 ",%" PRId64,
+                                     st->browse_n[0], st->browse_n[1],
+                                     st->browse_n[2], st->browse_n[3],
+                                     st->browse_n[4], st->browse_n[5]));
+    if (st->support.events)
+        err = err ? err
+                  : add_pair_str(av, a, "k", encode_support(&st->support, a));
+    if (st->won_back_day >= 0)
+        err = err ? err : add_pair_i64(av, a, "yw", st->won_back_day);
+    for (int i = 0; i < s->n_attrs && !err; i++) {
+        const cp_sattr_t *at = &s->attrs[i];
+        if (!at->dirty)
+            continue;
+        char *f =
+            fmt(a, at->name_len + 3, "a:%.*s", (int)at->name_len, at->name);
+        if (!f)
+            return CP_ENOMEM;
+        if (at->removed) {
+            del[(*n_del)++] = f;
+            continue;
+        }
+        err = add_str(av, a, f);
+        err = err ? err : cp_argv_add(av, a, at->value, at->value_len);
     }
     char *e = encode_event_ids(st, a);
     char *r = encode_orders(st, a);
@@ -490,6 +953,16 @@ static cp_err_t add_state_fields(const cp_stored_t *s, cp_arena_t *a,
     err = err ? err : add_str(av, a, e);
     err = err ? err : add_str(av, a, "r");
     err = err ? err : add_str(av, a, r);
+    /* Optional fields the customer had and no longer has. */
+    static const struct {
+        unsigned bit;
+        const char *f;
+    } opt[] = {{CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"},
+               {CP_F_SL, "sl"}, {CP_F_SE, "se"}, {CP_F_SS, "ss"},
+               {CP_F_SV, "sv"}, {CP_F_SC, "sc"}};
+    for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+        if ((s->had & opt[i].bit) && !(now & opt[i].bit))
+            del[(*n_del)++] = opt[i].f;
     return err;
 }
 
@@ -516,8 +989,8 @@ static cp_err_t add_wm_and_outbox(const cp_stored_t *s, cp_arena_t *a,
     return err;
 }
 
-cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
-                             const char *key, size_t key_len,
+cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
+                             const char *sha, const char *key, size_t key_len,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
                              cp_arena_t *a, cp_argv_t *av)
@@ -548,12 +1021,18 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const char *sha,
     } else {
         err = err ? err : add_str(av, a, "0");
     }
-    /* A customer whose last order was cancelled keeps f/l but loses s. */
-    int del_s = s->st.segment == CP_RFM8_NONE;
-    err = err ? err : add_str(av, a, del_s ? "1" : "0");
-    if (del_s)
-        err = err ? err : add_str(av, a, "s");
-    err = err ? err : add_state_fields(s, a, av);
-    err = err ? err : add_wm_and_outbox(s, a, av);
+    /* The state's fields go to a second vector first: the deletions
+     * (e.g. s of a customer whose last order was cancelled, removed
+     * attributes) come before them in the script's arguments. */
+    const char *del[2 * CP_STORE_ATTRS_MAX + 16];
+    int n_del = 0;
+    cp_argv_t fields = {0};
+    err = err ? err : add_state_fields(s, ctx, a, &fields, del, &n_del);
+    err = err ? err : add_wm_and_outbox(s, a, &fields);
+    err = err ? err : add_i64(av, a, n_del);
+    for (int i = 0; i < n_del; i++)
+        err = err ? err : add_str(av, a, del[i]);
+    for (int i = 0; i < fields.argc; i++)
+        err = err ? err : cp_argv_add(av, a, fields.argv[i], fields.argvlen[i]);
     return err;
 }

@@ -112,7 +112,7 @@ static cp_order_mem_t *order_find(cp_state_t *st, uint64_t hash, int window)
 }
 
 static void order_remember(cp_state_t *st, uint64_t hash, int64_t net,
-                           int window)
+                           int64_t day, int window)
 {
     /* Trim first so that the append always has room (window <= MAX). */
     orders_trim(st, window - 1);
@@ -120,6 +120,20 @@ static void order_remember(cp_state_t *st, uint64_t hash, int64_t net,
     om->id_hash = hash;
     om->net = net;
     om->cancelled = 0;
+    om->day = day;
+}
+
+/* Another counted (not cancelled) remembered order than `self` placed on
+ * `day`. */
+static int day_counted(const cp_state_t *st, int64_t day,
+                       const cp_order_mem_t *self)
+{
+    for (int i = 0; i < st->n_orders_mem; i++) {
+        const cp_order_mem_t *o = &st->orders_mem[i];
+        if (o != self && !o->cancelled && o->day == day)
+            return 1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -131,13 +145,16 @@ static void note_order_time(cp_state_t *st, const cp_event_t *ev)
 {
     if (!st->has_order_time) {
         st->first_ms = ev->occurred_ms;
+        st->first_day = ev->occurred_day;
         st->last_ms = ev->occurred_ms;
         st->last_day = ev->occurred_day;
         st->has_order_time = 1;
         return;
     }
-    if (ev->occurred_ms < st->first_ms)
+    if (ev->occurred_ms < st->first_ms) {
         st->first_ms = ev->occurred_ms;
+        st->first_day = ev->occurred_day;
+    }
     if (ev->occurred_ms > st->last_ms) {
         st->last_ms = ev->occurred_ms;
         st->last_day = ev->occurred_day;
@@ -152,10 +169,13 @@ static cp_apply_result_t apply_placed(cp_state_t *st, const cp_event_t *ev,
     if (order_find(st, ev->order_id_hash, window) != NULL)
         return CP_APPLY_DUP_ORDER;
 
+    int repeat = st->orders > 0 && !day_counted(st, ev->occurred_day, NULL);
     st->orders++;
     st->monetary = add_sat(st->monetary, ev->amount);
     note_order_time(st, ev);
-    order_remember(st, ev->order_id_hash, ev->amount, window);
+    order_remember(st, ev->order_id_hash, ev->amount, ev->occurred_day, window);
+    if (repeat)
+        st->repeat_days++;
     return CP_APPLY_APPLIED;
 }
 
@@ -191,6 +211,62 @@ static void apply_cancelled(cp_state_t *st, const cp_event_t *ev, int window)
     st->monetary = sub_floor0(st->monetary, om->net);
     om->net = 0;
     om->cancelled = 1;
+    if (st->orders == 0)
+        st->repeat_days = 0;
+    else if (st->repeat_days > 0 && !day_counted(st, om->day, NULL))
+        st->repeat_days--;
+}
+
+/* ---------------------------------------------------------------------------
+ * Browsing, support and profile
+ * ------------------------------------------------------------------------ */
+
+static void apply_browsing(cp_state_t *st, const cp_event_t *ev,
+                           const cp_apply_params_t *params)
+{
+    cp_browse_t k = (cp_browse_t)(ev->type - CP_EV_SESSION_STARTED);
+    st->browse_n[k]++;
+    if (params->engagement)
+        cp_engagement_add(&st->engagement, k, ev->occurred_ms,
+                          params->engagement);
+}
+
+static void apply_support(cp_state_t *st, const cp_event_t *ev,
+                          const cp_apply_params_t *params)
+{
+    cp_support_ev_t k;
+    switch (ev->type) {
+    case CP_EV_TICKET_OPENED:
+        k = CP_SUPPORT_TICKET_OPENED;
+        break;
+    case CP_EV_TICKET_RESOLVED:
+        k = CP_SUPPORT_TICKET_RESOLVED;
+        break;
+    case CP_EV_COMPLAINT_FILED:
+        k = CP_SUPPORT_COMPLAINT;
+        break;
+    default:
+        if (ev->survey == CP_SURVEY_CSAT)
+            k = CP_SUPPORT_CSAT;
+        else if (ev->survey == CP_SURVEY_NPS)
+            k = CP_SUPPORT_NPS;
+        else
+            return;
+        break;
+    }
+    if (params->satisfaction)
+        cp_support_apply(&st->support, k, ev->score, ev->resolution_minutes,
+                         ev->occurred_ms, params->satisfaction);
+}
+
+static void apply_profile(cp_state_t *st, const cp_event_t *ev)
+{
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const cp_attr_t *at = &ev->attrs[i];
+        if (at->name_len == 12 && memcmp(at->name, "is_strategic", 12) == 0)
+            st->strategic = !at->removed && at->value_len == 4 &&
+                            memcmp(at->value, "true", 4) == 0;
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -201,6 +277,9 @@ void cp_state_init(cp_state_t *st)
 {
     memset(st, 0, sizeof *st);
     st->segment = CP_RFM8_NONE;
+    cp_decay_init(&st->engagement);
+    cp_support_init(&st->support);
+    st->won_back_day = -1;
 }
 
 cp_apply_result_t cp_state_apply(cp_state_t *st, const cp_event_t *ev,
@@ -217,18 +296,36 @@ cp_apply_result_t cp_state_apply(cp_state_t *st, const cp_event_t *ev,
         return CP_APPLY_DUP_EVENT;
     event_id_record(st, ev->event_id_hash, ev_window);
 
+    cp_apply_result_t res = CP_APPLY_APPLIED;
     switch (ev->type) {
     case CP_EV_ORDER_PLACED:
-        return apply_placed(st, ev, ord_window);
+        res = apply_placed(st, ev, ord_window);
+        break;
     case CP_EV_ORDER_REFUNDED:
         apply_refunded(st, ev, ord_window);
-        return CP_APPLY_APPLIED;
+        break;
     case CP_EV_ORDER_CANCELLED:
         apply_cancelled(st, ev, ord_window);
-        return CP_APPLY_APPLIED;
-    default:
-        /* Browsing, support and profile events change no order figure;
-         * their models have modules of their own (docs/models.md). */
-        return CP_APPLY_APPLIED;
+        break;
+    case CP_EV_SESSION_STARTED:
+    case CP_EV_PAGE_VIEWED:
+    case CP_EV_PRODUCT_VIEWED:
+    case CP_EV_SEARCH_PERFORMED:
+    case CP_EV_CART_ITEM_ADDED:
+    case CP_EV_CART_ABANDONED:
+        apply_browsing(st, ev, params);
+        break;
+    case CP_EV_TICKET_OPENED:
+    case CP_EV_TICKET_RESOLVED:
+    case CP_EV_COMPLAINT_FILED:
+    case CP_EV_SURVEY_ANSWERED:
+        apply_support(st, ev, params);
+        break;
+    case CP_EV_PROFILE_UPDATED:
+        apply_profile(st, ev);
+        break;
     }
+    if (res == CP_APPLY_APPLIED)
+        st->events++;
+    return res;
 }

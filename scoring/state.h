@@ -10,6 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decay.h"
+#include "engagement.h"
+#include "lifecycle.h"
+#include "quantile.h"
+#include "satisfaction.h"
+#include "value.h"
+
 /* Upper bound of both de-duplication windows (config dedup.*). */
 #define CP_DEDUP_MAX 128
 
@@ -92,7 +99,11 @@ typedef struct cp_order_mem_s {
     uint64_t id_hash;
     int64_t net;   /* amount still counted in monetary */
     int cancelled; /* 1 once cancelled: no longer in o or m */
+    int64_t day;   /* local day placed; CP_DAY_UNKNOWN for entries written
+                      by layout 1 */
 } cp_order_mem_t;
+
+#define CP_DAY_UNKNOWN INT64_MIN
 
 typedef enum {
     CP_RFM8_NONE = 0, /* no counted order */
@@ -123,6 +134,23 @@ typedef struct cp_state_s {
     /* r: remembered orders, oldest first */
     cp_order_mem_t orders_mem[CP_DEDUP_MAX];
     int n_orders_mem;
+
+    /* ---- layout 2: the whole customer model (contracts section 2) ---- */
+    int64_t first_day;   /* local day of first_ms, valid when has_order_time */
+    int64_t events;      /* n: events applied, every family */
+    int64_t repeat_days; /* b: BTYD x, distinct order days after the first */
+    cp_decay_t engagement;              /* g: decayed browsing score */
+    int64_t browse_n[CP_BROWSE__COUNT]; /* gc: browsing events per type */
+    cp_support_t support;               /* k */
+    int64_t won_back_day;               /* yw: day a churn ended; -1 none */
+    int strategic; /* profile attribute is_strategic is "true" */
+    /* The level of each model as last emitted (s* fields). */
+    cp_rfmseg_t rfmq;      /* sq: quantile RFM named segment */
+    cp_lifecycle_t stage;  /* sl */
+    cp_engagement_t eng;   /* se */
+    cp_satisfaction_t sat; /* ss */
+    cp_tier_t tier;        /* sv */
+    uint64_t custom;       /* sc: bit i = member of custom segment i */
 } cp_state_t;
 
 typedef enum {
@@ -135,9 +163,14 @@ typedef enum {
 typedef struct cp_apply_params_s {
     int dedup_event_ids; /* 1..CP_DEDUP_MAX */
     int dedup_orders;    /* 1..CP_DEDUP_MAX */
+    /* Needed by browsing / support events (NULL: those events only count
+     * in events and the id memory). */
+    const cp_engagement_params_t *engagement;
+    const cp_satisfaction_params_t *satisfaction;
 } cp_apply_params_t;
 
-/* An empty state (new customer): everything 0, segment NONE. */
+/* An empty state (new customer): everything 0, levels NONE, won_back_day
+ * -1, nps_last -1. */
 void cp_state_init(cp_state_t *st);
 
 /* Applies ev to st per the order rules. Records ev's event id (evicting the
@@ -160,6 +193,18 @@ void cp_state_init(cp_state_t *st);
  *   back; equal times leave last_day as it was.
  * - A refund or cancellation of a cancelled order changes nothing but the
  *   event id memory and still returns CP_APPLY_APPLIED.
+ * - events counts CP_APPLY_APPLIED results of every family.
+ * - repeat_days (BTYD x): a newly counted order on a local day that no
+ *   other counted remembered order has, with another counted order before
+ *   it, adds 1; a cancellation that leaves its day without a counted
+ *   remembered order takes 1 away (never below 0; 0 when no counted order
+ *   is left). Exact while a customer's orders fit in dedup.orders; entries
+ *   of unknown day (layout 1) count as other days.
+ * - Browsing: browse_n of its type +1 and the engagement sum (params
+ *   ->engagement). Support: cp_support_apply (params->satisfaction); a
+ *   survey of kind CP_SURVEY_NONE is ignored. Profile: strategic follows
+ *   an is_strategic attribute ("true"; removed or "false": 0); the
+ *   attributes themselves are the caller's.
  * Preconditions (validated by whoever decodes the state): counts in
  * 0..CP_DEDUP_MAX, monetary >= 0, ev->amount >= 0; checked with assert(). */
 cp_apply_result_t cp_state_apply(cp_state_t *st, const cp_event_t *ev,

@@ -10,10 +10,13 @@ tests that run custpulse instances while events keep coming
   day of every customer's last order: recency is 0 days whatever order the
   partitions are processed in and whichever instance processes them. A
   customer's segment then depends only on its own o and m, i.e. on its own
-  events in its partition's order, so cpmodel.replay of the input topic
-  (any partition interleaving) gives the exact state AND the exact
-  CloudEvents (recency_days included) however the partitions moved
-  between instances and batches.
+  events in its partition's order, and so do the other models an order
+  stream moves: the lifecycle stage (new, or prospect without a counted
+  order: every first order is on "today") and the value tier (from m).
+  So cpmodel.replay of the input topic (any partition interleaving) gives
+  the exact state AND the exact CloudEvents (recency_days and the
+  lifecycle's day counts included) however the partitions moved between
+  instances and batches.
 - SteadyProducer: one long-running `cpkafka produce` fed through its stdin
   at a steady rate (events/s) from a thread, until stop().
 - check_end_state: the input topic replayed through cpmodel against the

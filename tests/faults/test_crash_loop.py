@@ -30,17 +30,19 @@ topic: >= 100,000 valid events in CI size, >= 1,000,000 with CP_LONG=1.
     lasts for the whole schedule.
 
 Then, clean vs crash:
-  - the same customer keys; per customer the fields o, m, f, l, s, q, e,
-    r and every w:* byte-equal (COMPARED_FIELDS; v counts writes and
-    depends on batching and crashes, so it may differ); no x/xq (outbox)
-    in either; no other field;
+  - the same customer keys; per customer every field of layout 2 - lv,
+    o, m, n, f, l, b, s, q, sl, se, ss, sv, sc, yw, g, gc, k, e, r, every
+    a:* and every w:* - byte-equal (COMPARED_FIELDS and the a:/w:
+    prefixes; v counts writes and depends on batching and crashes, so it
+    may differ); no x/xq (outbox) in either; no other field;
   - the segment-change and churn topics: the distinct CloudEvent ids are
     the same; the clean run has no duplicate; a duplicate in the crash run
     is byte-equal to its first copy (key, value, headers); each id's
     record equals the clean run's (value bytes, key, headers, partition).
-    recency_days depends on the UTC date a batch ran on: if the date
-    changed during the test, values are compared with that field removed
-    (and the test says so);
+    recency_days (rfm8) and days_since_last_order / days_since_first_order
+    (lifecycle) depend on the UTC date a batch ran on: if the date changed
+    during the test, values are compared with those fields removed (and
+    the test says so);
   - DLQ: the same source records (cp.source.partition/offset), each with
     byte-equal key, value and headers; duplicates only byte-equal; the
     clean DLQ holds exactly the generated invalid records;
@@ -55,7 +57,12 @@ once per batch; the generator leaves a gap of +-3 days around the
 recency boundary (rfm.fixed.recency_days = today - 2021-07-01, computed
 once), so no segment depends on which day a batch ran: results do not
 depend on batching, crash points or re-deliveries, only on each
-customer's events in partition order.
+customer's events in partition order. The same holds for the other
+models an order stream moves: every event lies before 2024, over 180
+days before any batch's "now", so every evaluated lifecycle stage is
+`churned` (and the value tier churn_risk or low_value) whatever the day;
+"won back" is decided on the order's own day (faultutil's times are not
+in order), which does not depend on the clock either.
 
 Restarts are fast because the crash group uses static membership
 (kafka.group.instance.id): a restarted member with the same instance id
@@ -109,7 +116,9 @@ ORDERS = "orders.crashloop"
 RECORD_BATCH = 65536           # bytes: producer batch.size of the input
 # Compared byte for byte between the clean and the crash run, plus every
 # w:<topic>:<partition> watermark. v (the write counter) may differ.
-COMPARED_FIELDS = ("o", "m", "f", "l", "s", "q", "e", "r")
+COMPARED_FIELDS = ("lv", "o", "m", "n", "f", "l", "b", "s", "q", "sl", "se",
+                   "ss", "sv", "sc", "yw", "g", "gc", "k", "e", "r")
+COMPARED_PREFIXES = ("a:", "w:")
 ALLOWED_EXTRA = {"v"}
 OUTBOX_FIELDS = ("x", "xq")
 RUN_TIMEOUT_S = 3600 if fu.LONG else 600
@@ -329,10 +338,11 @@ def compare_hashes(clean, crash):
             expect(not left, f"{tag}: outbox fields {left} left in "
                    f"customer {cid!r}", {f: h[f][:200] for f in left})
             extra = sorted(f for f in h if f not in COMPARED_FIELDS and
-                           f not in ALLOWED_EXTRA and not f.startswith("w:"))
+                           f not in ALLOWED_EXTRA and
+                           not f.startswith(COMPARED_PREFIXES))
             expect(not extra, f"{tag}: unexpected fields in {cid!r}", extra)
         fields = set(COMPARED_FIELDS) | {f for f in set(a) | set(b)
-                                         if f.startswith("w:")}
+                                         if f.startswith(COMPARED_PREFIXES)}
         for f in sorted(fields):
             n += 1
             if a.get(f) != b.get(f):
@@ -340,7 +350,18 @@ def compare_hashes(clean, crash):
                              f"{b.get(f)!r:.60}")
     expect(not diffs, f"{len(diffs)} field(s) differ between the clean and "
            "the crash run", first_diffs(diffs, 10))
-    return n
+    # Not vacuous: the order stream fills the layout-2 fields it can (lv,
+    # n, sl everywhere; sv, b and yw for some - sv is absent without a
+    # counted order; no browsing, support or profile fields).
+    have = {f: sum(f in h for h in clean.values()) for f in COMPARED_FIELDS}
+    for f in ("lv", "n", "sl"):
+        expect(have[f] == len(clean), f"clean: field {f} missing in "
+               f"{len(clean) - have[f]} customers")
+    for f in ("sv", "b", "yw"):
+        expect(have[f] > 0, f"clean: no customer has field {f}")
+    for f in ("se", "ss", "sc", "g", "gc", "k"):
+        expect(have[f] == 0, f"clean: {have[f]} customers have field {f}")
+    return n, have
 
 
 def by_ce_id(rows, topic):
@@ -357,8 +378,12 @@ def by_ce_id(rows, topic):
 
 
 def without_recency(value):
+    """A CloudEvent without the figures that count days up to "now"."""
     ev = json.loads(value)
-    ev.get("data", {}).pop("recency_days", None)
+    data = ev.get("data", {})
+    data.pop("recency_days", None)
+    for k in ("days_since_last_order", "days_since_first_order"):
+        data.get("scores", {}).pop(k, None)
     return json.dumps(ev, sort_keys=True)
 
 
@@ -542,7 +567,7 @@ def main():
                      if not k.startswith(crash.prefix + "c:")]
         expect(len(h_clean) == fig["customers"], "customers in Redis",
                f"{len(h_clean)} != {fig['customers']}")
-        n_fields = compare_hashes(h_clean, h_crash)
+        n_fields, have = compare_hashes(h_clean, h_crash)
         date_changed = date1 != date0
         out_fig = {}
         for clean_t, crash_t in ((clean.segments, crash.segments),
@@ -579,12 +604,14 @@ def main():
         say(f"  DLQ: {len(invalid_by_src)} records, {dlq_dups} byte-equal "
             "duplicates in the crash run")
         say(f"  hashes: {len(h_crash)} customers, {n_fields} fields equal "
-            f"({', '.join(COMPARED_FIELDS)}, w:*); other keys under "
+            f"({', '.join(COMPARED_FIELDS)}, a:*, w:*); other keys under "
             f"{crash.prefix}: {len(other)}")
+        say("  customers with each field: " + ", ".join(
+            f"{f} {n}" for f, n in have.items() if n))
         if date_changed:
             say(f"  the UTC date changed during the test ({date0} -> "
                 f"{date1}): CloudEvent values compared without "
-                "data.recency_days")
+                "data.recency_days and the lifecycle's day counts")
         say(f"  durations: generate {t_gen:.1f}s, produce {t_prod:.1f}s, "
             f"clean run {t_clean:.1f}s, crash loop {t_loop:.1f}s "
             f"({len(loop.runs)} runs), final run {t_final:.1f}s, "

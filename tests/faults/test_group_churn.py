@@ -15,11 +15,11 @@ load, the last three instances run until the group's committed offsets
 equal the end offsets, then get SIGTERM (exit 0).
 
 Checked (loadgen.check_end_state): every customer hash equals cpmodel's
-replay of the input topic on o, m, f, l, s, q and w:<topic>:<partition>
-(no outbox x/xq left, no customer missing or extra); the output topic holds
-every expected CloudEvent with exactly the expected content, duplicates
-(from kill -9) only as byte-identical copies; the DLQ is empty; committed
-= end on every partition.
+replay of the input topic on lv, o, m, n, f, l, s, q, sl, sv and
+w:<topic>:<partition> (no outbox x/xq left, no customer missing or extra);
+the output topic holds every expected CloudEvent with exactly the expected
+content, duplicates (from kill -9) only as byte-identical copies; the DLQ is
+empty; committed = end on every partition.
 
 CI size: ~45 s of load, a change every 5 s; CP_LONG=1: 6 minutes.
 """
@@ -165,7 +165,8 @@ def main():
                 "write_conflicts", "writes_fenced", "epochs_acquired",
                 "batches", "outputs") if k in counters))
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(o, m, f, l, s, q, w:*; no x/xq), {fig['orders']} counted "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"{fig['orders']} counted "
             f"orders; {fig['outputs']} CloudEvents as {fig['records']} "
             f"records ({fig['dups']} byte-identical duplicates); DLQ "
             f"empty; committed = end")

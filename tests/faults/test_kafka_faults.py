@@ -6,13 +6,14 @@ The events come from loadgen.EventStream: every occurred_at lies on one UTC
 day, so with clock = event and loadgen.REF the exact state AND the exact
 CloudEvents follow from cpmodel.replay of the input topic whatever order the
 partitions are processed in. "Exact" below means: every customer hash
-equals cpmodel on o, m, f, l, s, q and every w:<topic>:<partition>, no
-outbox (x, xq) is left, no customer is missing or extra (v, e, r are not
-compared: v depends on batching, e and r are internal encodings); the
-output topic holds every expected CloudEvent with exactly the expected
-content, key, header and partition, nothing else, and a repeated id only as
-a byte-identical copy (counted and printed); the DLQ is empty; the group's
-committed offsets equal the end offsets (loadgen.check_end_state).
+equals cpmodel on lv, o, m, n, f, l, s, q, sl, sv and every
+w:<topic>:<partition>, no outbox (x, xq) is left, no customer is missing or
+extra (v, e, r are not compared: v depends on batching, e and r are internal
+encodings); the output topic holds every expected CloudEvent with exactly
+the expected content, key, header and partition, nothing else, and a
+repeated id only as a byte-identical copy (counted and printed); the DLQ is
+empty; the group's committed offsets equal the end offsets
+(loadgen.check_end_state).
 
   a  broker SIGKILLed and restarted while a producer keeps feeding events
      at a steady rate (the producer itself must ride the outage: cpkafka's

@@ -31,9 +31,10 @@ with its own topics, Redis key prefix and group id:
 Every scenario ends the same way (loadgen.check_end_state): the producer
 stops, the group's committed offsets reach the end offsets, SIGTERM (exit
 0), then
-  - every customer hash equals cpmodel.replay(input topic) on o, m, f, l,
-    s, q and w:<topic>:<partition>, no outbox (x, xq) left, no customer
-    missing or extra (v, e, r not compared: batching / internal encoding);
+  - every customer hash equals cpmodel.replay(input topic) on lv, o, m, n,
+    f, l, s, q, sl, sv and w:<topic>:<partition>, no outbox (x, xq) left,
+    no customer missing or extra (v, e, r not compared: batching /
+    internal encoding);
   - the output topic holds every CloudEvent cpmodel expects with exactly
     the expected content, key, header and partition, nothing else; a
     repeated id only as a byte-identical copy (counted, printed);
@@ -228,7 +229,8 @@ class Scenario:
                f"{c['events']} != {self.produced}; {json.dumps(c)}")
         self.fig.update(fig)
         self.note(f"end state exact: {fig['customers']} customer hashes = "
-                  f"cpmodel on o, m, f, l, s, q, w:* (no x/xq left), "
+                  f"cpmodel on lv, o, m, n, f, l, s, q, sl, sv, w:* "
+                  f"(no x/xq left), "
                   f"{fig['orders']} counted orders; {fig['outputs']} "
                   f"CloudEvents as {fig['records']} records "
                   f"({fig['dups']} byte-identical duplicates); DLQ empty; "

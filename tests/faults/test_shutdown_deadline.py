@@ -55,8 +55,8 @@ left without a clean leave quickly. The broker's own KRaft session
 controller - the same process - does not fence it for the seconds it was
 stopped: the test is about custpulse, not a broker's recovery. End state
 (loadgen.check_end_state): every customer hash equals cpmodel's replay of
-the input topic on o, m, f, l, s, q, w:* with no outbox left, every
-expected CloudEvent is there with exactly the expected content, a
+the input topic on lv, o, m, n, f, l, s, q, sl, sv, w:* with no outbox
+left, every expected CloudEvent is there with exactly the expected content, a
 repeated id only as a byte-identical copy (counted), DLQ empty, committed
 = end.
 
@@ -242,7 +242,8 @@ class Scenario:
             self.st, self.topic, self.segments, self.dlq, self.group,
             produced, PARTITIONS, OUT_PARTITIONS, self.prefix)
         self.note(f"end state exact: {fig['customers']} customer hashes = "
-                  f"cpmodel on o, m, f, l, s, q, w:* (no x/xq left), "
+                  f"cpmodel on lv, o, m, n, f, l, s, q, sl, sv, w:* "
+                  f"(no x/xq left), "
                   f"{fig['orders']} counted orders; {fig['outputs']} "
                   f"CloudEvents as {fig['records']} records "
                   f"({fig['dups']} byte-identical duplicates); DLQ empty; "

@@ -17,10 +17,10 @@ For every instance's final stats ("stopped" line): skipped_redelivered == 0
 instances: the events counters add up to exactly the events produced
 (nothing consumed twice, nothing left out). End state
 (loadgen.check_end_state): every customer hash equals cpmodel's replay of
-the input topic on o, m, f, l, s, q, w:* with no outbox left, every
-expected CloudEvent is there with exactly the expected content - and,
-since every stop was clean, not a single duplicate - DLQ empty, committed
-= end.
+the input topic on lv, o, m, n, f, l, s, q, sl, sv, w:* with no outbox left,
+every expected CloudEvent is there with exactly the expected content - and,
+since every stop was clean, not a single duplicate - DLQ empty, committed =
+end.
 
 CI size: 3 restarts, 8 s of running each; CP_LONG=1: 15 restarts.
 """
@@ -147,7 +147,8 @@ def main():
             f"{SHUTDOWN_MS / 1000 + MARGIN_S:.1f}s); skipped_redelivered 0 "
             f"in every instance; events counted {total_events} = produced")
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(o, m, f, l, s, q, w:*; no x/xq), {fig['orders']} counted "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"{fig['orders']} counted "
             f"orders; exactly the {fig['outputs']} CloudEvents, no "
             f"duplicate; DLQ empty; committed = end")
         say(f"test_sigterm_load: passed in {total.s():.1f}s "

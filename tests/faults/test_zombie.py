@@ -23,11 +23,11 @@ Checked:
   refused >= 1 and accepted == 0 (the first such line after it resumed);
 - A's final stats ("stopped" line) have writes_fenced >= 1;
 - after the load, both run until committed = end, SIGTERM: both exit 0;
-- the end state is exact (loadgen.check_end_state): every customer hash
-  equals cpmodel's replay of the input topic on o, m, f, l, s, q, w:*, no
-  outbox left; every expected CloudEvent is there with exactly the
-  expected content, duplicates only byte-identical; DLQ empty; committed
-  = end.
+- the end state is exact (loadgen.check_end_state): every customer hash equals
+  cpmodel's replay of the input topic on lv, o, m, n, f, l, s, q, sl, sv,
+  w:*, no outbox left; every expected CloudEvent is there with exactly the
+  expected content, duplicates only byte-identical; DLQ empty; committed =
+  end.
 
 CI size: pause 20 s; CP_LONG=1: pause 40 s and longer load around it.
 """
@@ -210,7 +210,8 @@ def main():
             f"B {loadgen.count_msgs(b, 'partitions assigned')} / "
             f"{loadgen.count_msgs(b, 'partitions revoked')}")
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(o, m, f, l, s, q, w:*; no x/xq), {fig['orders']} counted "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"{fig['orders']} counted "
             f"orders; {fig['outputs']} CloudEvents as {fig['records']} "
             f"records ({fig['dups']} byte-identical duplicates); DLQ "
             f"empty; committed = end")

@@ -1,15 +1,37 @@
-"""cpmodel - the tests' own arithmetic for docs/contracts.md.
+"""cpmodel - the tests' own arithmetic for docs/contracts.md and
+docs/models.md.
 
 An independent Python reading of the contract: order rules, de-duplication
-windows, the RFM 8-type segment against fixed references (event clock, UTC),
-and the exact CloudEvents custpulse must emit. Integration tests compare
-custpulse's Redis state and output topic with what this computes; it never
-links or calls scoring/.
+windows, the RFM 8-type segment against fixed references (UTC), the
+customer model of layout 2 (events counter, BTYD x, engagement, support,
+profile attributes, lifecycle with "won back", value, custom segments) and
+the exact CloudEvents custpulse must emit for every model. Integration
+tests compare custpulse's Redis state and output topic with what this
+computes; it never links or calls scoring/.
+
+Floating-point figures follow the C code's operations in the same order
+(IEEE doubles in both), and 2^x comes from the C library's exp2() through
+ctypes - the function scoring/decay.c calls - so the decayed sums stored
+with %.17g match bit for bit.
+
+Not modelled: BTYD parameters (`custpulse fit`): the model is that of a
+daemon without them (P(alive) counts as 1, CLV as 0, both null in the
+outputs), live RFM references, and the within-batch detail that an
+attribute removed in a batch still takes one of the 64 attribute slots
+until the batch ends.
+
+Custom segments are given as Segment(name, rule, predicate): `rule` is the
+text handed to custpulse, `predicate` the test's own reading of it over the
+fields of docs/segments.md (a dict: field name -> value, None = null).
 
 Standard library only.
 """
+import ctypes
+import ctypes.util
 import datetime as _dt
+import decimal
 import json
+import math
 import struct
 
 MASK64 = (1 << 64) - 1
@@ -90,7 +112,7 @@ def event_id(customer_id: str, model: str, seq: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-# ---- time and money ---------------------------------------------------------
+# ---- time, money and numbers -------------------------------------------------
 
 def parse_time_ms(s: str) -> int:
     """RFC 3339 -> epoch ms (truncated), for the well-formed times tests use."""
@@ -119,18 +141,155 @@ def money_str(minor: int, digits: int = 2) -> str:
     return "%d.%0*d" % (minor // 10 ** digits, digits, minor % 10 ** digits)
 
 
-# ---- customer model ---------------------------------------------------------
+def _load_exp2():
+    """The C library's exp2 (scoring/decay.c's 2^x), else Python's pow."""
+    for name in (ctypes.util.find_library("m"), "libm.so.6"):
+        if not name:
+            continue
+        try:
+            f = ctypes.CDLL(name).exp2
+        except (OSError, AttributeError):
+            continue
+        f.restype = ctypes.c_double
+        f.argtypes = [ctypes.c_double]
+        return f
+    return lambda x: 2.0 ** x
 
-SEGMENTS = {
-    (True, True, True): "important_value",
-    (True, False, True): "important_develop",
-    (False, True, True): "important_keep",
-    (False, False, True): "important_retain",
-    (True, True, False): "general_value",
-    (True, False, False): "general_develop",
-    (False, True, False): "general_keep",
-    (False, False, False): "general_retain",
+
+exp2 = _load_exp2()
+
+
+def num6(v):
+    """A number as consumer/output.c writes it into "scores" ("%.6f",
+    trailing zeros and point trimmed; null when not finite), parsed back
+    the way json.loads reads the output (so 3 is an int, 3.5 a float)."""
+    if v is None or not math.isfinite(v):
+        return None
+    s = "%.6f" % v
+    n = len(s)
+    while n > 1 and s[n - 1] == "0":
+        n -= 1
+    if n > 0 and s[n - 1] == ".":
+        n -= 1
+    return json.loads(s[:n])
+
+
+def g17(v: float) -> str:
+    """%.17g, as consumer/store.c writes doubles."""
+    return "%.17g" % v
+
+
+def shortest_decimal(v: float) -> str:
+    """consumer/decode.c format_real: the shortest round-tripping digits
+    without exponent ("1.5", "100", "-0.001"; 0 and -0 are "0")."""
+    if v == 0 or not math.isfinite(v):
+        return "0"
+    s = format(decimal.Decimal(repr(v)), "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s
+
+
+# ---- model parameters -------------------------------------------------------
+
+BROWSE_TYPES = ("session.started", "page.viewed", "product.viewed",
+                "search.performed", "cart.item_added", "cart.abandoned")
+BROWSE_FIELDS = ("sessions", "page_views", "product_views", "searches",
+                 "cart_adds", "cart_abandons")
+SUPPORT_TYPES = ("ticket.opened", "ticket.resolved", "complaint.filed",
+                 "survey.answered")
+ORDER_TYPES = ("order.placed", "order.refunded", "order.cancelled")
+
+# Config keys of the models and their defaults (common/config.c).
+DEFAULTS = {
+    "engagement.half_life_days": "14",
+    "engagement.weight.session_started": "1",
+    "engagement.weight.page_viewed": "0.5",
+    "engagement.weight.product_viewed": "1",
+    "engagement.weight.search_performed": "1",
+    "engagement.weight.cart_item_added": "3",
+    "engagement.weight.cart_abandoned": "2",
+    "engagement.high": "20",
+    "engagement.medium": "5",
+    "engagement.low": "1",
+    "satisfaction.complaint_half_life_days": "30",
+    "satisfaction.at_risk_complaints": "2",
+    "satisfaction.at_risk_open_tickets": "3",
+    "satisfaction.at_risk_csat": "2",
+    "satisfaction.satisfied_csat": "4",
+    "lifecycle.new_days": "30",
+    "lifecycle.loyal_orders": "4",
+    "lifecycle.at_risk_days": "90",
+    "lifecycle.churn_days": "180",
+    "lifecycle.won_back_days": "30",
+    "value.weight.historical": "0.4",
+    "value.weight.predicted": "0.4",
+    "value.weight.strategic": "0.2",
+    "value.historical_ref": "100.00",
+    "value.predicted_ref": "200.00",
+    "value.high_score": "0.6",
+    "value.alive": "0.5",
 }
+
+
+class Segment:
+    """A custom segment: config `segment.<name>.rule = <rule>`, and the
+    test's reading of the rule as predicate(fields) -> bool."""
+
+    def __init__(self, name, rule, predicate):
+        self.name, self.rule, self.predicate = name, rule, predicate
+
+
+class Params:
+    """The models' config (DEFAULTS overridden by `config`, a dict of the
+    same keys) and the custom segments in config order."""
+
+    def __init__(self, config=None, segments=()):
+        unknown = set(config or {}) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"cpmodel.Params: unknown keys {sorted(unknown)}")
+        self.overrides = {k: str(v) for k, v in (config or {}).items()}
+        self.segments = list(segments)
+        k = dict(DEFAULTS, **self.overrides)
+        f = lambda name: float(k[name])  # noqa: E731  (strtod)
+        i = lambda name: int(k[name])  # noqa: E731
+        self.eng_half_life_ms = f("engagement.half_life_days") * 86400000.0
+        self.eng_weight = [f("engagement.weight." + t.replace(".", "_"))
+                           for t in BROWSE_TYPES]
+        self.eng_high = f("engagement.high")
+        self.eng_medium = f("engagement.medium")
+        self.eng_low = f("engagement.low")
+        self.complaint_half_life_ms = (
+            f("satisfaction.complaint_half_life_days") * 86400000.0)
+        self.at_risk_complaints = f("satisfaction.at_risk_complaints")
+        self.at_risk_open_tickets = i("satisfaction.at_risk_open_tickets")
+        self.at_risk_csat = i("satisfaction.at_risk_csat")
+        self.satisfied_csat = i("satisfaction.satisfied_csat")
+        self.new_days = i("lifecycle.new_days")
+        self.loyal_orders = i("lifecycle.loyal_orders")
+        self.at_risk_days = i("lifecycle.at_risk_days")
+        self.churn_days = i("lifecycle.churn_days")
+        self.won_back_days = i("lifecycle.won_back_days")
+        self.minor_per_unit = math.pow(10.0, 2)
+        self.w_historical = f("value.weight.historical")
+        self.w_predicted = f("value.weight.predicted")
+        self.w_strategic = f("value.weight.strategic")
+        self.historical_ref = (money_minor(k["value.historical_ref"])
+                               / self.minor_per_unit)
+        self.predicted_ref = (money_minor(k["value.predicted_ref"])
+                              / self.minor_per_unit)
+        self.high_score = f("value.high_score")
+        self.alive = f("value.alive")
+
+    def config(self):
+        """The config keys for custpulse: the overrides and the rules."""
+        out = dict(self.overrides)
+        for s in self.segments:
+            out[f"segment.{s.name}.rule"] = s.rule
+        return out
+
+
+DEFAULT_PARAMS = Params()
 
 
 class Fixed:
@@ -152,9 +311,132 @@ class Fixed:
                 "frequency": self.frequency, "monetary": money_str(self.monetary)}
 
 
+# ---- decayed sums (scoring/decay.c) -----------------------------------------
+
+class Decay:
+    """An exponentially decayed sum held at its latest event time."""
+
+    def __init__(self):
+        self.score = 0.0
+        self.ref = 0
+        self.n = 0
+
+    def add(self, w, t, half_life_ms):
+        if not self.n:
+            self.score, self.ref, self.n = w, t, 1
+        elif t >= self.ref:
+            self.score = self.score * exp2(-float(t - self.ref)
+                                           / half_life_ms) + w
+            self.ref = t
+        else:
+            self.score += w * exp2(-float(self.ref - t) / half_life_ms)
+
+    def at(self, now, half_life_ms):
+        if not self.n:
+            return 0.0
+        if now <= self.ref:
+            return self.score
+        return self.score * exp2(-float(now - self.ref) / half_life_ms)
+
+
+class Support:
+    """One customer's support figures (scoring/satisfaction.c)."""
+
+    def __init__(self):
+        self.events = 0
+        self.open = 0
+        self.resolved = 0
+        self.res_sum = 0.0
+        self.complaints = Decay()
+        self.csat_last = 0
+        self.csat_last_ms = 0
+        self.csat_sum = 0
+        self.csat_n = 0
+        self.nps_last = -1
+        self.nps_last_ms = 0
+
+    def apply(self, ev, t, p: Params):
+        self.events += 1
+        typ = ev["type"]
+        if typ == "ticket.opened":
+            self.open += 1
+        elif typ == "ticket.resolved":
+            if self.open > 0:
+                self.open -= 1
+            self.resolved += 1
+            self.res_sum += float(ev["resolution_minutes"])
+        elif typ == "complaint.filed":
+            self.complaints.add(1.0, t, p.complaint_half_life_ms)
+        elif ev["survey"] == "csat":
+            self.csat_sum += ev["score"]
+            self.csat_n += 1
+            if not self.csat_last or t >= self.csat_last_ms:
+                self.csat_last, self.csat_last_ms = ev["score"], t
+        else:
+            if self.nps_last < 0 or t >= self.nps_last_ms:
+                self.nps_last, self.nps_last_ms = ev["score"], t
+
+    def encode(self):
+        """Field k (consumer/store.c encode_support)."""
+        c = self.complaints
+        return ",".join([str(self.events), str(self.open), str(self.resolved),
+                         g17(self.res_sum), "1" if c.n else "0", g17(c.score),
+                         str(c.ref), str(self.csat_last),
+                         str(self.csat_last_ms), str(self.csat_sum),
+                         str(self.csat_n), str(self.nps_last),
+                         str(self.nps_last_ms)])
+
+    def csat_avg(self):
+        return self.csat_sum / self.csat_n if self.csat_n else None
+
+
+def nps_class(score):
+    if score < 0:
+        return None
+    if score <= 6:
+        return "detractor"
+    return "passive" if score <= 8 else "promoter"
+
+
+def attr_text(name, value):
+    """A profile attribute's normalised value (consumer/decode.c
+    attr_fill), None for a removal."""
+    if value is None:
+        return None
+    if name == "tags":
+        return ",".join(value)
+    if name == "signup_at":
+        return str(parse_time_ms(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return shortest_decimal(value)
+
+
+ATTRS_MAX = 64
+
+
+# ---- customer model ---------------------------------------------------------
+
+SEGMENTS = {
+    (True, True, True): "important_value",
+    (True, False, True): "important_develop",
+    (False, True, True): "important_keep",
+    (False, False, True): "important_retain",
+    (True, True, False): "general_value",
+    (True, False, False): "general_develop",
+    (False, True, False): "general_keep",
+    (False, False, False): "general_retain",
+}
+
+
 class Customer:
-    def __init__(self, cid, dedup_event_ids=16, dedup_orders=32):
+    def __init__(self, cid, dedup_event_ids=16, dedup_orders=32, params=None):
         self.cid = cid
+        self.params = params or DEFAULT_PARAMS
         self.orders = 0
         self.monetary = 0
         self.first = None
@@ -162,10 +444,38 @@ class Customer:
         self.segment = None
         self.seq = 0
         self.event_ids = []          # newest last
-        self.remembered = []         # [order_id, net, cancelled], newest last
+        # [order_id, net, cancelled, day], newest last
+        self.remembered = []
         self.watermarks = {}         # (topic, partition) -> offset
         self.k_events = dedup_event_ids
         self.k_orders = dedup_orders
+        # layout 2
+        self.events = 0              # n
+        self.repeat_days = 0         # b
+        self.engagement = Decay()    # g
+        self.browse = [0] * len(BROWSE_TYPES)  # gc
+        self.support = Support()     # k
+        self.won_back_day = -1       # yw
+        self.attrs = {}              # a:<name> -> normalised value
+        self.attrs_dropped = 0
+        self.stage = None            # sl
+        self.eng = None              # se
+        self.sat = None              # ss
+        self.tier = None             # sv
+        self.custom = set()          # sc (names)
+
+    # -- derived --------------------------------------------------------------
+    @property
+    def first_day(self):
+        return utc_day(self.first)
+
+    @property
+    def last_day(self):
+        return utc_day(self.last)
+
+    @property
+    def strategic(self):
+        return self.attrs.get("is_strategic") == "true"
 
     def _find_order(self, order_id):
         for o in self.remembered[-self.k_orders:]:
@@ -173,22 +483,63 @@ class Customer:
                 return o
         return None
 
+    def _day_counted(self, day):
+        return any(not o[2] and o[3] == day for o in self.remembered)
+
+    # -- applying events (scoring/state.c + consumer/batch.c apply_customer)
     def apply(self, ev):
-        """Applies one event dict; returns True if it counted (not a dup)."""
+        """Applies one event dict (any family); returns True if it was
+        applied (not an upstream duplicate)."""
         if ev["event_id"] in self.event_ids[-self.k_events:]:
             return False
         self.event_ids = (self.event_ids + [ev["event_id"]])[-self.k_events:]
-        amount = money_minor(ev["amount"])
         t = parse_time_ms(ev["occurred_at"])
+        typ = ev["type"]
+        if typ in ORDER_TYPES:
+            # Won back: the stage on the order's own day, before the order.
+            before = self.stage_at(utc_day(t))
+            orders_before = self.orders
+            if not self._apply_order(ev, t):
+                return False
+            if self.orders > orders_before and before == "churned":
+                self.won_back_day = utc_day(t)
+        elif typ in BROWSE_TYPES:
+            k = BROWSE_TYPES.index(typ)
+            self.browse[k] += 1
+            self.engagement.add(self.params.eng_weight[k], t,
+                                self.params.eng_half_life_ms)
+        elif typ in SUPPORT_TYPES:
+            self.support.apply(ev, t, self.params)
+        elif typ == "profile.updated":
+            for name, value in ev["attributes"].items():
+                text = attr_text(name, value)
+                if text is None:
+                    self.attrs.pop(name, None)
+                elif name in self.attrs or len(self.attrs) < ATTRS_MAX:
+                    self.attrs[name] = text
+                else:
+                    self.attrs_dropped += 1
+        else:
+            raise ValueError(f"cpmodel: unknown event type {typ!r}")
+        self.events += 1
+        return True
+
+    def _apply_order(self, ev, t):
+        amount = money_minor(ev["amount"])
         o = self._find_order(ev["order_id"])
         if ev["type"] == "order.placed":
             if o is not None:
                 return False
+            repeat = self.orders > 0 and not self._day_counted(utc_day(t))
             self.orders += 1
             self.monetary += amount
             self.first = t if self.first is None else min(self.first, t)
             self.last = t if self.last is None else max(self.last, t)
-            self.remembered = (self.remembered + [[ev["order_id"], amount, False]])[-self.k_orders:]
+            self.remembered = (self.remembered +
+                               [[ev["order_id"], amount, False, utc_day(t)]]
+                               )[-self.k_orders:]
+            if repeat:
+                self.repeat_days += 1
         elif ev["type"] == "order.refunded":
             if o is None:
                 self.monetary = max(0, self.monetary - amount)
@@ -204,8 +555,13 @@ class Customer:
                 self.monetary = max(0, self.monetary - o[1])
                 o[1] = 0
                 o[2] = True
+                if self.orders == 0:
+                    self.repeat_days = 0
+                elif self.repeat_days > 0 and not self._day_counted(o[3]):
+                    self.repeat_days -= 1
         return True
 
+    # -- models (scoring/models.c) -------------------------------------------
     def classify(self, now_ms, ref: Fixed):
         if self.orders < 1:
             return None
@@ -216,59 +572,319 @@ class Customer:
     def recency_days(self, now_ms):
         return max(0, utc_day(now_ms) - utc_day(self.last)) if self.last is not None else 0
 
+    def stage_at(self, today):
+        """cp_models_stage: the lifecycle stage on local day `today`."""
+        p = self.params
+        orders = self.orders if self.first is not None else 0
+        if self.events == 0 and orders < 1:
+            return None
+        if orders < 1:
+            return "prospect"
+        since_last = today - self.last_day
+        if since_last >= p.churn_days:
+            return "churned"
+        if since_last >= p.at_risk_days:
+            return "at_risk"
+        if (self.won_back_day >= 0
+                and today - self.won_back_day < p.won_back_days):
+            return "won_back"
+        if today - self.first_day < p.new_days:
+            return "new"
+        return "loyal" if orders >= p.loyal_orders else "active"
+
+    def models(self, now_ms, today):
+        """cp_models_eval without BTYD parameters: a dict of every model."""
+        p = self.params
+        mo = {"stage": self.stage_at(today)}
+        mo["engagement"] = self.engagement.at(now_ms, p.eng_half_life_ms)
+        mo["eng"] = None
+        if any(self.browse) and self.engagement.n:
+            s = mo["engagement"]
+            mo["eng"] = ("high" if s >= p.eng_high else
+                         "medium" if s >= p.eng_medium else
+                         "low" if s >= p.eng_low else "dormant")
+        k = self.support
+        mo["complaints"] = k.complaints.at(now_ms, p.complaint_half_life_ms)
+        mo["sat"] = None
+        if k.events:
+            c = mo["complaints"]
+            nps = nps_class(k.nps_last)
+            if (c >= p.at_risk_complaints or k.open >= p.at_risk_open_tickets
+                    or (k.csat_last and k.csat_last <= p.at_risk_csat)
+                    or nps == "detractor"):
+                mo["sat"] = "at_risk"
+            elif ((k.csat_last >= p.satisfied_csat or nps == "promoter")
+                  and k.open == 0 and c < 0.5):
+                mo["sat"] = "satisfied"
+            else:
+                mo["sat"] = "neutral"
+        mo["value"] = self.value(mo["stage"])
+        return mo
+
+    def value(self, stage):
+        """cp_value_eval with P(alive) 1 and CLV 0 (no BTYD parameters)."""
+        p = self.params
+        monetary = self.monetary / p.minor_per_unit
+        clv, p_alive = 0.0, 1.0
+        h = monetary / (monetary + p.historical_ref) if monetary > 0.0 else 0.0
+        pr = clv / (clv + p.predicted_ref) if clv > 0.0 else 0.0
+        s = 1.0 if self.strategic else 0.0
+        w = p.w_historical + p.w_predicted + p.w_strategic
+        score = (p.w_historical * h + p.w_predicted * pr +
+                 p.w_strategic * s) / w
+        alive = p_alive >= p.alive
+        lapsing = stage in ("at_risk", "churned")
+        if self.orders <= 0:
+            tier = None
+        elif score >= p.high_score and alive and not lapsing:
+            tier = "high_value"
+        elif h >= 0.5 and (not alive or lapsing):
+            tier = "churn_risk"
+        elif pr >= 0.5 and alive:
+            tier = "potential"
+        else:
+            tier = "low_value"
+        return {"historical": h, "predicted": pr, "strategic": s,
+                "score": score, "tier": tier}
+
+    def fields(self, mo, today):
+        """The fields of custom segment rules (consumer/evaluate.c
+        cp_eval_custom); None = null."""
+        k = self.support
+        ordered = self.orders > 0 and self.first is not None
+        f = {
+            "rfm.r": float(today - self.last_day) if ordered else None,
+            "rfm.f": float(self.orders),
+            "rfm.m": self.monetary / self.params.minor_per_unit,
+            "rfm8": self.segment,
+            "lifecycle": mo["stage"],
+            "engagement": mo["eng"],
+            "engagement.score": mo["engagement"],
+            "satisfaction": mo["sat"],
+            "satisfaction.open_tickets": float(k.open),
+            "satisfaction.complaints": mo["complaints"],
+            "satisfaction.csat_last":
+                float(k.csat_last) if k.csat_last else None,
+            "satisfaction.csat_avg": k.csat_avg(),
+            "satisfaction.nps": float(k.nps_last) if k.nps_last >= 0 else None,
+            "satisfaction.nps_class": nps_class(k.nps_last),
+            "value": mo["value"]["tier"],
+            "value.score": mo["value"]["score"] if self.orders > 0 else None,
+            "value.clv": None,
+            "btyd.p_alive": None,
+            "btyd.x": None,
+            "events": float(self.events),
+            "strategic": self.strategic,
+        }
+        for name, n in zip(BROWSE_FIELDS, self.browse):
+            f["browsing." + name] = float(n)
+        return _Fields(f, self.attrs)
+
+    def custom_at(self, mo, today):
+        """Names of the custom segments the customer is in."""
+        f = self.fields(mo, today)
+        return {s.name for s in self.params.segments if bool(s.predicate(f))}
+
+    def scores(self, model, mo, today):
+        """data.scores of a change of `model` (consumer/output.c)."""
+        if model == "lifecycle":
+            ordered = self.orders > 0 and self.first is not None
+            return {"orders": self.orders,
+                    "days_since_last_order":
+                        today - self.last_day if ordered else None,
+                    "days_since_first_order":
+                        today - self.first_day if ordered else None}
+        if model == "engagement":
+            return {"score": num6(mo["engagement"])}
+        if model == "satisfaction":
+            k = self.support
+            return {"open_tickets": k.open,
+                    "complaints": num6(mo["complaints"]),
+                    "csat_last": k.csat_last or None,
+                    "csat_avg": num6(k.csat_avg()),
+                    "nps_class": nps_class(k.nps_last)}
+        if model == "value":
+            v = mo["value"]
+            return {"score": num6(v["score"]),
+                    "historical": num6(v["historical"]),
+                    "predicted": num6(v["predicted"]),
+                    "strategic": num6(v["strategic"]),
+                    "p_alive": None, "clv": None}
+        return {}
+
+    def evaluate(self, now_ms, ref: Fixed):
+        """Every model after an applied event (consumer/batch.c evaluate):
+        [(model, from, to, scores)] in emission order; the levels held are
+        updated."""
+        today = utc_day(now_ms)
+        changes = []
+        seg = self.classify(now_ms, ref)
+        if seg != self.segment:
+            changes.append(("rfm8", self.segment, seg, None))
+            self.segment = seg
+        mo = self.models(now_ms, today)
+        for model, attr, level in (("lifecycle", "stage", mo["stage"]),
+                                   ("engagement", "eng", mo["eng"]),
+                                   ("satisfaction", "sat", mo["sat"]),
+                                   ("value", "tier", mo["value"]["tier"])):
+            if level != getattr(self, attr):
+                changes.append((model, getattr(self, attr), level,
+                                self.scores(model, mo, today)))
+                setattr(self, attr, level)
+        inside = self.custom_at(mo, today)
+        for s in self.params.segments:
+            was, now = s.name in self.custom, s.name in inside
+            if was != now:
+                changes.append(("custom:" + s.name, "in" if was else "out",
+                                "in" if now else "out", {}))
+        self.custom = inside
+        return changes
+
+    def inspect_models(self, now_ms):
+        """The "models" section of `custpulse inspect` (consumer/main.c
+        models_json) at now_ms, without BTYD parameters; floats unrounded."""
+        today = utc_day(now_ms)
+        mo = self.models(now_ms, today)
+        k = self.support
+        out = {
+            "evaluated_at": format_time_ms(now_ms),
+            "lifecycle": {"stage": mo["stage"], "emitted": self.stage,
+                          "won_back_day": self.won_back_day
+                          if self.won_back_day >= 0 else None},
+            "engagement": {"level": mo["eng"], "emitted": self.eng,
+                           "score": mo["engagement"]},
+            "satisfaction": {
+                "level": mo["sat"], "emitted": self.sat,
+                "open_tickets": k.open, "resolved": k.resolved,
+                "avg_resolution_minutes":
+                    k.res_sum / k.resolved if k.resolved else None,
+                "complaints": mo["complaints"],
+                "csat_last": k.csat_last or None,
+                "csat_avg": k.csat_avg(),
+                "nps_last": k.nps_last if k.nps_last >= 0 else None,
+                "nps_class": nps_class(k.nps_last)},
+            "btyd": None,
+            "value": {"tier": mo["value"]["tier"], "emitted": self.tier,
+                      "score": mo["value"]["score"],
+                      "historical": mo["value"]["historical"],
+                      "predicted": mo["value"]["predicted"],
+                      "strategic": mo["value"]["strategic"]},
+        }
+        for name, n in zip(BROWSE_FIELDS, self.browse):
+            out["engagement"][name] = n
+        inside = self.custom_at(mo, today)
+        out["custom"] = {s.name: "in" if s.name in inside else "out"
+                         for s in self.params.segments}
+        return out
+
+
+class _Fields(dict):
+    """Rule fields; profile.<name> reads the attribute (None when absent)."""
+
+    def __init__(self, fixed, attrs):
+        super().__init__(fixed)
+        self._attrs = attrs
+
+    def __missing__(self, key):
+        if key.startswith("profile."):
+            return self._attrs.get(key[len("profile."):])
+        raise KeyError(key)
+
+
+def _cloudevent(c, model, frm, to, scores, data_extra, t, ev, rec, source):
+    data = {"model": model, "from": frm, "to": to, "seq": c.seq}
+    if model == "rfm8":
+        data.update(data_extra)
+    else:
+        data["scores"] = scores
+    data["cause"] = {"event_id": ev["event_id"], "topic": rec["topic"],
+                     "partition": rec["partition"], "offset": rec["offset"]}
+    return {
+        "specversion": "1.0",
+        "id": event_id(c.cid, model, c.seq),
+        "source": source,
+        "type": "com.custpulse.segment.changed",
+        "subject": c.cid,
+        "time": format_time_ms(t),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
 
 def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
-           dedup_event_ids=16, dedup_orders=32):
-    """Runs valid events through the model with clock = event in the given
-    order. records: dicts with 'value' (the event dict), 'topic',
-    'partition', 'offset'. Returns (customers by id, expected outputs in
-    emission order as parsed CloudEvent dicts)."""
-    customers = {}
+           dedup_event_ids=16, dedup_orders=32, params=None, now_ms=None,
+           customers=None, clock=0):
+    """Runs valid events through the model in the given order. records:
+    dicts with 'value' (the event dict, any family), 'topic', 'partition',
+    'offset'. "Now" is clock = event (the running maximum of event times,
+    starting at `clock`: 0 for a fresh custpulse process) unless now_ms is
+    given (clock = wall with every batch on that instant's day). customers:
+    the state so far (a dict, updated in place) for a replay continued
+    after an earlier one. Returns (customers by id, the expected outputs of
+    these records in emission order as parsed CloudEvent dicts)."""
+    customers = {} if customers is None else customers
     outputs = []
-    clock = 0
     for rec in records:
         ev = rec["value"]
         t = parse_time_ms(ev["occurred_at"])
         clock = max(clock, t)
+        now = clock if now_ms is None else now_ms
         c = customers.get(ev["customer_id"])
         if c is None:
-            c = customers[ev["customer_id"]] = Customer(ev["customer_id"], dedup_event_ids, dedup_orders)
+            c = customers[ev["customer_id"]] = Customer(
+                ev["customer_id"], dedup_event_ids, dedup_orders, params)
         key = (rec["topic"], rec["partition"])
         c.watermarks[key] = max(c.watermarks.get(key, -1), rec["offset"])
         if not c.apply(ev):
             continue
-        seg = c.classify(clock, ref)
-        if seg == c.segment:
-            continue
-        c.seq += 1
-        outputs.append({
-            "specversion": "1.0",
-            "id": event_id(c.cid, "rfm8", c.seq),
-            "source": source,
-            "type": "com.custpulse.segment.changed",
-            "subject": c.cid,
-            "time": format_time_ms(t),
-            "datacontenttype": "application/json",
-            "data": {"model": "rfm8", "from": c.segment, "to": seg, "seq": c.seq,
-                     "recency_days": c.recency_days(clock), "frequency": c.orders,
-                     "monetary": money_str(c.monetary), "currency": "USD",
-                     "reference": ref.json(),
-                     "cause": {"event_id": ev["event_id"], "topic": rec["topic"],
-                               "partition": rec["partition"], "offset": rec["offset"]}},
-        })
-        c.segment = seg
+        for model, frm, to, scores in c.evaluate(now, ref):
+            c.seq += 1
+            extra = None
+            if model == "rfm8":
+                extra = {"recency_days": c.recency_days(now),
+                         "frequency": c.orders,
+                         "monetary": money_str(c.monetary), "currency": "USD",
+                         "reference": ref.json()}
+            outputs.append(_cloudevent(c, model, frm, to, scores, extra, t,
+                                       ev, rec, source))
     return customers, outputs
+
+
+# Hash fields expected_hash() covers besides w:* and a:* (docs/contracts.md
+# section 2, layouts 1 and 2); v, e and r are not compared exactly.
+STATE_FIELDS = ("lv", "o", "m", "q", "n", "f", "l", "b", "s", "sl", "se",
+                "ss", "sv", "sc", "yw", "g", "gc", "k")
 
 
 def expected_hash(c: Customer):
     """The contract's hash fields a test compares exactly (all but the
     internal encodings e/r and the write counter v)."""
-    h = {"o": str(c.orders), "m": str(c.monetary), "q": str(c.seq)}
+    h = {"lv": "2", "o": str(c.orders), "m": str(c.monetary), "q": str(c.seq),
+         "n": str(c.events)}
     if c.first is not None:
         h["f"] = str(c.first)
         h["l"] = str(c.last)
+    if c.repeat_days > 0:
+        h["b"] = str(c.repeat_days)
     if c.segment is not None:
         h["s"] = c.segment
+    for f, level in (("sl", c.stage), ("se", c.eng), ("ss", c.sat),
+                     ("sv", c.tier)):
+        if level is not None:
+            h[f] = level
+    sc = [s.name for s in c.params.segments if s.name in c.custom]
+    if sc:
+        h["sc"] = ",".join(sc)
+    if c.won_back_day >= 0:
+        h["yw"] = str(c.won_back_day)
+    if c.engagement.n:
+        h["g"] = "%s:%d" % (g17(c.engagement.score), c.engagement.ref)
+    if any(c.browse):
+        h["gc"] = ",".join(str(n) for n in c.browse)
+    if c.support.events:
+        h["k"] = c.support.encode()
+    for name, value in c.attrs.items():
+        h["a:" + name] = value
     for (topic, part), off in c.watermarks.items():
         h["w:%s:%d" % (topic, part)] = str(off)
     return h

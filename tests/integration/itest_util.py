@@ -184,10 +184,12 @@ def digest_hashes(hashes):
 
 
 def check_customer_states(got, customers, prefix="cp:"):
-    """Every customer hash equals cpmodel.expected_hash() on those fields,
-    v is a positive integer, e and r are the only other fields, no outbox
-    (x/xq) is left, and the set of customers is exactly the model's.
-    got: customer_hashes(). Returns the compared field names."""
+    """Every customer hash equals cpmodel.expected_hash() on those fields
+    (layout 2: lv, o, m, q, n, f, l, b, s, sl, se, ss, sv, sc, yw, g, gc,
+    k, a:*, w:* as the model has them), v is a positive integer, e and r
+    are the only other fields, no outbox (x/xq) is left, and the set of
+    customers is exactly the model's. got: customer_hashes(). Returns the
+    compared field names."""
     check_eq(sorted(got), sorted(customers), "customers in Redis")
     compared = set()
     for cid, c in customers.items():
@@ -205,6 +207,65 @@ def check_customer_states(got, customers, prefix="cp:"):
               f"{sorted(left & OUTBOX_FIELDS)}")
         check(not left, f"{cid!r}: unexpected fields {sorted(left)}")
     return compared
+
+
+def check_near(got, want, what, tol=1e-9):
+    """got == want, except that numbers (int or float) need only be within
+    tol of each other; dicts compare key by key, lists item by item."""
+    def diffs(g, w, path):
+        num = (int, float)
+        if isinstance(w, bool) or isinstance(g, bool):
+            return [] if g is w else [(path, g, w)]
+        if isinstance(w, num) and isinstance(g, num):
+            return [] if abs(g - w) <= tol else [(path, g, w)]
+        if isinstance(w, dict) and isinstance(g, dict):
+            out = []
+            for k in sorted(set(g) | set(w), key=str):
+                if k not in g or k not in w:
+                    out.append((f"{path}.{k}", g.get(k, "<absent>"),
+                                w.get(k, "<absent>")))
+                else:
+                    out += diffs(g[k], w[k], f"{path}.{k}")
+            return out
+        if isinstance(w, list) and isinstance(g, list) and len(g) == len(w):
+            return [d for i, (a, b) in enumerate(zip(g, w))
+                    for d in diffs(a, b, f"{path}[{i}]")]
+        return [] if g == w else [(path, g, w)]
+    found = diffs(got, want, "")
+    check(not found, lambda: f"{what}: " + "; ".join(
+        f"{p or '.'}: got {g!r}, want {w!r}" for p, g, w in found[:20]))
+
+
+def check_inspect(got, c, hashes_v, tol=1e-9):
+    """`custpulse inspect` JSON (parsed) against cpmodel customer c: the
+    state fields exactly, layout 2, the events count, the profile, and the
+    models section evaluated at its own evaluated_at (wall clock) with
+    floats within tol. hashes_v: the customer's v from Redis."""
+    cid = c.cid
+    want = {
+        "customer_id": cid, "orders": c.orders,
+        "monetary": cpmodel.money_str(c.monetary), "currency": "USD",
+        "first_order_at": cpmodel.format_time_ms(c.first)
+        if c.first is not None else None,
+        "last_order_at": cpmodel.format_time_ms(c.last)
+        if c.last is not None else None,
+        "segment": c.segment, "version": int(hashes_v),
+        "seq": c.seq,
+        "offsets": {f"{t}:{p}": o for (t, p), o in c.watermarks.items()},
+        "layout": 2, "events": c.events, "profile": dict(c.attrs),
+    }
+    check_eq({k: got.get(k, "<absent>") for k in want}, want,
+             f"inspect {cid!r}")
+    extra = {k: v for k, v in got.items() if k not in want and k != "models"}
+    # Not in the contract's example; if present it must say nothing pending.
+    check(extra in ({}, {"pending_outputs": 0}),
+          f"inspect {cid!r}: unexpected fields {extra}")
+    models = got.get("models")
+    check(isinstance(models, dict) and "evaluated_at" in models,
+          f"inspect {cid!r}: no models section: {models!r}")
+    now = cpmodel.parse_time_ms(models["evaluated_at"])
+    check_near(models, c.inspect_models(now), f"inspect {cid!r} models", tol)
+    return models
 
 
 # ---------------------------------------------------------------------------

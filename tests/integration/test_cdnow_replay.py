@@ -4,10 +4,12 @@ All 69,659 CDNOW purchases (tests/data/cdnow_events.py) go into a
 3-partition customer.orders; custpulse runs once with --exit-at-end,
 rfm.reference = live and clock = event. For all 23,570 customers o, m, f and
 l must equal a plain recomputation from CDNOW_master.txt (rows counted,
-cents summed, first/last date as epoch ms at 00:00Z), and the live
-population hash cp:pop must hold n, sf, sm and sl exactly. Segments depend
-on the interleaving of partitions in live mode, so only their consistency is
-checked (every customer has one, it is the `to` of its last output event,
+cents summed, first/last date as epoch ms at 00:00Z), and so must n (events
+applied), b (BTYD x: purchase days after the first) and lv (2); the live
+population hash cp:pop must hold n, sf, sm and sl exactly. Segments,
+lifecycle stages and value tiers depend on the interleaving of partitions
+(live mode, event clock), so only their consistency is checked (every
+customer has each, it is the `to` of that model's last output event, all
 its outputs are seq 1..q). A second run with the same group has nothing to
 do: it exits 0 and changes no byte in Redis and no record in Kafka.
 """
@@ -52,8 +54,8 @@ def cents(text):
 
 
 def expected_from_master():
-    """{customer id: [orders, cents, first day, last day]} straight from the
-    file (header line skipped)."""
+    """{customer id: [orders, cents, first day, last day, distinct days]}
+    straight from the file (header line skipped)."""
     want = {}
     with open(MASTER) as f:
         for line in f:
@@ -64,12 +66,13 @@ def expected_from_master():
             day = day_number(date)
             w = want.get(cust)
             if w is None:
-                want[cust] = [1, cents(value), day, day]
+                want[cust] = [1, cents(value), day, day, {day}]
             else:
                 w[0] += 1
                 w[1] += cents(value)
                 w[2] = min(w[2], day)
                 w[3] = max(w[3], day)
+                w[4].add(day)
     return want
 
 
@@ -86,14 +89,23 @@ def check_customers(hashes, want):
     keys = {k for k in hashes if k.startswith("cp:c:{")}
     check_eq(len(keys), N_CUSTOMERS, "customer hashes in Redis")
     bad = []
-    for cid, (o, m, first, last) in want.items():
+    # n: every purchase is an applied event (distinct event and order ids).
+    # b (BTYD x): days with a purchase after the first such day (absent
+    # when 0); exact for every customer, even beyond dedup.orders, because
+    # each customer's purchases come in date order (the file is sorted by
+    # customer, then date), so a same-day order is always the newest one
+    # remembered. lv: every hash is written by layout 2.
+    fields = ("o", "m", "f", "l", "n", "b", "lv")
+    for cid, (o, m, first, last, days) in want.items():
         h = hashes.get("cp:c:{%s}" % cid)
-        got = None if h is None else tuple(h.get(f) for f in "omfl")
-        exp = tuple(str(x).encode()
-                    for x in (o, m, first * DAY_MS, last * DAY_MS))
+        got = None if h is None else tuple(h.get(f) for f in fields)
+        exp = tuple(None if x is None else str(x).encode()
+                    for x in (o, m, first * DAY_MS, last * DAY_MS, o,
+                              len(days) - 1 or None, 2))
         if got != exp:
             bad.append((cid, got, exp))
-    check(not bad, lambda: f"{len(bad)} customers differ in o/m/f/l, e.g. "
+    check(not bad, lambda: f"{len(bad)} customers differ in "
+          f"{'/'.join(fields)}, e.g. "
           + "; ".join(f"{c}: got {g} want {e}" for c, g, e in bad[:5]))
 
 
@@ -107,9 +119,19 @@ def check_population(pop, want):
     return exp
 
 
+# The level field of each emitted model (docs/contracts.md section 2).
+LEVEL_FIELDS = {"rfm8": "s", "lifecycle": "sl", "engagement": "se",
+                "satisfaction": "ss", "value": "sv"}
+# Orders only: engagement and satisfaction never get a level.
+STAGES = {"new", "active", "loyal", "at_risk", "churned", "won_back"}
+TIERS = {"high_value", "potential", "churn_risk", "low_value"}
+
+
 def check_segments(hashes, rows):
-    """Every customer has a segment, equal to the `to` of its last output;
-    its outputs are seq 1..q, each once. Returns the segment counts."""
+    """Every customer has a segment, a lifecycle stage and a value tier;
+    each equals the `to` of its model's last output (and no engagement or
+    satisfaction level exists); all its outputs together are seq 1..q,
+    each once. Returns the (segment, stage, tier) counts."""
     by = outputs_by_customer(rows)
     counts = collections.Counter()
     bad = []
@@ -117,17 +139,23 @@ def check_segments(hashes, rows):
         if not key.startswith("cp:c:{"):
             continue
         cid = key[6:-1]
-        s = h.get("s", b"").decode()
-        counts[s] += 1
-        recs = by.get(cid, [])
-        seqs = [json.loads(r["value"])["data"]["seq"] for r in recs]
-        last_to = json.loads(recs[-1]["value"])["data"]["to"] if recs else None
+        levels = {m: h[f].decode() if f in h else None
+                  for m, f in LEVEL_FIELDS.items()}
+        counts[(levels["rfm8"], levels["lifecycle"], levels["value"])] += 1
+        data = [json.loads(r["value"])["data"] for r in by.get(cid, [])]
+        seqs = [d["seq"] for d in data]
+        last_to = {}
+        for d in data:
+            last_to[d["model"]] = d["to"]
         q = int(h.get("q", b"0"))
-        if (s not in SEGMENT_CODES or seqs != list(range(1, q + 1))
-                or last_to != s):
-            bad.append((cid, s, q, seqs, last_to))
+        if (levels["rfm8"] not in SEGMENT_CODES
+                or levels["lifecycle"] not in STAGES
+                or levels["value"] not in TIERS
+                or seqs != list(range(1, q + 1))
+                or any(last_to.get(m) != lv for m, lv in levels.items())):
+            bad.append((cid, levels, q, seqs, last_to))
     check(not bad, lambda: f"{len(bad)} customers with inconsistent "
-          f"segment/outputs, e.g. {bad[:3]}")
+          f"levels/outputs, e.g. {bad[:3]}")
     check_eq(sum(len(v) for v in by.values()), len(rows), "keyed outputs")
     for r in rows[:200]:  # the envelope, on a sample
         check_record_envelope(r, r["key"].decode(), PARTITIONS)
@@ -160,7 +188,7 @@ def main():
             hashes = all_hashes(r)
         say(f"read {len(hashes)} hashes in one EVAL in {t_read.s:.1f}s")
         check_customers(hashes, want)
-        say(f"o, m, f, l of all {N_CUSTOMERS} customers equal the "
+        say(f"o, m, f, l, n, b, lv of all {N_CUSTOMERS} customers equal the "
             "recomputation from CDNOW_master.txt")
         # Besides customers: the population sums and one fencing epoch per
         # orders partition.
@@ -178,10 +206,11 @@ def main():
         with Timer() as t_cons:
             rows = st.consume(SEGMENTS_TOPIC, timeout=120)
         counts = check_segments(hashes, rows)
-        say(f"committed {committed}; DLQ empty; {len(rows)} segment changes "
-            f"(read in {t_cons.s:.1f}s) consistent with s and q")
-        for code, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-            say(f"  {code:18} {n:6}")
+        say(f"committed {committed}; DLQ empty; {len(rows)} CloudEvents "
+            f"(read in {t_cons.s:.1f}s) consistent with s, sl, sv and q")
+        say("  customers by (segment, lifecycle, value), the 10 largest:")
+        for (seg, stage, tier), n in counts.most_common(10):
+            say(f"  {seg:18} {stage:9} {tier:11} {n:6}")
 
         # Again with the same group: nothing to do, nothing changes.
         # (every assignment takes the fencing epochs anew)

@@ -292,7 +292,8 @@ def main():
         expect(not problems and dups == 0, "run2 outputs",
                first_diffs(problems))
         print(f"outputs: {len(out1)} -> {len(out2)} (new: "
-              + ", ".join(f"{o['subject']} {o['data']['from']}->"
+              + ", ".join(f"{o['subject']} {o['data']['model']} "
+                          f"{o['data']['from']}->"
                           f"{o['data']['to']}" for o in expected_new) + ")")
 
         committed = st.committed(cfg["kafka.group.id"], TOPIC)

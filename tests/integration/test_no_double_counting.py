@@ -310,13 +310,27 @@ def main():
     counted = sum(c.orders for c in customers.values())
     say(f"{len(evs)} events for {len(customers)} customers (seed {SEED}): "
         + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
-        + f"; model: {counted} counted orders, {len(outputs)} segment changes,"
-        f" {sum(c.segment is None for c in customers.values())} customers "
-        "without segment")
+        + f"; model: {counted} counted orders, {len(outputs)} CloudEvents "
+        f"(all models), {sum(c.segment is None for c in customers.values())}"
+        " customers without segment")
     check(kinds.get("duplicate", 0) > 50 and kinds.get("cancel", 0) > 100,
           "the generator must produce duplicates and cancellations")
-    check(any(o["data"]["to"] is None for o in outputs),
-          "the model must see a segment lost")
+    moves = {}
+    for o in outputs:
+        d = o["data"]
+        moves.setdefault(d["model"], set()).add(d["to"])
+    check(None in moves.get("rfm8", ()), "the model must see a segment lost")
+    # Orders alone move the lifecycle through every stage but won_back (the
+    # stream spans ~200 days; no customer lapses 180 days) and the value
+    # tier between none, low_value and churn_risk.
+    check_eq(moves.get("lifecycle"),
+             {"new", "active", "loyal", "prospect", "at_risk"},
+             "model: lifecycle stages reached")
+    check_eq(moves.get("value"), {"low_value", "churn_risk", None},
+             "model: value tiers reached")
+    say("  per model: " + ", ".join(
+        f"{m} {sum(o['data']['model'] == m for o in outputs)}"
+        for m in sorted(moves)))
     scenario_new_group(evs, produce, customers, outputs)
     scenario_restarts("sigterm", evs, produce, customers, outputs)
     scenario_restarts("kill9", evs, produce, customers, outputs)

@@ -20,9 +20,10 @@ Redis key prefix and group id:
 The stream keeps coming (in chunks of 100) during Redis faults; during the
 Kafka fault nothing can be produced, so those chunks follow its restart.
 
-After each: every customer's hash equals cpmodel.expected_hash (o, m, f, l,
-s, q, w:*) with no outbox (x, xq) left; the output topic holds exactly the
-expected CloudEvent ids and contents, a repeated id only as a byte-identical
+After each: every customer's hash equals cpmodel.expected_hash (lv, o, m,
+f, l, n, b, s, q, sl, sv, w:* - every layout-2 field an order stream
+gives) with no outbox (x, xq) left; the output topic holds exactly the
+expected CloudEvent ids and contents (rfm8, lifecycle and value changes), a repeated id only as a byte-identical
 copy (counted and printed); the DLQ is empty; after SIGTERM (exit 0) the
 committed offset is the end offset. A failed scenario is reported and the
 next one still runs; the exit status is 1 if any failed.

@@ -17,6 +17,7 @@
 #include "decay.h"
 #include "engagement.h"
 #include "lifecycle.h"
+#include "models.h"
 #include "satisfaction.h"
 #include "value.h"
 
@@ -362,6 +363,167 @@ static void test_value_score_and_tiers(void **state)
     assert_rel(cp_value_eval(&in2, &vp2).score, 0.7, 1e-15);
 }
 
+/* ---- all models of one customer (scoring/models.h) ----------------------- */
+
+static cp_models_params_t default_params(void)
+{
+    cp_models_params_t p = {
+        .engagement = {.half_life_ms = 14.0 * DAY_MS,
+                       .weight = {1, 0.5, 1, 1, 3, 2},
+                       .high = 20,
+                       .medium = 5,
+                       .low = 1},
+        .satisfaction = {.complaint_half_life_ms = 30.0 * DAY_MS,
+                         .at_risk_complaints = 2,
+                         .at_risk_open_tickets = 3,
+                         .at_risk_csat = 2,
+                         .satisfied_csat = 4},
+        .lifecycle = {30, 4, 90, 180, 30},
+        .value = {0.4, 0.4, 0.2, 100.0, 200.0, 0.6, 0.5},
+        .has_btyd = 0,
+        .has_gg = 0,
+        .btyd_model = CP_BTYD_BGNBD,
+        .clv = {12, 0.01, CP_BTYD_WEEKS},
+        .minor_per_unit = 100.0,
+    };
+    return p;
+}
+
+/* Two orders (days 1000 and 1010), 300.00 in total, one repeat day. */
+static void two_orders(cp_state_t *st)
+{
+    cp_state_init(st);
+    st->orders = 2;
+    st->monetary = 30000;
+    st->has_order_time = 1;
+    st->first_ms = 1000 * DAY_MS;
+    st->first_day = 1000;
+    st->last_ms = 1010 * DAY_MS;
+    st->last_day = 1010;
+    st->repeat_days = 1;
+    st->events = 2;
+}
+
+static void test_models_without_btyd(void **state)
+{
+    (void)state;
+    cp_models_params_t p = default_params();
+    cp_state_t st;
+    cp_models_t mo;
+    cp_state_init(&st);
+    cp_models_eval(&st, 0, 0, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_NONE);
+    assert_int_equal(mo.eng, CP_ENG_NONE);
+    assert_int_equal(mo.sat, CP_SAT_NONE);
+    assert_int_equal(mo.value.tier, CP_TIER_NONE);
+    assert_int_equal(mo.has_btyd, 0);
+
+    two_orders(&st);
+    cp_models_eval(&st, 1020 * DAY_MS, 1020, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_NEW); /* first order 20 days ago */
+    assert_true(isnan(mo.p_alive) && isnan(mo.clv));
+    /* H = 300 / 400, P = 0 (no CLV yet), S = 0: 0.4 * 0.75 = 0.3 */
+    assert_rel(mo.value.historical, 0.75, 1e-15);
+    assert_rel(mo.value.score, 0.3, 1e-15);
+    assert_int_equal(mo.value.tier, CP_TIER_LOW_VALUE);
+    /* strategic adds 0.2 */
+    st.strategic = 1;
+    cp_models_eval(&st, 1020 * DAY_MS, 1020, &p, &mo);
+    assert_rel(mo.value.score, 0.5, 1e-15);
+    /* 90 days after the last order: at risk, lapsing -> churn_risk */
+    cp_models_eval(&st, 1100 * DAY_MS, 1100, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_AT_RISK);
+    assert_int_equal(mo.value.tier, CP_TIER_CHURN_RISK);
+    cp_models_eval(&st, 1190 * DAY_MS, 1190, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_CHURNED);
+    /* won back on day 1190 (the consumer sets yw), active 30 days */
+    st.won_back_day = 1190;
+    st.last_day = 1190;
+    st.orders = 3;
+    cp_models_eval(&st, 1200 * DAY_MS, 1200, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_WON_BACK);
+    cp_models_eval(&st, 1220 * DAY_MS, 1220, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_ACTIVE);
+    /* a browsing-only customer is a prospect with a level */
+    cp_state_init(&st);
+    st.events = 1;
+    st.browse_n[CP_BROWSE_CART_ADD] = 1;
+    cp_decay_add(&st.engagement, 3, T0, p.engagement.half_life_ms);
+    cp_models_eval(&st, T0, 0, &p, &mo);
+    assert_int_equal(mo.stage, CP_LC_PROSPECT);
+    assert_int_equal(mo.eng, CP_ENG_LOW);
+    /* "now" before the reference (event clock behind): no growth */
+    cp_models_eval(&st, T0 - DAY_MS, 0, &p, &mo);
+    assert_rel(mo.engagement, 3.0, 0);
+}
+
+static void test_models_btyd_plumbing(void **state)
+{
+    (void)state;
+    cp_models_params_t p = default_params();
+    p.has_btyd = 1;
+    p.has_gg = 1;
+    p.btyd = (cp_btyd_params_t){0.2426, 4.4135, 0.7929, 2.4258};
+    p.gg = (cp_btyd_gg_params_t){6.25, 3.74, 15.44};
+    cp_state_t st;
+    cp_models_t mo;
+    two_orders(&st);
+    cp_models_eval(&st, 1024 * DAY_MS, 1024, &p, &mo);
+    /* x = 1, t_x = 10 days, T = 24 days, in weeks */
+    assert_int_equal(mo.has_btyd, 1);
+    assert_rel(mo.x, 1.0, 0);
+    assert_rel(mo.t_x, 10.0 / 7.0, 1e-15);
+    assert_rel(mo.T, 24.0 / 7.0, 1e-15);
+    double pa = cp_btyd_p_alive(CP_BTYD_BGNBD, &p.btyd, 1, 10.0 / 7, 24.0 / 7);
+    assert_rel(mo.p_alive, pa, 1e-15);
+    double e30;
+    assert_int_equal(cp_btyd_expected_cond(CP_BTYD_BGNBD, &p.btyd, 1, 10.0 / 7,
+                                           24.0 / 7, 30.0 / 7, &e30),
+                     CP_BTYD_OK);
+    assert_rel(mo.expected[0], e30, 1e-15);
+    double clv;
+    /* zbar = m / o = 150.00 currency units */
+    assert_int_equal(cp_btyd_clv(CP_BTYD_BGNBD, &p.btyd, &p.gg, &p.clv, 1,
+                                 10.0 / 7, 24.0 / 7, 150.0, &clv),
+                     CP_BTYD_OK);
+    assert_rel(mo.clv, clv, 1e-15);
+    assert_true(clv > 0);
+    assert_rel(mo.value.predicted, clv / (clv + 200.0), 1e-15);
+
+    /* days as the unit */
+    p.clv.unit = CP_BTYD_DAYS;
+    cp_models_eval(&st, 1024 * DAY_MS, 1024, &p, &mo);
+    assert_rel(mo.t_x, 10.0, 0);
+    assert_rel(mo.T, 24.0, 0);
+
+    /* x = 0: BG/NBD says alive forever, MBG/NBD fades with T */
+    cp_state_init(&st);
+    st.orders = 1;
+    st.monetary = 5000;
+    st.has_order_time = 1;
+    st.first_day = st.last_day = 1000;
+    p.clv.unit = CP_BTYD_WEEKS;
+    cp_models_eval(&st, 0, 1000 + 700, &p, &mo);
+    assert_rel(mo.p_alive, 1.0, 0);
+    p.btyd_model = CP_BTYD_MBGNBD;
+    cp_models_eval(&st, 0, 1000 + 700, &p, &mo);
+    /* x = t_x = 0: 1 / (1 + a / b * ((alpha + T) / alpha)^r), T = 100 */
+    assert_rel(mo.p_alive,
+               1.0 / (1.0 + 0.7929 / 2.4258 * pow(104.4135 / 4.4135, 0.2426)),
+               1e-12);
+    double late = mo.p_alive;
+    cp_models_eval(&st, 0, 1000 + 1400, &p, &mo);
+    assert_true(mo.p_alive < late);
+    /* "now" behind the last order: T = t_x, never negative */
+    cp_models_eval(&st, 0, 990, &p, &mo);
+    assert_rel(mo.T, 0.5 / 7.0, 1e-15);
+    assert_false(isnan(mo.p_alive));
+    /* extreme: a huge monetary stays finite */
+    st.monetary = INT64_MAX;
+    cp_models_eval(&st, 0, 1007, &p, &mo);
+    assert_true(isfinite(mo.value.score) && mo.value.score <= 1.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_satisfaction_latest_and_nps),
         cmocka_unit_test(test_lifecycle_rules),
         cmocka_unit_test(test_value_score_and_tiers),
+        cmocka_unit_test(test_models_without_btyd),
+        cmocka_unit_test(test_models_btyd_plumbing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  * Pure unit tests, no services. Event and order ids are small integers
  * standing in for their FNV-1a hashes; every test asserts exact values.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,7 @@
 
 #define DAY_MS 86400000LL
 
-static const cp_apply_params_t defaults = {16, 32};
+static const cp_apply_params_t defaults = {16, 32, NULL, NULL};
 
 /* An event at day `day` (noon UTC), so occurred_day matches occurred_ms. */
 static cp_event_t ev_at(cp_ev_type_t type, uint64_t eid, uint64_t oid,
@@ -131,9 +132,17 @@ static void test_init_is_empty(void **unused)
     cp_state_t st, zero;
     memset(&st, 0xab, sizeof st);
     memset(&zero, 0, sizeof zero);
+    /* Everything 0 but the "none" markers of layout 2. */
+    zero.won_back_day = -1;
+    zero.support.nps_last = -1;
     cp_state_init(&st);
     assert_memory_equal(&st, &zero, sizeof st);
     assert_int_equal(st.segment, CP_RFM8_NONE);
+    assert_int_equal(st.stage, CP_LC_NONE);
+    assert_int_equal(st.eng, CP_ENG_NONE);
+    assert_int_equal(st.sat, CP_SAT_NONE);
+    assert_int_equal(st.tier, CP_TIER_NONE);
+    assert_int_equal(st.rfmq, CP_RFMSEG_NONE);
 }
 
 static void test_placed_first_order(void **unused)
@@ -520,7 +529,7 @@ static void test_placed_again_after_cancel(void **unused)
 static void test_order_window_1(void **unused)
 {
     (void)unused;
-    const cp_apply_params_t p = {16, 1};
+    const cp_apply_params_t p = {16, 1, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
@@ -543,7 +552,7 @@ static void test_order_window_1(void **unused)
 static void test_order_window_3(void **unused)
 {
     (void)unused;
-    const cp_apply_params_t p = {16, 3};
+    const cp_apply_params_t p = {16, 3, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     for (uint64_t o = 1; o <= 4; o++)
@@ -572,7 +581,7 @@ static void test_order_window_3(void **unused)
 static void test_refund_and_cancel_of_evicted_order(void **unused)
 {
     (void)unused;
-    const cp_apply_params_t p = {16, 1};
+    const cp_apply_params_t p = {16, 1, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
@@ -597,7 +606,7 @@ static void test_order_window_lowered(void **unused)
         place(&st, 100 + o, o, 100, 19000);
     assert_int_equal(st.n_orders_mem, 5);
 
-    const cp_apply_params_t p = {16, 2};
+    const cp_apply_params_t p = {16, 2, NULL, NULL};
     /* o5 is inside the new window: a duplicate that changes nothing else,
      * not even the order memory. */
     before = st;
@@ -622,7 +631,7 @@ static void test_order_window_lowered_refund(void **unused)
     cp_state_init(&st);
     for (uint64_t o = 1; o <= 4; o++)
         place(&st, 100 + o, o, 100, 19000);
-    const cp_apply_params_t p = {16, 2};
+    const cp_apply_params_t p = {16, 2, NULL, NULL};
     /* o1 is outside the lowered window: an adjustment, and the memory is
      * trimmed so o1 cannot come back with a stale net. */
     apply(&st, CP_EV_ORDER_REFUNDED, 105, 1, 30, 19000, &p);
@@ -643,7 +652,7 @@ static void test_order_window_lowered_refund(void **unused)
 static void test_event_window_1(void **unused)
 {
     (void)unused;
-    const cp_apply_params_t p = {1, 32};
+    const cp_apply_params_t p = {1, 32, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     apply(&st, CP_EV_ORDER_PLACED, 101, 1, 1000, 19000, &p);
@@ -666,7 +675,7 @@ static void test_event_window_1(void **unused)
 static void test_event_window_3(void **unused)
 {
     (void)unused;
-    const cp_apply_params_t p = {3, 32};
+    const cp_apply_params_t p = {3, 32, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     apply(&st, CP_EV_ORDER_PLACED, 101, 1, 10000, 19000, &p);
@@ -704,7 +713,7 @@ static void test_event_window_lowered(void **unused)
     assert_int_equal(st.n_event_ids, 5);
     assert_int_equal(st.monetary, 9600);
 
-    const cp_apply_params_t p = {3, 32};
+    const cp_apply_params_t p = {3, 32, NULL, NULL};
     /* 105 is among the newest 3: a duplicate, nothing changes (the excess
      * is not trimmed by a duplicate). */
     before = st;
@@ -724,7 +733,7 @@ static void test_event_window_max_and_clamp(void **unused)
 {
     (void)unused;
     /* Out-of-range params are clamped to 1..CP_DEDUP_MAX. */
-    const cp_apply_params_t huge = {100000, 100000};
+    const cp_apply_params_t huge = {100000, 100000, NULL, NULL};
     cp_state_t st;
     cp_state_init(&st);
     for (uint64_t i = 1; i <= CP_DEDUP_MAX + 2; i++)
@@ -736,7 +745,7 @@ static void test_event_window_max_and_clamp(void **unused)
     assert_int_equal(st.orders_mem[0].id_hash, 3);
     assert_int_equal(st.orders, CP_DEDUP_MAX + 2);
 
-    const cp_apply_params_t zero = {0, -5};
+    const cp_apply_params_t zero = {0, -5, NULL, NULL};
     apply(&st, CP_EV_ORDER_PLACED, 5000, 5000, 1, 19000, &zero);
     const uint64_t e[] = {5000};
     assert_event_ids(&st, e, 1);
@@ -748,10 +757,131 @@ static void test_event_window_max_and_clamp(void **unused)
  * Runner
  * ------------------------------------------------------------------------ */
 
+/* ---- layout 2: repeat days, events, browsing, support, profile ---------- */
+
+static void test_repeat_days(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    /* first order: x stays 0 */
+    assert_int_equal(place(&st, 1, 11, 100, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.repeat_days, 0);
+    /* same day again: not a repeat day */
+    assert_int_equal(place(&st, 2, 12, 100, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.repeat_days, 0);
+    /* a later day, then an earlier one (out of order): both count */
+    assert_int_equal(place(&st, 3, 13, 100, 19005), CP_APPLY_APPLIED);
+    assert_int_equal(place(&st, 4, 14, 100, 18990), CP_APPLY_APPLIED);
+    assert_int_equal(st.repeat_days, 2);
+    assert_int_equal(st.first_day, 18990);
+    assert_int_equal(st.last_day, 19005);
+    /* duplicate order id and duplicate event: nothing */
+    assert_int_equal(place(&st, 5, 13, 100, 19007), CP_APPLY_DUP_ORDER);
+    assert_int_equal(place(&st, 3, 99, 100, 19008), CP_APPLY_DUP_EVENT);
+    assert_int_equal(st.repeat_days, 2);
+    /* cancelling one of two orders of day 19000 keeps the day */
+    assert_int_equal(cancel(&st, 6, 12, 0), CP_APPLY_APPLIED);
+    assert_int_equal(st.repeat_days, 2);
+    /* cancelling the only order of day 19005 drops it */
+    assert_int_equal(cancel(&st, 7, 13, 0), CP_APPLY_APPLIED);
+    assert_int_equal(st.repeat_days, 1);
+    /* a refund to zero keeps the order (and its day) counted */
+    assert_int_equal(refund(&st, 8, 14, 100), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 2);
+    assert_int_equal(st.repeat_days, 1);
+    /* cancelling everything: x = 0 */
+    assert_int_equal(cancel(&st, 9, 11, 0), CP_APPLY_APPLIED);
+    assert_int_equal(cancel(&st, 10, 14, 0), CP_APPLY_APPLIED);
+    assert_int_equal(st.orders, 0);
+    assert_int_equal(st.repeat_days, 0);
+    /* events: every applied event, duplicates not */
+    assert_int_equal(st.events, 9);
+}
+
+static void test_browsing_support_profile(void **unused)
+{
+    (void)unused;
+    cp_engagement_params_t ep = {.half_life_ms = 14.0 * DAY_MS,
+                                 .weight = {1, 0.5, 1, 1, 3, 2},
+                                 .high = 20,
+                                 .medium = 5,
+                                 .low = 1};
+    cp_satisfaction_params_t sp = {.complaint_half_life_ms = 30.0 * DAY_MS,
+                                   .at_risk_complaints = 2,
+                                   .at_risk_open_tickets = 3,
+                                   .at_risk_csat = 2,
+                                   .satisfied_csat = 4};
+    cp_apply_params_t p = {16, 32, &ep, &sp};
+    cp_state_t st;
+    cp_state_init(&st);
+    cp_event_t ev = ev_at(CP_EV_CART_ITEM_ADDED, 1, 0, 0, 100);
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    ev = ev_at(CP_EV_PAGE_VIEWED, 2, 0, 0, 114); /* one half-life later */
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    assert_int_equal(st.browse_n[CP_BROWSE_CART_ADD], 1);
+    assert_int_equal(st.browse_n[CP_BROWSE_PAGE], 1);
+    /* 3 halved + 0.5 at day 114 */
+    assert_true(fabs(st.engagement.score - 2.0) < 1e-12);
+    assert_int_equal(st.orders, 0);
+
+    ev = ev_at(CP_EV_TICKET_OPENED, 3, 0, 0, 120);
+    ev.ticket_id_hash = 77;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    ev = ev_at(CP_EV_TICKET_RESOLVED, 4, 0, 0, 121);
+    ev.resolution_minutes = 90.5;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    ev = ev_at(CP_EV_SURVEY_ANSWERED, 5, 0, 0, 122);
+    ev.survey = CP_SURVEY_CSAT;
+    ev.score = 5;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    ev = ev_at(CP_EV_SURVEY_ANSWERED, 6, 0, 0, 122);
+    ev.survey = CP_SURVEY_NPS;
+    ev.score = 3;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    ev = ev_at(CP_EV_COMPLAINT_FILED, 7, 0, 0, 123);
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    assert_int_equal(st.support.events, 5);
+    assert_int_equal(st.support.open_tickets, 0);
+    assert_int_equal(st.support.resolved, 1);
+    assert_true(st.support.resolution_min_sum == 90.5);
+    assert_int_equal(st.support.csat_last, 5);
+    assert_int_equal(st.support.nps_last, 3);
+    assert_true(st.support.complaints.score == 1.0);
+    /* a duplicate support event changes nothing */
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_DUP_EVENT);
+    assert_int_equal(st.support.events, 5);
+
+    cp_attr_t attrs[2] = {{"country", 7, "DE", 2, 0},
+                          {"is_strategic", 12, "true", 4, 0}};
+    ev = ev_at(CP_EV_PROFILE_UPDATED, 8, 0, 0, 124);
+    ev.attrs = attrs;
+    ev.n_attrs = 2;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    assert_int_equal(st.strategic, 1);
+    cp_attr_t removed = {"is_strategic", 12, NULL, 0, 1};
+    ev = ev_at(CP_EV_PROFILE_UPDATED, 9, 0, 0, 125);
+    ev.attrs = &removed;
+    ev.n_attrs = 1;
+    assert_int_equal(cp_state_apply(&st, &ev, &p), CP_APPLY_APPLIED);
+    assert_int_equal(st.strategic, 0);
+    assert_int_equal(st.events, 9);
+
+    /* without model params browsing and support only count */
+    cp_state_t bare;
+    cp_state_init(&bare);
+    ev = ev_at(CP_EV_SEARCH_PERFORMED, 1, 0, 0, 100);
+    assert_int_equal(cp_state_apply(&bare, &ev, &defaults), CP_APPLY_APPLIED);
+    assert_int_equal(bare.browse_n[CP_BROWSE_SEARCH], 1);
+    assert_int_equal(bare.engagement.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_is_empty),
+        cmocka_unit_test(test_repeat_days),
+        cmocka_unit_test(test_browsing_support_profile),
         cmocka_unit_test(test_placed_first_order),
         cmocka_unit_test(test_placed_later_moves_last),
         cmocka_unit_test(test_placed_out_of_order_earlier),
