@@ -15,7 +15,8 @@ PKGS=(
     libuv1-dev libcmocka-dev
     redis-server kcat                               # local services, tools
     openjdk-17-jdk-headless maven                   # Kafka broker from jars
-    python3 valgrind tzdata clang                   # tests (clang: libFuzzer)
+    python3 python3-jsonschema valgrind tzdata clang # tests (clang: libFuzzer;
+                                                    # jsonschema: schemas/ checked)
 )
 
 check_only=0

@@ -75,6 +75,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
+
+try:
+    import jsonschema
+except ImportError:  # an interpreter beside Debian's: use its package
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import jsonschema  # noqa: E402  (Debian python3-jsonschema)
 from cpcheck import stopped_line  # noqa: E402
 from harness import Custpulse, Stack, config  # noqa: E402
 from itest_util import (DLQ_TOPIC, SEGMENTS_TOPIC, Timer,  # noqa: E402
@@ -473,6 +479,57 @@ def check_dlq(rows, bad):
             f"({h['cp.error.message'][:60]})")
 
 
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "..", "..", "schemas")
+INPUT_SCHEMAS = {"orders": "order-event", "browsing": "browsing-event",
+                 "support": "support-event", "profile": "profile-event"}
+
+
+def _validator(name):
+    with open(os.path.join(SCHEMA_DIR, name + ".schema.json")) as f:
+        schema = json.load(f)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def check_schemas(rows, plan):
+    """Every output record validates against schemas/segment-change; every
+    valid input record against its topic's schema, and every record the
+    DLQ got is refused by it (or is not JSON) - the schemas say what the
+    decoder does."""
+    out = _validator("segment-change")
+    for r in rows:
+        errs = [e.message for e in out.iter_errors(json.loads(r["value"]))]
+        check(not errs, f"output {r['partition']}/{r['offset']} against "
+              f"segment-change.schema.json: {errs[:3]}")
+    vals = {kind: _validator(name) for kind, name in INPUT_SCHEMAS.items()}
+    n_in = n_bad = 0
+    for _, items in plan:
+        for it in items:
+            kind = {ORDERS: "orders", BROWSING: "browsing",
+                    SUPPORT: "support", PROFILE: "profile"}[it.topic]
+            try:
+                doc = json.loads(it.bytes)
+            except ValueError:
+                doc = None
+            ok = doc is not None and vals[kind].is_valid(doc)
+            if it.dlq:
+                n_bad += 1
+                if it.dlq in ("invalid_json", "missing_key", "key_mismatch",
+                              "oversize", "currency_mismatch"):
+                    continue  # not a property of the JSON document alone
+                check(not ok, f"{it.topic} record refused by custpulse "
+                      f"({it.dlq}) validates against {kind} schema")
+            else:
+                n_in += 1
+                check(ok, f"{it.topic} record applied by custpulse fails the "
+                      f"{kind} schema: "
+                      f"{[e.message for e in vals[kind].iter_errors(doc)][:3]}")
+    say(f"schemas: {len(rows)} outputs valid; {n_in} valid inputs valid, "
+        f"{n_bad} refused inputs refused (where the document decides)")
+
+
 def main():
     plan = phases()
     for name, items in plan:
@@ -528,6 +585,7 @@ def main():
 
         rows = st.consume(SEGMENTS_TOPIC)
         check_output_records(rows, outputs, OUTPUT_PARTITIONS)
+        check_schemas(rows, plan)
         per_model = collections.Counter(o["data"]["model"] for o in outputs)
         say(f"output: {len(rows)} CloudEvents equal cpmodel's (per customer "
             f"in seq order; key, header, partition): "
