@@ -22,6 +22,21 @@ on one day (x = 0); a layout-2 hash without b has x = 0; a prefix with
 glob characters
 matches only itself; redis.db and redis.password are honoured.
 
+Predictions (the issue's "P(alive) and expected purchases for sample
+customers"): with the parameters fit wrote, `custpulse inspect` of ten
+CDNOW customers (x = 0 with one or several orders on its day, x = 1, 2,
+3, 5..8, the largest x, x >= 15 with an early last purchase) prints x,
+t_x and T exactly as scoring/models.c defines them (T from today's UTC
+date) and P(alive), expected_30d/90d/365d and clv within 1e-9 relative of
+the published closed forms evaluated independently in btyd_ref.py (BG/NBD
+P(alive) and eq. (10) of Fader, Hardie & Lee 2005 with 2F1 by its series,
+Gamma-Gamma E[M], the discounted CLV of docs/btyd.md), once with the 1997
+dates (T ~ 30 years) and once moved so that 1997-09-30 is today (T the
+calibration T, plus a customer whose first order is now: T = 0.5 day);
+the same for MBG/NBD (Batislam et al. 2007, Wagner & Hoppe 2008) fitted
+under another prefix. A btyd.model or btyd.unit other than the hash's
+makes inspect refuse the parameters (models.btyd null, stderr says which).
+
 Failures: too few customers (< 10 with a repeat purchase) exit 1 and write
 nothing; usage errors exit 2 with the usage text; configuration errors exit
 2; an unreadable file, a bad line and an unreachable Redis exit 1.
@@ -42,6 +57,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (CP_BIN, SOURCE_DIR, Custpulse, Stack,  # noqa: E402
                      config, free_port)
 from itest_util import check, check_eq, checks_made, say  # noqa: E402
+import btyd_ref  # noqa: E402
 
 CDNOW = os.path.join(SOURCE_DIR, "tests", "data", "cdnow")
 SAMPLE = os.path.join(CDNOW, "CDNOW_sample.txt")
@@ -257,11 +273,16 @@ def load_hashes(r, prefix, tx, shift_ms=0):
         h = {"v": 1, "lv": 2, "o": s["o"], "m": s["m"], "b": s["x"],
              "f": day_ms(s["first"]) + jitter + shift_ms,
              "l": day_ms(s["last"]) + jitter + shift_ms}
-        args = [x for k, v in h.items() if k != "b" or v > 0
-                for x in (k, v)]
-        r.cmd("HSET", f"{prefix}c:{{{cid}}}", *args)
+        put_customer(r, prefix, cid, h)
         out[cid] = h
     return out
+
+
+def put_customer(r, prefix, cid, h):
+    """HSET of the layout-2 fields h (b left out when 0, as the daemon
+    does)."""
+    args = [x for k, v in h.items() if k != "b" or v > 0 for x in (k, v)]
+    r.cmd("HSET", f"{prefix}c:{{{cid}}}", *args)
 
 
 def fit_cfg(st, prefix, **kw):
@@ -336,6 +357,239 @@ def check_redis_source(st, tx, csv_bg):
     check_eq(r.cmd("EXISTS", "t1:btyd"), 0, "nothing under the decoy prefix")
     say("  second run: version 2")
     return cp, hashes, rep
+
+
+# ---------------------------------------------------------------------------
+# (2b) inspect's predictions vs the published closed forms
+# ---------------------------------------------------------------------------
+
+# inspect must agree with btyd_ref (decimal arithmetic, good to ~1e-35) to
+# this relative difference. The C code works in doubles (log-space ratios,
+# Euler's transformation, series stopped at 1e-16 of the sum), so anything
+# beyond a few 1e-14 would already be suspicious; 1e-9 leaves room for
+# platform libm differences and still catches any formula error.
+INSPECT_REL = 1e-9
+HORIZON_DAYS = (("expected_30d", 30), ("expected_90d", 90),
+                ("expected_365d", 365))
+PREDICTED = ("p_alive",) + tuple(k for k, _ in HORIZON_DAYS) + ("clv",)
+CLV_MONTHS = 12       # btyd.horizon_months default
+CLV_DISCOUNT = 0.01   # btyd.monthly_discount default
+UNIT_DAYS = 7.0       # btyd.unit = weeks
+NEW_ID = "first-order-now"
+
+
+def sample_customers(tx):
+    """[(why, id)]: ten CDNOW customers covering x = 0 (one order; several
+    orders on one day), small and large x, and a last purchase early or
+    late in the calibration period. The first of equals by id."""
+    summ = {cid: summary(ts) for cid, ts in tx.items()}
+
+    def span(s):
+        return (s["last"] - s["first"]).days
+
+    rules = [
+        ("x=0, one order, earliest first purchase",
+         lambda s: s["x"] == 0 and s["o"] == 1, lambda s: s["first"]),
+        ("x=0, one order, latest first purchase",
+         lambda s: s["x"] == 0 and s["o"] == 1,
+         lambda s: -s["first"].toordinal()),
+        ("x=0, most orders on its one day",
+         lambda s: s["x"] == 0 and s["o"] > 1, lambda s: -s["o"]),
+        ("x=1, latest last purchase",
+         lambda s: s["x"] == 1, lambda s: -s["last"].toordinal()),
+        ("x=1, shortest t_x", lambda s: s["x"] == 1, span),
+        ("x=2, shortest t_x", lambda s: s["x"] == 2, span),
+        ("x=3, longest t_x", lambda s: s["x"] == 3, lambda s: -span(s)),
+        ("x=5..8, latest last purchase", lambda s: 5 <= s["x"] <= 8,
+         lambda s: (-s["last"].toordinal(), -s["x"])),
+        ("largest x", lambda s: True, lambda s: -s["x"]),
+        ("x >= 15, earliest last purchase", lambda s: s["x"] >= 15,
+         lambda s: s["last"]),
+    ]
+    picks, seen = [], set()
+    for why, cond, key in rules:
+        cands = sorted((key(s), int(cid), cid) for cid, s in summ.items()
+                       if cond(s) and cid not in seen)
+        check(cands, f"sample customers: none for {why!r}")
+        seen.add(cands[0][2])
+        picks.append((why, cands[0][2]))
+    return picks
+
+
+def utc_today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def inspect_today(cp, cid, what):
+    """inspect's JSON for cid and the UTC date it was evaluated on (read
+    here before and after the call; once more if the date changed in
+    between). The JSON's evaluated_at must fall on that date."""
+    for attempt in (1, 2):
+        before = utc_today()
+        res = cp.run(["inspect", cid])
+        if utc_today() == before:
+            break
+        check(attempt == 1, f"{what}: the UTC date changed twice")
+    check_eq(res.returncode, 0,
+             f"{what}: inspect exit code (stderr {res.stderr!r})")
+    out = json.loads(res.stdout)
+    check_eq(out["models"]["evaluated_at"][:10], before.isoformat(),
+             f"{what}: evaluated_at is today (UTC)")
+    return out, before, res.stderr
+
+
+def expected_inputs(h, today):
+    """(x, t_x, T, zbar) as scoring/models.c derives them from the hash
+    fields h at the UTC date today: x = b, t_x = (day(l) - day(f)) / 7,
+    T = (today - day(f)) / 7, 0.5 / 7 when the first order is today;
+    zbar = m / o / 100 (USD cents)."""
+    f_day, l_day = h["f"] // DAY_MS, h["l"] // DAY_MS
+    age = (today - EPOCH).days - f_day
+    x = float(h.get("b", 0))
+    t_x = (l_day - f_day) / UNIT_DAYS
+    T = age / UNIT_DAYS if age > 0 else 0.5 / UNIT_DAYS
+    return x, t_x, T, h["m"] / h["o"] / 100
+
+
+def closed_forms(model, par, gg, x, t_x, T, zbar):
+    """{quantity: Decimal} from btyd_ref with the arguments inspect uses
+    (horizons as models.c passes them: days / 7.0)."""
+    want = {"p_alive": btyd_ref.p_alive(model, par, x, t_x, T)}
+    for name, days in HORIZON_DAYS:
+        want[name] = btyd_ref.expected(model, par, x, t_x, T,
+                                       days / UNIT_DAYS)
+    want["clv"] = btyd_ref.clv(model, par, gg, x, t_x, T, zbar, CLV_MONTHS,
+                               CLV_DISCOUNT, UNIT_DAYS)
+    return want
+
+
+def check_inspect_closed_forms(st, prefix, model, custs, what_set):
+    """inspect (reading <prefix>btyd, fitted as model in weeks) against
+    btyd_ref for custs [(why, id, hash fields)]. Returns the largest
+    relative difference per quantity."""
+    h = st.redis().hgetall(prefix + "btyd")
+    check_eq((h["model"], h["unit"]), (model, "weeks"), f"{prefix}btyd")
+    par = {k: float(h[k]) for k in ("r", "alpha", "a", "b")}
+    gg = {k: float(h[k]) for k in ("p", "q", "v")}
+    cp = fit_cfg(st, prefix, **{"btyd.model": model})
+    worst = {k: 0.0 for k in PREDICTED}
+    rows = []
+    for why, cid, fields in custs:
+        what = f"{model} {what_set}: inspect {cid} ({why})"
+        out, today, err = inspect_today(cp, cid, what)
+        check("BTYD" not in err, f"{what}: stderr {err!r}")
+        b = out["models"]["btyd"]
+        check(b is not None, f"{what}: models.btyd is null")
+        x, t_x, T, zbar = expected_inputs(fields, today)
+        check_eq({k: b[k] for k in ("model", "unit", "params_version",
+                                    "x", "t_x", "T")},
+                 {"model": model, "unit": "weeks",
+                  "params_version": int(h["version"]), "x": x, "t_x": t_x,
+                  "T": T}, f"{what}: inputs")
+        for k, w in closed_forms(model, par, gg, x, t_x, T, zbar).items():
+            got = b[k]
+            check(got is not None, f"{what}: {k} is null (want {w:.17e})")
+            rel = btyd_ref.rel_diff(got, w)
+            check(rel <= INSPECT_REL,
+                  f"{what}: {k} = {got!r}, closed form {w:.17e} "
+                  f"(rel {rel:.3g} > {INSPECT_REL}; x {x}, t_x {t_x}, "
+                  f"T {T}, zbar {zbar}, params {par} {gg})")
+            worst[k] = max(worst[k], rel)
+        if model == "bgnbd" and x == 0:
+            check_eq(b["p_alive"], 1.0, f"{what}: BG/NBD P(alive) at x = 0")
+        rows.append((cid, why, b))
+    say(f"inspect vs closed forms, {model}, {what_set} (r {h['r']:.8s} "
+        f"alpha {h['alpha']:.8s} a {h['a']:.8s} b {h['b']:.8s}; p "
+        f"{h['p']:.7s} q {h['q']:.7s} v {h['v']:.7s}; today {today}):")
+    for cid, why, b in rows:
+        say(f"  {cid:>15s} x {b['x']:2.0f} t_x {b['t_x']:6.3f} T "
+            f"{b['T']:8.3f}  P(alive) {b['p_alive']:<11.6g} E30 "
+            f"{b['expected_30d']:<11.6g} E365 {b['expected_365d']:<11.6g} "
+            f"CLV {b['clv']:<11.6g} {why}")
+    say("  largest relative difference: " +
+        ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
+    return worst
+
+
+def load_moved_to_today(r, prefix, params_prefix, picks, hashes):
+    """The sample customers as if the calibration period ended today: f
+    and l moved by the whole days from 1997-09-30 to today, so T is their
+    calibration T (the paper's setting, P(alive) well inside (0, 1))
+    instead of ~30 years; plus a customer whose one order is now (first
+    order today: T = 0.5 day). <params_prefix>btyd copied to
+    <prefix>btyd. Returns [(why, id, fields)]."""
+    shift = (utc_today() - AT).days * DAY_MS
+    custs = []
+    for why, cid in picks:
+        h = dict(hashes[cid], f=hashes[cid]["f"] + shift,
+                 l=hashes[cid]["l"] + shift)
+        put_customer(r, prefix, cid, h)
+        custs.append((why, cid, h))
+    now = int(time.time() * 1000)
+    h = {"v": 1, "lv": 2, "o": 1, "m": 4999, "b": 0, "f": now, "l": now}
+    put_customer(r, prefix, NEW_ID, h)
+    custs.append(("one order, now", NEW_ID, h))
+    params = r.hgetall(params_prefix + "btyd")
+    r.cmd("HSET", prefix + "btyd", *[x for kv in params.items() for x in kv])
+    return custs
+
+
+def check_predictions(st, tx, hashes):
+    """After check_redis_source (t[1]:btyd holds the BG/NBD fit of the
+    CDNOW hashes): inspect's predictions for the sample customers against
+    the closed forms, with the 1997 dates (T ~ 30 years) and moved to
+    today; the same for MBG/NBD fitted under mbg:; then a btyd.model or
+    btyd.unit differing from the hash's."""
+    r = st.redis()
+    # The reference itself, against the paper's worked example (FHL 2005:
+    # x = 2, t_x = 30.43, T = 38.86 at the published estimates -> 1.226).
+    ey = btyd_ref.expected("bgnbd", FHL_BG, 2, 30.43, 38.86, 39)
+    check(abs(float(ey) - 1.226) < 5e-4, f"btyd_ref: E[Y(39)] = {ey}")
+    picks = sample_customers(tx)
+    say("sample customers: " + ", ".join(f"{cid} ({why})"
+                                         for why, cid in picks))
+    worst = {}
+    for model, prefix in (("bgnbd", "t[1]:"), ("mbgnbd", "mbg:")):
+        if model == "mbgnbd":
+            hashes = load_hashes(r, prefix, tx)
+            rep = fit_redis(fit_cfg(st, prefix, **{"btyd.model": model}),
+                            what="redis MBG/NBD")
+            check_eq((rep["model"], rep["customers"], rep["written"]),
+                     (model, "2357", f"{prefix}btyd version 1"),
+                     "redis MBG/NBD")
+            check_near(rep, BTYDPLUS_MBG, 0.01, "redis MBG/NBD vs BTYDplus")
+        custs = [(why, cid, hashes[cid]) for why, cid in picks]
+        worst[model, "1997"] = check_inspect_closed_forms(
+            st, prefix, model, custs, "1997 dates")
+        now_prefix = f"now-{model}:"
+        custs = load_moved_to_today(r, now_prefix, prefix, picks, hashes)
+        worst[model, "today"] = check_inspect_closed_forms(
+            st, now_prefix, model, custs, "moved to today")
+    check_model_mismatch(st, picks[3][1], "t[1]:", "mbg:")
+    return worst
+
+
+def check_model_mismatch(st, cid, bg_prefix, mbg_prefix):
+    """A btyd.model or btyd.unit other than the hash's: the parameters are
+    refused (models.btyd null, predicted value 0) and stderr says why."""
+    cases = [(bg_prefix, {"btyd.model": "mbgnbd"},
+              "fitted model differs from btyd.model (mbgnbd)"),
+             (mbg_prefix, {"btyd.model": "bgnbd"},
+              "fitted model differs from btyd.model (bgnbd)"),
+             (bg_prefix, {"btyd.unit": "days"},
+              "fitted unit differs from btyd.unit (days)")]
+    for prefix, kw, msg in cases:
+        what = f"inspect {cid} with {kw} on {prefix}btyd"
+        res = fit_cfg(st, prefix, **kw).run(["inspect", cid])
+        check_eq(res.returncode, 0, f"{what}: exit code ({res.stderr!r})")
+        models = json.loads(res.stdout)["models"]
+        check_eq(models["btyd"], None, f"{what}: models.btyd")
+        check_eq(models["value"]["predicted"], 0.0, f"{what}: predicted")
+        check(f"BTYD parameters unusable: {msg}" in res.stderr,
+              f"{what}: stderr {res.stderr!r} lacks {msg!r}")
+    say(f"mismatch: {len(cases)} inspects with a btyd.model/unit other than "
+        "the hash's -> models.btyd null, value.predicted 0, stderr 'BTYD "
+        "parameters unusable: fitted model/unit differs ...'")
 
 
 def rep_stderr_lines(cp):
@@ -549,6 +803,7 @@ def main():
     check_usage()
     with Stack(kafka=False) as st:
         cp, hashes, first = check_redis_source(st, tx, csv_bg)
+        worst = check_predictions(st, tx, hashes)
         check_time_zone(st, tx, first)
         check_hostile(st, cp, hashes, first)
         check_too_few(st)
@@ -556,6 +811,10 @@ def main():
     say("fit times reported by custpulse fit (this build):")
     for what, fit_ms, read_ms in fit_times:
         say(f"  {what:34s} fit_ms {fit_ms:6d}   read_ms {read_ms:5d}")
+    say("largest relative difference, inspect vs closed forms:")
+    for (model, dates), w in worst.items():
+        say(f"  {model:6s} {dates:5s} " +
+            "  ".join(f"{k} {v:.2g}" for k, v in w.items()))
     say(f"test_fit: passed ({checks_made()} checks)")
 
 
