@@ -1123,6 +1123,16 @@ static int ms_left(const cp_app_t *app)
 
 /* Commits the stored offsets and waits for the result until the deadline.
  * Returns 0 when committed (or nothing to commit). */
+/* A commit error saying this member is no longer in the group's current
+ * generation (a rebalance happened while it was stopping). */
+static int group_moved_on(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+}
+
 static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
 {
     rd_kafka_resp_err_t err =
@@ -1139,6 +1149,18 @@ static int final_commit(cp_app_t *app, rd_kafka_queue_t *q)
         rd_kafka_event_destroy(ev);
         if (done && (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err))
             return 0;
+        if (done && group_moved_on(err)) {
+            /* Our partitions went to other members: they consume from
+             * the last committed offsets and the customers' watermarks
+             * skip what this instance applied. Retrying cannot help (the
+             * generation would have to be rejoined). */
+            cp_log(CP_LOG_WARN,
+                   "final commit refused: the group rebalanced during "
+                   "shutdown; the new owners consume the last offsets "
+                   "again (skipped by the customers' watermarks)",
+                   CP_LS("error", rd_kafka_err2str(err)), CP_LEND);
+            return 0;
+        }
         if (done) {
             /* Retriable or not, try again until the deadline. */
             cp_log(CP_LOG_WARN, "final commit failed; retrying",

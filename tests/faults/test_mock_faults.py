@@ -41,6 +41,9 @@ Scenarios:
   commit-end   commit:3:REQUEST_TIMED_OUT with --exit-at-end and no
                auto-commit before the end, so the final synchronous commit
                meets the errors
+  commit-gen   commit:3:ILLEGAL_GENERATION likewise: the group moved on
+               while custpulse stopped; the commit is refused at once,
+               logged, and the exit is 0
 
 The mock's error stacks are cluster-wide: the next requests of that kind
 from ANY client take the errors, including the test's own cpkafka. So the
@@ -54,7 +57,8 @@ never met the fault: it would prove nothing.
 A failed scenario is reported and the next one still runs; the exit status
 is 1 if any failed.
 
-    python3 test_mock_faults.py [produce produce-perm commit commit-end]
+    python3 test_mock_faults.py [produce produce-perm commit commit-end
+                                 commit-gen]
 """
 import json
 import os
@@ -84,9 +88,12 @@ MOCK_MSG = "using the embedded mock Kafka cluster"
 
 class Case:
     def __init__(self, tag, faults, exit_at_end=False, title="", cfg=None,
-                 reach="produce"):
+                 reach="produce", err_text="Request timed out", log_msg=None):
         self.tag, self.faults, self.exit_at_end = tag, faults, exit_at_end
         self.title, self.cfg, self.reach = title, dict(cfg or {}), reach
+        # librdkafka's text of the injected error, and a custpulse log
+        # message the scenario must produce (None: no such check).
+        self.err_text, self.log_msg = err_text, log_msg
 
 
 CASES = [
@@ -100,6 +107,17 @@ CASES = [
          title="3 errors at the final commit", reach="commit",
          cfg={"kafka.consumer.auto.commit.interval.ms": 600000,
               "kafka.consumer.debug": "cgrp"}),
+    # The group rebalanced while the instance stopped (seen in
+    # test_group_churn when a member joins as another leaves): the final
+    # commit is refused, not retried until the deadline, and the exit is 0.
+    Case("commit-gen", "commit:3:ILLEGAL_GENERATION", exit_at_end=True,
+         title="final commit of a stale generation", reach="commit",
+         cfg={"kafka.consumer.auto.commit.interval.ms": 600000,
+              "kafka.consumer.debug": "cgrp"},
+         err_text="Specified group generation id is not valid",
+         log_msg="final commit refused: the group "
+         "rebalanced during shutdown; the new owners consume the last "
+         "offsets again (skipped by the customers' watermarks)"),
 ]
 
 
@@ -269,7 +287,11 @@ def run_case(st, case, seed):
     # answered with the injected error (the final commit included).
     commitfail = [l for l in log if l.get("facility") in ("COMMIT",
                                                           "COMMITFAIL")
-                  and "Request timed out" in l.get("detail", "")]
+                  and case.err_text in l.get("detail", "")]
+    if case.log_msg:
+        expect(any(l.get("msg") == case.log_msg for l in log),
+               f"{case.tag}: log line {case.log_msg!r}",
+               [l.get("msg") for l in log if l.get("level") != "debug"][-8:])
     fig.update(dbg=dbg, own=own, commitfail=len(commitfail),
                restarts=c["producer_restarts"], secs=t.s())
     note(f"exit 0; state exact ({len(customers)} hashes, no x/xq); custpulse "
