@@ -214,6 +214,8 @@ static int parse_order_entry(cp_order_mem_t *o, const char *v, size_t len)
         o->cancelled = 1;
         len -= 2;
     }
+    if (len < 18)
+        return -1; /* "<16 hex>:c": no net before the flag */
     const char *net = v + 17;
     const char *colon = memchr(net, ':', len - 17);
     size_t net_len = colon ? (size_t)(colon - net) : len - 17;

@@ -6,7 +6,9 @@
  * then the message value. The value is decoded as an event of every family
  * (orders first, then browsing, support, profile), each into a fresh
  * arena, and also fed, split at the first '=', to cp_store_parse_field as
- * one hash field.
+ * one hash field (layout 2 included: g, k, sc, a:<name>, r with days);
+ * a field that parses is then written back with cp_store_write_args, so
+ * the encoders see every state the parser accepts.
  *
  *   cmake -S . -B build-fuzz -DCP_FUZZ=ON -DCMAKE_C_COMPILER=clang
  *   cmake --build build-fuzz --target fuzz_decode
@@ -20,6 +22,7 @@
 #include "store.h"
 
 static cp_tz_t *tz;
+static const char *const segments[] = {"vip", "de_buyers", "idle"};
 
 static void fuzz_store(const uint8_t *v, size_t len, cp_arena_t *a)
 {
@@ -28,10 +31,16 @@ static void fuzz_store(const uint8_t *v, size_t len, cp_arena_t *a)
     if (!eq)
         return;
     char err[128];
+    cp_store_ctx_t ctx = {tz, segments, 3};
     cp_stored_init(&s);
-    cp_store_parse_field(&s, (const char *)v, (size_t)(eq - v),
-                         (const char *)eq + 1, len - (size_t)(eq - v) - 1, tz,
-                         a, err, sizeof(err));
+    if (cp_store_parse_field(&s, (const char *)v, (size_t)(eq - v),
+                             (const char *)eq + 1, len - (size_t)(eq - v) - 1,
+                             &ctx, a, err, sizeof(err)) != CP_OK)
+        return;
+    cp_argv_t av = {0};
+    if (cp_store_write_args(&s, &ctx, "sha", "cp:c:{f}", 8, NULL, 0, "cp:pop",
+                            NULL, a, &av) != CP_OK)
+        __builtin_trap();
 }
 
 /* What a valid event promises; touches every attribute byte so ASan sees

@@ -329,7 +329,8 @@ static void test_corrupt_fields(void **state)
                             {"k", "0,0,0,0,0,0,0,0,0,0,0,-1,0"},
                             {"k", "1,0,0,0,0,0,0,9,0,0,0,-1,0"},
                             {"yw", "-1"},
-                            {"r", "00000000000000aa:5:x"}};
+                            {"r", "00000000000000aa:5:x"},
+                            {"r", "00000000000000aa:c"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cp_arena_t a;
         cp_arena_init(&a, 0);
