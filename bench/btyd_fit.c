@@ -203,7 +203,7 @@ int main(int argc, char **argv)
         summary_free(&s);
         return 1;
     }
-    cp_btyd_data_t data = {s.x, s.t_x, s.T, s.zbar, s.n};
+    cp_btyd_data_t data = {s.x, s.t_x, s.T, s.zbar, s.n, NULL};
     printf("%s: %zu customers\n\n", path, s.n);
     bench_bg(CP_BTYD_BGNBD, "BG/NBD", &data, reps);
     bench_bg(CP_BTYD_MBGNBD, "MBG/NBD", &data, reps);

@@ -655,6 +655,7 @@ typedef struct fit_out_s {
     const char *source; /* "csv" or "redis" */
     int64_t at;         /* day number */
     size_t n;
+    size_t rows; /* distinct (x, t_x, T) rows the BG/NBD likelihood ran on */
     cp_btyd_fit_t bg;
     cp_btyd_gg_fit_t gg;
 } fit_out_t;
@@ -662,6 +663,71 @@ typedef struct fit_out_s {
 static void print_param(const char *name, double v, double se)
 {
     printf("%s = %.6g (se %.6g)\n", name, v, se);
+}
+
+/* Rows of equal (x, t_x, T) with their customer counts: the likelihood
+ * runs over distinct rows, not customers (a population measured in days
+ * repeats summaries a lot; CDNOW's 2,357 customers are 1,016 rows). */
+typedef struct grouped_s {
+    double *x, *t_x, *T, *w;
+    size_t n;
+} grouped_t;
+
+static const fit_data_t *sort_data;
+
+static int by_summary(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const fit_data_t *d = sort_data;
+    if (d->x[i] != d->x[j])
+        return d->x[i] < d->x[j] ? -1 : 1;
+    if (d->t_x[i] != d->t_x[j])
+        return d->t_x[i] < d->t_x[j] ? -1 : 1;
+    if (d->T[i] != d->T[j])
+        return d->T[i] < d->T[j] ? -1 : 1;
+    return 0;
+}
+
+static void grouped_free(grouped_t *g)
+{
+    free(g->x);
+    free(g->t_x);
+    free(g->T);
+    free(g->w);
+}
+
+static int group_rows(const fit_data_t *d, grouped_t *g)
+{
+    size_t n = d->n ? d->n : 1;
+    size_t *idx = malloc(n * sizeof(*idx));
+    g->x = malloc(n * sizeof(double));
+    g->t_x = malloc(n * sizeof(double));
+    g->T = malloc(n * sizeof(double));
+    g->w = malloc(n * sizeof(double));
+    g->n = 0;
+    if (!idx || !g->x || !g->t_x || !g->T || !g->w) {
+        free(idx);
+        grouped_free(g);
+        return -1;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        idx[i] = i;
+    sort_data = d; /* fit runs once per process, on one thread */
+    qsort(idx, d->n, sizeof(*idx), by_summary);
+    for (size_t k = 0; k < d->n; k++) {
+        size_t i = idx[k];
+        if (g->n && g->x[g->n - 1] == d->x[i] &&
+            g->t_x[g->n - 1] == d->t_x[i] && g->T[g->n - 1] == d->T[i]) {
+            g->w[g->n - 1] += 1.0;
+            continue;
+        }
+        g->x[g->n] = d->x[i];
+        g->t_x[g->n] = d->t_x[i];
+        g->T[g->n] = d->T[i];
+        g->w[g->n++] = 1.0;
+    }
+    free(idx);
+    return 0;
 }
 
 /* Fits model and Gamma-Gamma (on the customers with x > 0 and zbar > 0).
@@ -676,8 +742,15 @@ static int fit_estimate(cp_btyd_model_t model, const fit_data_t *d,
                 d->repeat, d->n, MIN_REPEAT);
         return -1;
     }
-    cp_btyd_data_t data = {d->x, d->t_x, d->T, d->zbar, d->n};
+    grouped_t g;
+    if (group_rows(d, &g) != 0) {
+        fprintf(stderr, "custpulse: fit: out of memory\n");
+        return -1;
+    }
+    cp_btyd_data_t data = {g.x, g.t_x, g.T, NULL, g.n, g.w};
     cp_btyd_status_t st = cp_btyd_fit(model, &data, NULL, &out->bg);
+    out->rows = g.n;
+    grouped_free(&g);
     if (st != CP_BTYD_OK) {
         fprintf(stderr, "custpulse: fit: %s fit failed: %s\n", out->model,
                 cp_btyd_status_str(st));
@@ -696,7 +769,7 @@ static int fit_estimate(cp_btyd_model_t model, const fit_data_t *d,
         gx[i] = ok ? d->x[i] : 0.0;
         used += ok;
     }
-    cp_btyd_data_t gdata = {gx, d->t_x, d->T, d->zbar, d->n};
+    cp_btyd_data_t gdata = {gx, d->t_x, d->T, d->zbar, d->n, NULL};
     st = used < MIN_REPEAT ? CP_BTYD_EINVAL
                            : cp_btyd_gg_fit(&gdata, NULL, &out->gg);
     free(gx);
@@ -716,6 +789,7 @@ static void print_fit(const fit_out_t *o)
 {
     const cp_btyd_fit_t *bg = &o->bg;
     const cp_btyd_gg_fit_t *gg = &o->gg;
+    printf("rows = %zu\n", o->rows);
     print_param("r", bg->par.r, bg->se.r);
     print_param("alpha", bg->par.alpha, bg->se.alpha);
     print_param("a", bg->par.a, bg->se.a);

@@ -343,6 +343,21 @@ double cp_btyd_loglik(cp_btyd_model_t model, const cp_btyd_params_t *par,
                            lg_rising(par->r, x), lg_beta);
 }
 
+/* The weight of row i (1 without weights). */
+static double weight(const cp_btyd_data_t *data, size_t i)
+{
+    return data->w ? data->w[i] : 1.0;
+}
+
+/* Weights, when given, are finite and > 0. */
+static int weights_ok(const cp_btyd_data_t *data)
+{
+    for (size_t i = 0; data->w && i < data->n; i++)
+        if (!(data->w[i] > 0.0) || !isfinite(data->w[i]))
+            return 0;
+    return 1;
+}
+
 double cp_btyd_loglik_sum(cp_btyd_model_t model, const cp_btyd_params_t *par,
                           const cp_btyd_data_t *data)
 {
@@ -367,7 +382,8 @@ double cp_btyd_loglik_sum(cp_btyd_model_t model, const cp_btyd_params_t *par,
             lg_rx = lg_rising(par->r, x);
             lg_beta = lg_rising(par->b, k) - lg_rising(par->a + par->b, k);
         }
-        sum += bg_loglik_parts(par, shift, x, t_x, T, lg_rx, lg_beta);
+        sum += weight(data, i) *
+               bg_loglik_parts(par, shift, x, t_x, T, lg_rx, lg_beta);
     }
     return sum;
 }
@@ -535,7 +551,7 @@ double cp_btyd_gg_loglik_sum(const cp_btyd_gg_params_t *par,
             continue;
         if (!gg_cust_ok(x, zbar))
             return NAN;
-        sum += gg_loglik(par, lg_q, x, zbar);
+        sum += weight(data, i) * gg_loglik(par, lg_q, x, zbar);
     }
     return sum;
 }
@@ -969,15 +985,16 @@ static double gg_objective(const double *u, const void *ctx)
 static double bg_data_check(const cp_btyd_data_t *data)
 {
     if (data == NULL || data->n == 0 || data->x == NULL || data->t_x == NULL ||
-        data->T == NULL)
+        data->T == NULL || !weights_ok(data))
         return 0.0;
-    double sum_t = 0.0;
+    double sum_t = 0.0, sum_w = 0.0;
     for (size_t i = 0; i < data->n; i++) {
         if (!cust_ok(data->x[i], data->t_x[i], data->T[i]))
             return 0.0;
-        sum_t += data->T[i];
+        sum_t += weight(data, i) * data->T[i];
+        sum_w += weight(data, i);
     }
-    return sum_t / (double)data->n;
+    return sum_t / sum_w;
 }
 
 cp_btyd_status_t cp_btyd_fit(cp_btyd_model_t model, const cp_btyd_data_t *data,
@@ -991,7 +1008,9 @@ cp_btyd_status_t cp_btyd_fit(cp_btyd_model_t model, const cp_btyd_data_t *data,
     double mean_t = bg_data_check(data);
     if (!model_ok(model) || !(mean_t > 0.0) || !opts_ok(opts, 4))
         return CP_BTYD_EINVAL;
-    fit->info.n_used = data->n;
+    fit->info.n_used = 0;
+    for (size_t i = 0; i < data->n; i++)
+        fit->info.n_used += (size_t)llround(weight(data, i));
 
     /* alpha scales with the time unit: start it at a tenth of the mean
      * age (about 3 in weeks, 23 in days for CDNOW). */
@@ -1013,7 +1032,8 @@ cp_btyd_status_t cp_btyd_fit(cp_btyd_model_t model, const cp_btyd_data_t *data,
 /* Customers with x >= 1, or 0 if one of them is invalid. */
 static size_t gg_data_check(const cp_btyd_data_t *data)
 {
-    if (data == NULL || data->x == NULL || data->zbar == NULL)
+    if (data == NULL || data->x == NULL || data->zbar == NULL ||
+        !weights_ok(data))
         return 0;
     size_t used = 0;
     for (size_t i = 0; i < data->n; i++) {
@@ -1024,7 +1044,7 @@ static size_t gg_data_check(const cp_btyd_data_t *data)
             continue;
         if (!gg_cust_ok(x, data->zbar[i]))
             return 0;
-        used++;
+        used += (size_t)llround(weight(data, i));
     }
     return used;
 }

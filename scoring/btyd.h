@@ -73,13 +73,17 @@ typedef struct cp_btyd_gg_params_s {
 
 /* Customers as parallel arrays of n elements (borrowed, never written).
  * zbar is needed by the Gamma-Gamma functions only and may be NULL
- * otherwise. */
+ * otherwise. w, when not NULL, gives each row a weight: the number of
+ * customers with that same summary (> 0), so a population is fitted from
+ * its distinct (x, t_x, T) rows; every sum, mean and count is weighted
+ * (n_used counts customers). NULL = weight 1 for every row. */
 typedef struct cp_btyd_data_s {
     const double *x;
     const double *t_x;
     const double *T;
     const double *zbar;
     size_t n;
+    const double *w;
 } cp_btyd_data_t;
 
 /* ---------------------------------------------------------------------------

@@ -52,7 +52,7 @@
 #define assert_ok(expr) assert_int_equal((expr), CP_BTYD_OK)
 
 static double cd_x[CDNOW_N], cd_tx[CDNOW_N], cd_T[CDNOW_N], cd_zbar[CDNOW_N];
-static cp_btyd_data_t cdnow = {cd_x, cd_tx, cd_T, cd_zbar, 0};
+static cp_btyd_data_t cdnow = {cd_x, cd_tx, cd_T, cd_zbar, 0, NULL};
 
 /* Published estimates (Fader, Hardie & Lee 2005; Fader & Hardie note 025)
  * used where a test needs fixed parameters rather than a fit. */
@@ -302,7 +302,7 @@ static void test_fit_in_days(void **unused)
         T_d[i] = cd_T[i] * 7.0;
         sum_x += cd_x[i];
     }
-    cp_btyd_data_t days = {cd_x, tx_d, T_d, NULL, CDNOW_N};
+    cp_btyd_data_t days = {cd_x, tx_d, T_d, NULL, CDNOW_N, NULL};
     cp_btyd_fit_t fit;
     assert_ok(cp_btyd_fit(CP_BTYD_BGNBD, &days, NULL, &fit));
     const cp_btyd_fit_t *weeks = fitted(CP_BTYD_BGNBD);
@@ -317,7 +317,7 @@ static void test_fit_rejects_bad_data(void **unused)
 {
     (void)unused;
     double x[] = {1, 0, 2}, tx[] = {3, 0, 4}, T[] = {5, 5, 5}, z[] = {1, 0, 2};
-    cp_btyd_data_t d = {x, tx, T, z, 3};
+    cp_btyd_data_t d = {x, tx, T, z, 3, NULL};
     cp_btyd_fit_t fit;
     cp_btyd_gg_fit_t gg;
 
@@ -354,7 +354,7 @@ static void test_fit_rejects_bad_data(void **unused)
     d.zbar = NULL;
     assert_int_equal(cp_btyd_gg_fit(&d, NULL, &gg), CP_BTYD_EINVAL);
     double none[] = {0, 0};
-    cp_btyd_data_t no_repeat = {none, none, T, none, 2};
+    cp_btyd_data_t no_repeat = {none, none, T, none, 2, NULL};
     assert_int_equal(cp_btyd_gg_fit(&no_repeat, NULL, &gg), CP_BTYD_EINVAL);
 
     cp_btyd_fit_opts_t opts = cp_btyd_fit_opts_default();
@@ -442,7 +442,7 @@ static void test_loglik_sum_is_sum(void **unused)
     assert_rel(cp_btyd_gg_loglik_sum(&fhl_gg, &cdnow), gsum, 1e-15);
     /* A bad customer poisons the sum. */
     double x = 1, tx = 5, T = 4;
-    cp_btyd_data_t bad = {&x, &tx, &T, NULL, 1};
+    cp_btyd_data_t bad = {&x, &tx, &T, NULL, 1, NULL};
     assert_true(isnan(cp_btyd_loglik_sum(CP_BTYD_BGNBD, &fhl, &bad)));
 }
 
@@ -906,6 +906,50 @@ static void test_clv_discount_and_horizon(void **unused)
  * Runner
  * ------------------------------------------------------------------------ */
 
+/* Weighted rows: the CDNOW customers grouped by equal (x, t_x, T) fit to
+ * the same optimum as the customers one by one (what `custpulse fit` does
+ * for a large population); weights must be positive and finite. */
+static void test_weighted_rows_equal_customers(void **unused)
+{
+    (void)unused;
+    static double gx[CDNOW_N], gtx[CDNOW_N], gT[CDNOW_N], gw[CDNOW_N];
+    size_t n = 0;
+    for (size_t i = 0; i < CDNOW_N; i++) {
+        size_t j = 0;
+        while (j < n &&
+               !(gx[j] == cd_x[i] && gtx[j] == cd_tx[i] && gT[j] == cd_T[i]))
+            j++;
+        if (j == n) {
+            gx[n] = cd_x[i];
+            gtx[n] = cd_tx[i];
+            gT[n] = cd_T[i];
+            gw[n++] = 0.0;
+        }
+        gw[j] += 1.0;
+    }
+    assert_true(n < CDNOW_N); /* CDNOW has repeated summaries */
+    cp_btyd_data_t grouped = {gx, gtx, gT, NULL, n, gw};
+    assert_rel(cp_btyd_loglik_sum(CP_BTYD_BGNBD, &fhl, &grouped),
+               cp_btyd_loglik_sum(CP_BTYD_BGNBD, &fhl, &cdnow), 1e-12);
+    cp_btyd_fit_t fit;
+    assert_ok(cp_btyd_fit(CP_BTYD_BGNBD, &grouped, NULL, &fit));
+    const cp_btyd_fit_t *ref = fitted(CP_BTYD_BGNBD);
+    printf("  grouped: %zu rows for %zu customers\n", n, (size_t)CDNOW_N);
+    assert_int_equal(fit.info.n_used, CDNOW_N);
+    assert_rel(fit.info.loglik, ref->info.loglik, 1e-12);
+    assert_rel(fit.par.r, ref->par.r, 1e-5);
+    assert_rel(fit.par.alpha, ref->par.alpha, 1e-5);
+    assert_rel(fit.par.a, ref->par.a, 1e-5);
+    assert_rel(fit.par.b, ref->par.b, 1e-5);
+    assert_rel(fit.se.r, ref->se.r, 1e-3);
+    gw[0] = 0.0;
+    assert_int_equal(cp_btyd_fit(CP_BTYD_BGNBD, &grouped, NULL, &fit),
+                     CP_BTYD_EINVAL);
+    gw[0] = NAN;
+    assert_int_equal(cp_btyd_fit(CP_BTYD_BGNBD, &grouped, NULL, &fit),
+                     CP_BTYD_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -913,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_mbgnbd_fit_reproduces_btydplus),
         cmocka_unit_test(test_gg_fit_reproduces_note),
         cmocka_unit_test(test_fit_in_days),
+        cmocka_unit_test(test_weighted_rows_equal_customers),
         cmocka_unit_test(test_fit_rejects_bad_data),
         cmocka_unit_test(test_fit_budget_exhausted),
         cmocka_unit_test(test_fit_from_init),
