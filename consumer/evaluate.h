@@ -21,6 +21,7 @@
  * for one event. */
 typedef enum {
     CP_MODEL_RFM8 = 0,
+    CP_MODEL_RFM, /* quantile RFM: named segment */
     CP_MODEL_LIFECYCLE,
     CP_MODEL_ENGAGEMENT,
     CP_MODEL_SATISFACTION,

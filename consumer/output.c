@@ -149,6 +149,8 @@ static const char *model_name(cp_model_t k)
     switch (k) {
     case CP_MODEL_RFM8:
         return MODEL_RFM8;
+    case CP_MODEL_RFM:
+        return "rfm";
     case CP_MODEL_LIFECYCLE:
         return "lifecycle";
     case CP_MODEL_ENGAGEMENT:
@@ -188,6 +190,14 @@ static void put_scores(cp_buf_t *b, const cp_model_change_t *c,
     const cp_support_t *k = &st->support;
     int ordered = st->orders > 0 && st->has_order_time;
     switch (c->kind) {
+    case CP_MODEL_RFM:
+        cp_buf_printf(b, "{\"r\":%d,\"f\":%d,\"m\":%d,\"snapshot\":", c->rq.r,
+                      c->rq.f, c->rq.m);
+        if (c->rq_snapshot > 0)
+            cp_buf_printf(b, "%" PRId64 "}", c->rq_snapshot);
+        else
+            cp_buf_puts(b, "null}");
+        break;
     case CP_MODEL_LIFECYCLE:
         cp_buf_printf(b, "{\"orders\":%" PRId64 ",\"days_since_last_order\":",
                       st->orders);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "evaluate.h"
 #include "rfm.h"
+#include "rfmq.h"
 
 typedef struct cp_seg_change_s {
     const char *customer_id;
@@ -49,6 +50,10 @@ typedef struct cp_model_change_s {
     const char *from;        /* level codes; NULL = none (JSON null) */
     const char *to;
     int64_t seq;
+    /* CP_MODEL_RFM: the scores and the snapshot version they were taken
+     * against (0 in fixed mode: JSON null) */
+    cp_rfmq_score_t rq;
+    int64_t rq_snapshot;
     const cp_state_t *st;  /* the state after the event */
     const cp_models_t *mo; /* the models at the event's "now" */
     int64_t today;

@@ -11,6 +11,25 @@
 
 static const char dim_char[3] = {'r', 'f', 'm'};
 
+const char cp_rfmq_snapshot_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') or 0\n"
+    "if v > 0 and redis.call('HGET', KEYS[1], 't') == ARGV[1] then\n"
+    "  return v\n"
+    "end\n"
+    "v = v + 1\n"
+    "local at = string.format('%d', now)\n"
+    "redis.call('HSET', KEYS[1], 'v', v, 't', ARGV[1], 'n', ARGV[2],\n"
+    "           'at', at, 't:' .. v, ARGV[1], 'n:' .. v, ARGV[2],\n"
+    "           'at:' .. v, at)\n"
+    "local old = v - tonumber(ARGV[3])\n"
+    "if old > 0 then\n"
+    "  redis.call('HDEL', KEYS[1], 't:' .. old, 'n:' .. old, 'at:' .. old)\n"
+    "end\n"
+    "return v\n";
+
 cp_rfmq_pos_t cp_rfmq_pos(const cp_state_t *st)
 {
     cp_rfmq_pos_t p = {0, {0, 0, 0}};

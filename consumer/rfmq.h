@@ -79,4 +79,13 @@ cp_rfmq_score_t cp_rfmq_score_fixed(const cp_state_t *st, int64_t today,
                                     const int64_t r_days[4], const int64_t f[4],
                                     const int64_t m_minor[4]);
 
+/* Records a snapshot's thresholds in the snapshot hash and returns its
+ * version. KEYS[1] = <prefix>rqs; ARGV = the thresholds text, the
+ * population count, the number of versions whose history is kept. The
+ * same thresholds as the current version keep that version; others get
+ * the next one. The hash holds v, t, n, at (Redis clock, ms) of the
+ * current version and t:<v>, n:<v>, at:<v> of the last ARGV[3] versions,
+ * so an event's snapshot number can be traced to its thresholds. */
+extern const char cp_rfmq_snapshot_lua[];
+
 #endif
