@@ -13,7 +13,9 @@
 #      side by side; 0 skips them)
 #
 # Environment: CP_SANITIZE_RUN (default 1), CP_CTEST_JOBS (ctest -j, default
-# 1: each integration test runs its own Kafka), CP_BUILD_JOBS (default 2).
+# 1: the fault tests and some integration tests run their own Kafka, the
+# other integration tests share one per ctest run, fixture cp_shared_kafka
+# in tests/CMakeLists.txt), CP_BUILD_JOBS (default 2).
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -25,7 +27,7 @@ for arg in "$@"; do
     case $arg in
         --quick) quick=1 ;;
         -h | --help)
-            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)

@@ -31,12 +31,31 @@ Environment:
                     with `deploy/local/stack.sh fetch` when missing)
     CP_KAFKA_HEAP   broker max heap (default 512m)
     CP_KEEP_TMP=1   keep the temp dir (logs, data) after the test
+    CP_SHARED_KAFKA host:port of a running broker that Stack() uses instead
+                    of starting its own (see "Shared broker" below)
+    CP_SHARED_KAFKA_DIR  set by ctest: the broker of the ctest fixture
+                    cp_shared_kafka (shared_kafka.py) is in
+                    <dir>/<ctest pid>/bootstrap
+
+Shared broker. ctest starts one broker per run (fixture cp_shared_kafka,
+tests/integration/shared_kafka.py) for the integration tests that do not
+need a broker of their own (tests/CMakeLists.txt lists those that do).
+Stack() uses it when CP_SHARED_KAFKA or that file gives an address, unless
+the test asks for broker_props or Stack(kafka="own"); Redis stays per
+Stack. Each test process then has its own topic namespace: topic_name(base)
+is "<base>.<test>-<8 hex>" (just base without a shared broker), config()
+sets every topic.* name custpulse would default to that way, and a Stack on
+the shared broker refuses topic names outside the namespace and starts with
+none of them left (a second Stack of the process sees no topics of the
+first). Without either variable (python3 test_x.py by hand) nothing
+changes: own broker, the plain topic names.
 """
 import atexit
 import base64
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -120,6 +139,82 @@ def _tail(path, lines=40):
     except OSError:
         return ""
     return "\n".join(data[-lines:])
+
+
+# ---------------------------------------------------------------------------
+# Shared broker and topic namespace (see the module docstring)
+# ---------------------------------------------------------------------------
+
+def shared_kafka_dir(base=None, owner=None):
+    """<CP_SHARED_KAFKA_DIR>/<owner: the ctest pid, our parent> or None."""
+    base = base or os.environ.get("CP_SHARED_KAFKA_DIR")
+    if not base:
+        return None
+    return os.path.join(base, str(owner or os.getppid()))
+
+
+def _shared_kafka_address():
+    addr = os.environ.get("CP_SHARED_KAFKA", "").strip()
+    if addr:
+        return addr
+    d = shared_kafka_dir()
+    if d is None:
+        return None
+    try:
+        with open(os.path.join(d, "bootstrap")) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        # Not started by the ctest that runs the fixture, or its broker
+        # died (shared_kafka.py then removes the file): a broker of our own.
+        print(f"[harness] CP_SHARED_KAFKA_DIR is set but {d}/bootstrap is "
+              "missing: own brokers, plain topic names", file=sys.stderr,
+              flush=True)
+        return None
+
+
+SHARED_KAFKA = _shared_kafka_address()
+
+
+def _namespace():
+    test = os.path.splitext(os.path.basename(sys.argv[0] or "py"))[0]
+    test = re.sub(r"[^a-zA-Z0-9-]", "-", test)
+    return f"{test}-{uuid.uuid4().hex[:8]}"
+
+
+# The topic namespace of this process: set iff a shared broker was given.
+TOPIC_NS = _namespace() if SHARED_KAFKA else None
+
+
+def topic_name(base):
+    """The name of the test's topic base: base itself, or "<base>.<test>-<8
+    hex>" when this process may share its broker with other tests."""
+    return f"{base}.{TOPIC_NS}" if TOPIC_NS else base
+
+
+def in_namespace(name):
+    return TOPIC_NS is None or name.endswith("." + TOPIC_NS)
+
+
+_topic_defaults = None
+
+
+def topic_defaults():
+    """{key: default name} of custpulse's topic-name settings (the string
+    topic.* keys of `custpulse config --list`), so that a new one is
+    namespaced too."""
+    global _topic_defaults
+    if _topic_defaults is None:
+        res = subprocess.run([CP_BIN, "config", "--list"], text=True,
+                             capture_output=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        rows = re.findall(r"^\| `(topic\.[^`]+)` \| string \| `([^`]*)` \|",
+                          res.stdout, re.M)
+        if res.returncode != 0 or not rows:
+            raise RuntimeError(f"{CP_BIN} config --list (exit "
+                               f"{res.returncode}) lists no string topic.* "
+                               f"keys:\n{res.stdout[:2000]}{res.stderr}")
+        _topic_defaults = dict(rows)
+    return dict(_topic_defaults)
 
 
 # ---------------------------------------------------------------------------
@@ -409,10 +504,10 @@ def _recv_exact(s, n):
     return data
 
 
-def _kafka_ready(port):
+def _kafka_ready(port, host="127.0.0.1"):
     """True when the broker answers and every partition has a leader."""
     try:
-        brokers, topics = kafka_metadata(port)
+        brokers, topics = kafka_metadata(port, host)
     except (OSError, EOFError, struct.error):
         return False
     if not brokers:
@@ -529,26 +624,86 @@ def _cluster_id():
             return u
 
 
+def kafka_prepare(kdir, kafka_port, controller_port, broker_props=None):
+    """Renders kdir/server.properties (data in kdir/data) from the template
+    plus broker_props and formats the storage."""
+    ensure_jars()
+    os.makedirs(kdir, exist_ok=True)
+    props = os.path.join(kdir, "server.properties")
+    _render(os.path.join(DEPLOY_DIR, "server.properties.in"), props,
+            KAFKA_PORT=kafka_port, CONTROLLER_PORT=controller_port,
+            LOG_DIR=os.path.join(kdir, "data"))
+    if broker_props:
+        with open(props, "a") as f:
+            f.write("\n# Stack(broker_props=...) of this test\n")
+            for k, v in broker_props.items():
+                f.write(f"{k}={_prop(v)}\n")
+    res = subprocess.run(
+        _java(["-Xmx128m"], "tools-log4j.properties") +
+        ["kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+         "-c", props],
+        capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise RuntimeError("kafka storage format failed:\n" + res.stdout
+                           + res.stderr)
+
+
+def _java(opts, log4j):
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") \
+        if os.environ.get("JAVA_HOME") else "java"
+    return [java, *opts, "-Djava.awt.headless=true",
+            "-Dlog4j.configuration=file:" + os.path.join(DEPLOY_DIR, log4j),
+            "-cp", os.path.join(JARS_DIR, "*")]
+
+
+def kafka_argv(kdir):
+    """The command line of the broker that kafka_prepare(kdir) set up (its
+    log4j files go to kdir)."""
+    heap = [f"-Xmx{KAFKA_HEAP}", "-Xms128m", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", f"-Dkafka.logs.dir={kdir}"]
+    return _java(heap, "log4j.properties") + [
+        "kafka.Kafka", os.path.join(kdir, "server.properties")]
+
+
 class Stack:
-    """A Redis and a Kafka broker of our own. Attributes: dir (temp dir),
+    """A Redis of our own and a Kafka broker: our own or, under ctest, the
+    shared one (kafka below). Attributes: dir (temp dir),
     redis_port, bootstrap ("127.0.0.1:port"), kafka_port, controller_port,
     kafka_start_s (seconds the last Kafka start took).
 
     broker_props: extra broker properties ({name: value}), appended to the
     rendered server.properties (a later line wins), e.g.
     {"group.min.session.timeout.ms": 500} for a test that restarts group
-    members often. None: the template as it is."""
+    members often. None: the template as it is.
+
+    kafka: True = the shared broker when there is one (SHARED_KAFKA) and no
+    broker_props were given, else one of our own; "own" = always our own
+    (a test that stops, restarts or pauses it, or needs an empty broker);
+    False = none. shared tells which; a shared broker cannot be stopped,
+    started or paused from here, and only this process's topic namespace
+    may be used on it (topic_name())."""
 
     def __init__(self, redis=True, kafka=True, broker_props=None):
-        self.want_redis, self.want_kafka = redis, kafka
+        if kafka not in (True, False, "own"):
+            raise ValueError(f"kafka={kafka!r}: True, False or 'own'")
+        self.want_redis, self.want_kafka = redis, bool(kafka)
         self.broker_props = dict(broker_props or {})
+        self.shared = bool(kafka is True and SHARED_KAFKA
+                           and not self.broker_props)
         self.dir = None
         self.redis_proc = self.kafka_proc = None
         self.redis_paused = False
         self.kafka_start_s = None
-        self.redis_port, self.kafka_port, self.controller_port = \
-            free_ports(3)
-        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+        self.kafka_host = "127.0.0.1"
+        if self.shared:
+            host, _, port = SHARED_KAFKA.rpartition(":")
+            self.kafka_host, self.kafka_port = host, int(port)
+            self.controller_port = None
+            self.redis_port = free_port()
+        else:
+            self.redis_port, self.kafka_port, self.controller_port = \
+                free_ports(3)
+        self.bootstrap = f"{self.kafka_host}:{self.kafka_port}"
 
     # -- lifecycle ----------------------------------------------------------
     def __enter__(self):
@@ -574,22 +729,83 @@ class Stack:
         with open(os.path.join(self.dir, "owner.pid"), "w") as f:
             f.write(str(os.getpid()))
         _stacks.append(self)
-        if self.want_kafka:
+        if self.shared:
+            self._attach_shared()
+        own_kafka = self.want_kafka and not self.shared
+        if own_kafka:
             self._prepare_kafka()
         # Start both, then wait: the broker's JVM start dominates.
         if self.want_redis:
             self.start_redis(wait=False)
-        if self.want_kafka:
+        if own_kafka:
             self.start_kafka(wait=False)
         if self.want_redis:
             self._wait_redis()
-        if self.want_kafka:
+        if own_kafka:
             self._wait_kafka()
+        if self.shared:
+            kafka = (f"kafka {self.bootstrap} (shared; topic namespace "
+                     f"{TOPIC_NS})")
+        elif self.want_kafka:
+            kafka = (f"kafka {self.bootstrap} (kafka ready in "
+                     f"{self.kafka_start_s:.1f}s)")
+        else:
+            kafka = "no kafka"
         log(f"stack up in {self.dir}: redis 127.0.0.1:{self.redis_port}, "
-            f"kafka {self.bootstrap} (kafka ready in "
-            f"{self.kafka_start_s:.1f}s)" if self.want_kafka else
-            f"stack up in {self.dir}: redis 127.0.0.1:{self.redis_port}")
+            f"{kafka}")
         return self
+
+    def _attach_shared(self):
+        """Checks that the shared broker answers (else falls back to a
+        broker of our own, still with namespaced topic names) and deletes
+        this namespace's topics an earlier Stack of this process left, so
+        the test sees no topics of its own yet, as on a new broker."""
+        try:
+            wait_until(lambda: _kafka_ready(self.kafka_port, self.kafka_host),
+                       10, f"shared kafka {self.bootstrap}", 0.1)
+        except TimeoutError as e:
+            log(f"{e}: starting a broker of our own")
+            self.shared = False
+            self.kafka_host = "127.0.0.1"
+            self.kafka_port, self.controller_port = free_ports(2)
+            self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+            return
+        left = self._namespace_topics()
+        for name in left:
+            res = kafkatool("delete-topic", "-b", self.bootstrap, "-t", name,
+                            check=False)
+            if res.returncode not in (0, 3):  # 3: already gone
+                raise RuntimeError(f"cpkafka delete-topic {name} exited "
+                                   f"{res.returncode}: {res.stderr.strip()}")
+        if left:
+            log(f"deleted {len(left)} topics of namespace {TOPIC_NS} left "
+                "by an earlier Stack: " + ", ".join(left))
+            still = self._namespace_topics()
+            if still:
+                raise RuntimeError(f"topics of {TOPIC_NS} still listed "
+                                   f"after deletion: {still}")
+
+    def _namespace_topics(self):
+        _, topics = kafka_metadata(self.kafka_port, self.kafka_host)
+        return sorted(t for t in topics if t.endswith("." + TOPIC_NS))
+
+    def _own_topic(self, name):
+        """On the shared broker only this process's namespace is ours."""
+        if self.shared and not in_namespace(name):
+            raise ValueError(
+                f"topic {name!r} on the shared broker {self.bootstrap}: "
+                f"name it topic_name({name!r}) (namespace {TOPIC_NS}), or "
+                "give the test a broker of its own (Stack(kafka='own'), "
+                "tests/CMakeLists.txt)")
+        return name
+
+    def _no_shared(self, what):
+        if self.shared:
+            raise RuntimeError(
+                f"{what}: this Stack uses the shared broker "
+                f"{self.bootstrap}, which is not the test's to control; use "
+                "Stack(kafka='own') and list the test among the own-broker "
+                "tests in tests/CMakeLists.txt")
 
     def close(self, keep=False):
         """Stops every service (SIGTERM, then SIGKILL after 15 s) and removes
@@ -624,6 +840,12 @@ class Stack:
             if text:
                 print(f"----- {name} (last {lines} lines) -----\n{text}",
                       file=sys.stderr)
+        if self.shared and shared_kafka_dir():
+            path = os.path.join(shared_kafka_dir(), "kafka.log")
+            text = _tail(path, lines)
+            if text:
+                print(f"----- shared broker {path} (last {lines} lines; "
+                      f"every test's) -----\n{text}", file=sys.stderr)
         sys.stderr.flush()
 
     # -- Redis --------------------------------------------------------------
@@ -678,48 +900,18 @@ class Stack:
 
     # -- Kafka --------------------------------------------------------------
     def _prepare_kafka(self):
-        ensure_jars()
-        os.makedirs(self.path("kafka"), exist_ok=True)
-        _render(os.path.join(DEPLOY_DIR, "server.properties.in"),
-                self.path("kafka", "server.properties"),
-                KAFKA_PORT=self.kafka_port,
-                CONTROLLER_PORT=self.controller_port,
-                LOG_DIR=self.path("kafka", "data"))
-        if self.broker_props:
-            with open(self.path("kafka", "server.properties"), "a") as f:
-                f.write("\n# Stack(broker_props=...) of this test\n")
-                for k, v in self.broker_props.items():
-                    f.write(f"{k}={_prop(v)}\n")
-        res = subprocess.run(
-            self._java(["-Xmx128m"], "tools-log4j.properties") +
-            ["kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-             "-c", self.path("kafka", "server.properties")],
-            capture_output=True, text=True, timeout=120)
-        if res.returncode != 0:
-            raise RuntimeError("kafka storage format failed:\n" + res.stdout
-                               + res.stderr)
-
-    def _java(self, opts, log4j):
-        java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") \
-            if os.environ.get("JAVA_HOME") else "java"
-        return [java, *opts, "-Djava.awt.headless=true",
-                "-Dlog4j.configuration=file:" +
-                os.path.join(DEPLOY_DIR, log4j),
-                "-cp", os.path.join(JARS_DIR, "*")]
+        kafka_prepare(self.path("kafka"), self.kafka_port,
+                      self.controller_port, self.broker_props)
 
     def start_kafka(self, wait=True):
         """Starts the broker with the same ports and data as before."""
+        self._no_shared("start_kafka")
         assert self.kafka_proc is None, "kafka already running"
-        heap = [f"-Xmx{KAFKA_HEAP}", "-Xms128m", "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20",
-                f"-Dkafka.logs.dir={self.path('kafka')}"]
         self._kafka_t0 = time.monotonic()
         with open(self.path("kafka.log"), "ab") as logf:
-            self.kafka_proc = _popen(
-                self._java(heap, "log4j.properties") +
-                ["kafka.Kafka", self.path("kafka", "server.properties")],
-                cwd=self.path("kafka"), stdout=logf,
-                stderr=subprocess.STDOUT)
+            self.kafka_proc = _popen(kafka_argv(self.path("kafka")),
+                                     cwd=self.path("kafka"), stdout=logf,
+                                     stderr=subprocess.STDOUT)
         if wait:
             self._wait_kafka()
 
@@ -736,26 +928,30 @@ class Stack:
     def stop_kafka(self, sig=signal.SIGTERM):
         """SIGTERM: controlled shutdown. SIGKILL: a crash (log recovery on
         the next start)."""
+        self._no_shared("stop_kafka")
         assert self.kafka_proc is not None, "kafka not running"
         _stop_process(self.kafka_proc, sig)
         self.kafka_proc = None
 
     def kafka_metadata(self):
-        return kafka_metadata(self.kafka_port)
+        """(brokers, topics) as kafka_metadata(); on the shared broker every
+        test's topics."""
+        return kafka_metadata(self.kafka_port, self.kafka_host)
 
     # -- topics and records (through cpkafka) -------------------------------
     def create_topic(self, name, partitions=1, config=None):
         """Creates the topic (an existing one with the same partition count
         is fine) and waits until every partition has a leader."""
-        args = ["create-topic", "-b", self.bootstrap, "-t", name,
-                "-p", str(partitions)]
+        args = ["create-topic", "-b", self.bootstrap, "-t",
+                self._own_topic(name), "-p", str(partitions)]
         for k, v in (config or {}).items():
             args += ["--config", f"{k}={v}"]
         kafkatool(*args)
 
     def delete_topic(self, name):
         """Deletes the topic and waits until the broker no longer lists it."""
-        kafkatool("delete-topic", "-b", self.bootstrap, "-t", name)
+        kafkatool("delete-topic", "-b", self.bootstrap, "-t",
+                  self._own_topic(name))
 
     def produce(self, topic, records, partitioner=None):
         """Produces records (dicts: key, value, headers, partition,
@@ -763,7 +959,8 @@ class Stack:
         sent as compact JSON; headers as [(name, str|bytes|None)] or a dict).
         Returns the count; raises if any delivery failed."""
         lines = "".join(_encode_record(r) + "\n" for r in records)
-        args = ["produce", "-b", self.bootstrap, "-t", topic]
+        args = ["produce", "-b", self.bootstrap, "-t",
+                self._own_topic(topic)]
         if partitioner:
             args += ["--partitioner", partitioner]
         kafkatool(*args, input=lines)
@@ -775,15 +972,16 @@ class Stack:
         if not isinstance(lines, str):
             lines = "".join(l if l.endswith("\n") else l + "\n"
                             for l in lines)
-        kafkatool("produce", "-b", self.bootstrap, "-t", topic, input=lines)
+        kafkatool("produce", "-b", self.bootstrap, "-t",
+                  self._own_topic(topic), input=lines)
 
     def consume(self, topic, timeout=60):
         """Every record of the topic up to the high watermarks at the call,
         ordered by partition then offset: dicts with partition, offset,
         timestamp, key (bytes|None), value (bytes|None), headers [(name,
         bytes|None)]."""
-        res = kafkatool("consume", "-b", self.bootstrap, "-t", topic,
-                        "--timeout-ms", str(int(timeout * 1000)),
+        res = kafkatool("consume", "-b", self.bootstrap, "-t",
+                        self._own_topic(topic), "--timeout-ms", str(int(timeout * 1000)),
                         timeout=timeout + 30)
         return [_decode_row(json.loads(l)) for l in res.stdout.splitlines()
                 if l.strip()]
@@ -798,7 +996,7 @@ class Stack:
     def committed(self, group, topic):
         """{partition: committed offset or None}."""
         res = kafkatool("committed", "-b", self.bootstrap, "-g", group,
-                        "-t", topic)
+                        "-t", self._own_topic(topic))
         offs = json.loads(res.stdout)["offsets"]
         return {int(p): o for p, o in offs.items()}
 
@@ -809,7 +1007,9 @@ class Stack:
 
 def config(stack, **overrides):
     """The base custpulse config for a stack, with overrides applied (dotted
-    keys through **{"topic.orders": "x"}; a None value removes a key)."""
+    keys through **{"topic.orders": "x"}; a None value removes a key).
+    In a topic namespace (TOPIC_NS) it also names every topic custpulse
+    would default to: topic.X = topic_name(default of topic.X)."""
     cfg = {
         "kafka.bootstrap.servers": stack.bootstrap,
         "redis.host": "127.0.0.1",
@@ -817,12 +1017,30 @@ def config(stack, **overrides):
         "kafka.group.id": unique_name("cp"),
         "log.level": "info",
     }
+    if TOPIC_NS:
+        for k, v in topic_defaults().items():
+            cfg[k] = topic_name(v)
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)
         else:
             cfg[k] = v
+    _check_topic_settings(stack, cfg, "config()")
     return cfg
+
+
+def _check_topic_settings(stack, settings, where):
+    """On the shared broker every topic name custpulse is given must be in
+    the namespace (an empty one switches an input off)."""
+    if not getattr(stack, "shared", False):
+        return
+    keys = topic_defaults()
+    for k, v in settings.items():
+        if k in keys and str(v) and not in_namespace(str(v)):
+            raise ValueError(
+                f"{where}: {k} = {v!r} on the shared broker "
+                f"{stack.bootstrap}: use topic_name({str(v)!r}) (namespace "
+                f"{TOPIC_NS}), or give the test a broker of its own")
 
 
 def _prop(v):
@@ -857,6 +1075,8 @@ class Custpulse:
         self.cfg_path = None
         self.stderr_path = stack.path(f"{self.name}.stderr.log")
         self.stdout_path = stack.path(f"{self.name}.stdout.log")
+        _check_topic_settings(stack, dict(cfg or {}, **self.overrides),
+                              "Custpulse")
         if cfg is not None:
             self.cfg_path = stack.path(f"{self.name}.properties")
             with open(self.cfg_path, "w") as f:

@@ -20,10 +20,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "data"))
 
 import cpmodel  # noqa: E402
 from cdnow_events import kafka_partition  # noqa: E402,F401  (re-exported)
+from harness import topic_name  # noqa: E402
 
-ORDERS_TOPIC = "customer.orders"
-SEGMENTS_TOPIC = "customer.segment-changes"
-DLQ_TOPIC = "custpulse.dlq"
+# custpulse's default names; on the shared broker in this test's namespace
+# (harness.py), which config() gives custpulse too.
+ORDERS_TOPIC = topic_name("customer.orders")
+SEGMENTS_TOPIC = topic_name("customer.segment-changes")
+DLQ_TOPIC = topic_name("custpulse.dlq")
 CE_CONTENT_TYPE = b"application/cloudevents+json"
 
 # Fields of a customer hash that cpmodel.expected_hash() does not cover.

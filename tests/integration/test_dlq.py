@@ -21,12 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
 from cpcheck import (Stopwatch, expect, first_diffs,  # noqa: E402
                      model_records, output_check, state_diffs, stopped_line)
-from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
+from harness import (SOURCE_DIR, Custpulse, Stack, config,  # noqa: E402
+                     topic_name)
 from itest_util import all_hashes, customer_hashes, order_event  # noqa: E402
 
-TOPIC = "customer.orders"
-SEGMENTS = "customer.segment-changes"
-DLQ = "custpulse.dlq"
+TOPIC = topic_name("customer.orders")
+SEGMENTS = topic_name("customer.segment-changes")
+DLQ = topic_name("custpulse.dlq")
 PREFIX = "cp:"
 MAX_BYTES = 65536  # input.max_bytes, set explicitly below
 CASES_DIR = os.path.join(SOURCE_DIR, "tests", "cases", "decode")

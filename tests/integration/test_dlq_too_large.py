@@ -14,10 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
-from harness import Custpulse, Stack, config  # noqa: E402
+from harness import Custpulse, Stack, config, topic_name  # noqa: E402
 from itest_util import check, check_eq, checks_made, say  # noqa: E402
 
-ORDERS, DLQ = "customer.orders", "custpulse.dlq"
+ORDERS, DLQ = topic_name("customer.orders"), topic_name("custpulse.dlq")
 
 
 def main():

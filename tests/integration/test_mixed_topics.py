@@ -82,14 +82,16 @@ except ImportError:  # an interpreter beside Debian's: use its package
     sys.path.append("/usr/lib/python3/dist-packages")
     import jsonschema  # noqa: E402  (Debian python3-jsonschema)
 from cpcheck import stopped_line  # noqa: E402
-from harness import Custpulse, Stack, config  # noqa: E402
+from harness import Custpulse, Stack, config, topic_name  # noqa: E402
 from itest_util import (DLQ_TOPIC, SEGMENTS_TOPIC, Timer,  # noqa: E402
                         check, check_customer_states, check_eq,
                         check_inspect, check_output_records, checks_made,
                         customer_hashes, kafka_partition, say)
 
-ORDERS, BROWSING = "customer.orders", "customer.browsing"
-SUPPORT, PROFILE = "customer.support", "customer.profile"
+ORDERS = topic_name("customer.orders")
+BROWSING = topic_name("customer.browsing")
+SUPPORT = topic_name("customer.support")
+PROFILE = topic_name("customer.profile")
 PARTITIONS = {ORDERS: 3, BROWSING: 2, SUPPORT: 2, PROFILE: 2}
 OUTPUT_PARTITIONS = 3  # topic.partitions default
 REF = cpmodel.Fixed(recency_days=90, frequency=2, monetary="100.00")

@@ -35,7 +35,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
+from harness import (SOURCE_DIR, Custpulse, Stack, config,  # noqa: E402
+                     topic_name)
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, OUTBOX_FIELDS,  # noqa: E402
                         Timer, check, check_eq, checks_made,
                         customer_hashes, say)
@@ -44,7 +45,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "data"))
 import online_retail_events as ore  # noqa: E402
 
 PARTITIONS = 3
-PROFILE_TOPIC = "customer.profile"
+PROFILE_TOPIC = topic_name("customer.profile")
 DATA = os.path.join(SOURCE_DIR, "tests", "data", "online-retail",
                     "online_retail_subset.csv.gz")
 # The subset's size (ATTRIBUTION.md); a changed file must change these too.
