@@ -6,15 +6,19 @@ Starts the test stack (real Kafka 3.9 + redis-server on free loopback
 ports, tests/integration/harness.py), produces a seeded mix of events for
 N customers on the four input topics (orders, browsing, support, profile),
 runs `custpulse run --exit-at-end`, then reports MEMORY USAGE (SAMPLES 0:
-exact) of a random sample of customer hashes, and the share of each field
-in the hash's payload (field name + value bytes), for three profiles:
+exact) of a random sample of customer hashes, their encodings (listpack or
+hashtable), the outbox keys left (none after a clean run), and the share
+of each field in the hash's payload (field name + value bytes), for three
+profiles:
 
   orders-only   5 orders per customer
   full          5 orders + 20 browsing + 4 support + 1 profile (4 attrs)
   heavy         40 orders + 100 browsing + 10 support + 1 profile
 
 Prints figures; no pass/fail (the target of <= 300 B and the trade-off are
-discussed in docs/contracts.md "Memory per customer").
+discussed in docs/operations.md "Memory per customer"). Redis runs with
+deploy/local/redis.conf (hash-max-listpack-value 512); --listpack-value
+sets another value first (64 = Redis' default).
 
     python3 bench/memory_per_customer.py [--customers N] [--sample K]
                                          [--listpack-value BYTES]
@@ -143,16 +147,21 @@ def run_profile(name, n_customers, sample, shape, listpack_value):
                      f"{res.stderr[-2000:]}")
         with st.redis(timeout=60) as r:
             keys = r.keys("cp:c:*")
+            outboxes = len(r.keys("cp:x:*"))
             picked = rnd.sample(keys, min(sample, len(keys)))
             usage, fields, rebuilt = [], collections.Counter(), []
+            encs = collections.Counter()
             for k in picked:
                 usage.append(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0"))
+                enc = r.cmd("OBJECT", "ENCODING", k)
+                encs[enc.decode() if isinstance(enc, bytes) else enc] += 1
                 h = r.hgetall_bytes(k)
                 for f, v in h.items():
                     tag = f.split(b":")[0] + (b":*" if b":" in f else b"")
                     fields[tag.decode()] += len(f) + len(v)
-                # The same fields in a hash that never held the outbox (x):
-                # Redis never turns a hashtable back into a listpack.
+                # The same fields in a fresh hash: Redis never turns a
+                # hashtable back into a listpack, so a hash that once held a
+                # long value (layout 2's outbox x) stays large.
                 r.cmd("DEL", "bench:tmp")
                 args = [a for fv in h.items() for a in fv]
                 r.cmd("HSET", "bench:tmp", *args)
@@ -160,18 +169,19 @@ def run_profile(name, n_customers, sample, shape, listpack_value):
                                      "SAMPLES", "0"))
             rb_enc = r.cmd("OBJECT", "ENCODING", "bench:tmp")
             r.cmd("DEL", "bench:tmp")
-            enc = r.cmd("OBJECT", "ENCODING", picked[0])
-            enc = enc.decode() if isinstance(enc, bytes) else enc
             rb_enc = rb_enc.decode() if isinstance(rb_enc, bytes) else rb_enc
+            lpv = r.cmd("CONFIG", "GET", "hash-max-listpack-value")[1]
+            lpv = lpv.decode() if isinstance(lpv, bytes) else lpv
         usage.sort()
         mean = sum(usage) / len(usage)
         payload = sum(fields.values()) / len(picked)
         print(f"{name}: {n_customers} customers, {n_events} events in "
               f"{secs:.1f}s; MEMORY USAGE over {len(picked)} hashes: mean "
               f"{mean:.0f} B, median {usage[len(usage) // 2]} B, max "
-              f"{usage[-1]} B; encoding {enc}; payload {payload:.0f} B; "
-              f"same fields rebuilt: mean {sum(rebuilt) / len(rebuilt):.0f} "
-              f"B ({rb_enc})")
+              f"{usage[-1]} B; encodings {dict(encs)} (hash-max-listpack-"
+              f"value {lpv}); payload {payload:.0f} B; same fields rebuilt: "
+              f"mean {sum(rebuilt) / len(rebuilt):.0f} B ({rb_enc} for the "
+              f"last); outbox keys left {outboxes}")
         top = sorted(fields.items(), key=lambda kv: -kv[1])
         print("  payload by field (B per customer): " + ", ".join(
             f"{f} {v / len(picked):.0f}" for f, v in top))

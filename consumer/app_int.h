@@ -56,9 +56,8 @@ typedef enum {
 typedef struct cp_cust_s {
     const char *id; /* arena */
     size_t id_len;
-    const char *key; /* arena: <prefix>c:{<id>} */
-    size_t key_len;
-    int *msgs; /* arena: indexes into batch.msgs, poll order */
+    cp_store_keys_t keys; /* arena: customer hash and outbox key */
+    int *msgs;            /* arena: indexes into batch.msgs, poll order */
     int n_msgs;
     int cap_msgs;
     cp_cust_phase_t phase;

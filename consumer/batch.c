@@ -2,10 +2,10 @@
  * batch.c - one batch of input messages through the data path:
  *
  *   decode -> group by customer -> READ (one pipelined round trip of
- *   HGETALL) -> apply events in order (scoring/) -> WRITE (one pipelined
- *   round trip of compare-and-set scripts, outputs in each customer's
- *   outbox) -> PRODUCE outputs and DLQ records -> CLEAR delivered outboxes
- *   -> store offsets.
+ *   HGETALL of each customer's hash and outbox key) -> apply events in
+ *   order (scoring/) -> WRITE (one pipelined round trip of compare-and-set
+ *   scripts, outputs in each customer's outbox) -> PRODUCE outputs and DLQ
+ *   records -> CLEAR delivered outboxes -> store offsets.
  *
  * A customer whose write is refused (stale version, NOSCRIPT) or whose
  * outcome is unknown (connection lost, deadline) goes back to READ: the
@@ -84,9 +84,8 @@ static int cust_find_or_add(cp_app_t *app, cp_batch_t *b, const char *id,
             memset(c, 0, offsetof(cp_cust_t, stored));
             c->id = id;
             c->id_len = len;
-            c->key = cp_store_key(app->cfg->redis_prefix, id, len, &b->arena,
-                                  &c->key_len);
-            if (!c->key)
+            if (cp_store_keys(app->cfg->redis_prefix, id, len, &b->arena,
+                              &c->keys) != CP_OK)
                 return -1;
             b->table[i] = ++b->n_custs;
             return b->n_custs - 1;
@@ -284,26 +283,39 @@ static void on_pop_read(cp_redis_t *r, redisReply *reply, void *pd)
     read_reply_done(app);
 }
 
-static void parse_customer(cp_app_t *app, cp_cust_t *c, redisReply *reply)
+static void unreadable(cp_cust_t *c, const char *err)
 {
-    char err[128];
-    cp_stored_init(&c->stored);
-    c->unreadable = 0;
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+    cp_log(CP_LOG_ERROR,
+           "customer state unreadable; its events go to the dead-letter "
+           "topic",
+           CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
+    c->unreadable = 1;
+}
+
+/* A reply of field-value pairs, all strings, into c->stored: the customer
+ * hash (outbox = 0) or the outbox key (outbox = 1). */
+static void parse_pairs(cp_app_t *app, cp_cust_t *c, redisReply *reply,
+                        int outbox)
+{
+    char err[128] = "a field is not a string";
+    cp_err_t rc = CP_OK;
+    for (size_t i = 0; i + 1 < reply->elements && rc == CP_OK; i += 2) {
         redisReply *f = reply->element[i], *v = reply->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            cp_store_parse_field(&c->stored, f->str, (size_t)f->len, v->str,
-                                 (size_t)v->len, &app->eval.sctx,
-                                 &app->batch.arena, err,
-                                 sizeof(err)) != CP_OK) {
-            cp_log(CP_LOG_ERROR,
-                   "customer state unreadable; its events go "
-                   "to the dead-letter topic",
-                   CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
-            c->unreadable = 1;
-            return;
-        }
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            rc = CP_EPARSE;
+        else if (outbox)
+            rc = cp_store_parse_outbox_field(
+                &c->stored, f->str, (size_t)f->len, v->str, (size_t)v->len,
+                &app->batch.arena, err, sizeof(err));
+        else
+            rc = cp_store_parse_field(&c->stored, f->str, (size_t)f->len,
+                                      v->str, (size_t)v->len, &app->eval.sctx,
+                                      &app->batch.arena, err, sizeof(err));
     }
+    if (rc == CP_OK && !outbox)
+        rc = cp_store_parse_end(&c->stored, err, sizeof(err));
+    if (rc != CP_OK)
+        unreadable(c, err);
 }
 
 /* An error that retrying cannot cure: the key is not ours to read. */
@@ -313,26 +325,40 @@ static int is_wrongtype(const redisReply *reply)
            strncmp(reply->str, "WRONGTYPE", 9) == 0;
 }
 
-static void on_cust_read(cp_redis_t *r, redisReply *reply, void *pd)
+/* The customer hash's reply, then (same connection, in order) the outbox
+ * key's: the first resets c->stored, the second adds the outbox. */
+static void on_read(cp_app_t *app, cp_cust_t *c, redisReply *reply, int outbox)
 {
-    cp_cust_t *c = pd;
-    cp_app_t *app = cp_redis_opaque(r);
     if (app->batch.phase != CP_BATCH_READ)
         return;
+    if (!outbox) {
+        cp_stored_init(&c->stored);
+        c->unreadable = 0;
+    }
     if (is_wrongtype(reply)) {
         cp_log(CP_LOG_ERROR,
                "customer key holds another type; its events go "
                "to the dead-letter topic",
-               CP_LCUST("customer", c->id), CP_LEND);
-        cp_stored_init(&c->stored);
+               CP_LCUST("customer", c->id),
+               CP_LS("key", outbox ? "outbox" : "customer"), CP_LEND);
         c->unreadable = 1;
     } else if (!reply || reply->type != REDIS_REPLY_ARRAY)
         round_failed_reply(
             app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
             "read customer");
-    else
-        parse_customer(app, c, reply);
+    else if (!c->unreadable)
+        parse_pairs(app, c, reply, outbox);
     read_reply_done(app);
+}
+
+static void on_cust_read(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    on_read(cp_redis_opaque(r), pd, reply, 0);
+}
+
+static void on_outbox_read(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    on_read(cp_redis_opaque(r), pd, reply, 1);
 }
 
 static void send_or_fail(cp_app_t *app, cp_redis_cb *cb, void *pd, int argc,
@@ -377,9 +403,12 @@ static void go_read(cp_app_t *app)
         cp_cust_t *c = &b->custs[i];
         if (c->phase != CP_CUST_READ)
             continue;
-        const char *argv[] = {"HGETALL", c->key};
-        size_t lens[] = {7, c->key_len};
+        const char *argv[] = {"HGETALL", c->keys.key};
+        size_t lens[] = {7, c->keys.key_len};
         send_or_fail(app, on_cust_read, c, 2, argv, lens);
+        argv[1] = c->keys.xkey;
+        lens[1] = c->keys.xkey_len;
+        send_or_fail(app, on_outbox_read, c, 2, argv, lens);
     }
     if (b->pending > 1)
         app->stats.redis_round_trips++;
@@ -832,7 +861,7 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     cp_epoch_ref_t *eps = cust_epochs(app, c, &n_eps);
     if (cp_store_write_args(&c->stored, &app->eval.sctx,
                             cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
-                            c->key, c->key_len, eps, n_eps, app->popkey,
+                            &c->keys, eps, n_eps, app->popkey,
                             live ? delta : NULL, &app->batch.arena,
                             &av) != CP_OK)
         oom();
@@ -1165,11 +1194,13 @@ static void go_clear(cp_app_t *app)
             continue;
         char seq[24];
         int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
-        const char *argv[] = {"EVALSHA",
-                              cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
-                              "1", c->key, seq};
-        size_t lens[] = {7, 40, 1, c->key_len, (size_t)n};
-        send_or_fail(app, on_cleared, c, 5, argv, lens);
+        const char *argv[] = {
+            "EVALSHA",    cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
+            "2",          c->keys.key,
+            c->keys.xkey, seq};
+        size_t lens[] = {7,        40, 1, c->keys.key_len, c->keys.xkey_len,
+                         (size_t)n};
+        send_or_fail(app, on_cleared, c, 6, argv, lens);
     }
     if (b->pending > 1)
         app->stats.redis_round_trips++;

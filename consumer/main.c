@@ -386,10 +386,12 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
     load_btyd_sync(c, cfg, &ev);
     cp_arena_t a;
     cp_arena_init(&a, 0);
-    size_t klen;
-    const char *key =
-        cp_store_key(cfg->redis_prefix, id, strlen(id), &a, &klen);
-    redisReply *r = key ? redisCommand(c, "HGETALL %b", key, klen) : NULL;
+    cp_store_keys_t keys;
+    redisReply *r = NULL, *x = NULL;
+    if (cp_store_keys(cfg->redis_prefix, id, strlen(id), &a, &keys) == CP_OK) {
+        r = redisCommand(c, "HGETALL %b", keys.key, keys.key_len);
+        x = redisCommand(c, "HGETALL %b", keys.xkey, keys.xkey_len);
+    }
     int rc = 1;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "custpulse: redis: %s\n",
@@ -404,10 +406,21 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
             if (cp_store_parse_field(
                     s, r->element[i]->str, (size_t)r->element[i]->len,
                     r->element[i + 1]->str, (size_t)r->element[i + 1]->len,
-                    &ev.sctx, &a, err, sizeof(err)) != CP_OK) {
-                fprintf(stderr, "custpulse: %s\n", err);
+                    &ev.sctx, &a, err, sizeof(err)) != CP_OK)
                 rc = 1;
-            }
+        if (rc == 0 && cp_store_parse_end(s, err, sizeof(err)) != CP_OK)
+            rc = 1;
+        /* The outbox key only tells whether outputs are pending. */
+        for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY &&
+                           i + 1 < x->elements && rc == 0;
+             i += 2)
+            if (cp_store_parse_outbox_field(
+                    s, x->element[i]->str, (size_t)x->element[i]->len,
+                    x->element[i + 1]->str, (size_t)x->element[i + 1]->len, &a,
+                    err, sizeof(err)) != CP_OK)
+                rc = 1;
+        if (rc != 0)
+            fprintf(stderr, "custpulse: %s\n", err);
         if (rc == 0) {
             json_t *o = state_json(cfg, id, s);
             json_object_set_new(o, "layout", json_integer(s->layout));
@@ -423,6 +436,7 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
     }
     cp_arena_free(&a);
     freeReplyObject(r);
+    freeReplyObject(x);
     redisFree(c);
     cp_eval_free(&ev);
     cp_tz_free(tz);

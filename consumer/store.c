@@ -2,13 +2,18 @@
  * store.c - customer hash <-> state, and the compare-and-set write script.
  *
  * Field encodings (contracts section 2): integers in decimal; `s` the
- * segment code; `e` 16 lower-case hex digits per event-id hash, oldest
- * first; `r` entries "<16 hex>:<net>:<day>[:c]" joined by ',', oldest first
- * (":c" = cancelled; layout 1 wrote them without the day);
- * `w:<topic>:<partition>` decimal offsets; `x` the outbox text and `xq` its
- * highest seq. Layout 2 adds `lv`, `n`, `b`, `g`, `gc`, `k`, `yw`, the
- * level codes `sq sl se ss sv`, `sc` and `a:<name>`; doubles are written
- * with %.17g so that they read back bit for bit.
+ * segment code; `w:<topic>:<partition>` decimal offsets. Layout 2 added
+ * `lv`, `n`, `b`, `g`, `gc`, `k`, `yw`, the level codes `sq sl se ss sv`,
+ * `sc` and `a:<name>`; doubles are written with %.17g so that they read
+ * back bit for bit. Layout 3 writes the de-duplication memories `e` and
+ * `r` in binary (8-byte ids, LEB128 numbers: a third of the hex text) and
+ * keeps the outbox (`x` text, `xq` highest seq) in its own key
+ * <prefix>x:{<id>}: an `x` of hundreds of bytes inside the customer hash
+ * turned it into a hashtable for good (Redis never converts back), three
+ * times the memory of the compact listpack. Layouts 1 and 2 are still
+ * read: `e` as 16 hex digits per id, `r` as "<16 hex>:<net>[:<day>][:c]"
+ * entries joined by ',', and an outbox inside the hash; the next write
+ * rewrites them.
  */
 #include "store.h"
 
@@ -27,7 +32,9 @@
  * call and every check comes before the first write, so the script never
  * fails half-way.
  *
- * KEYS: customer, partition keys (ne), [population]. ARGV per partition:
+ * KEYS: customer, outbox, partition keys (ne), [population]. The
+ * outbox key is written with the customer hash or not at all; a legacy
+ * outbox in the hash is among the deleted fields. ARGV per partition:
  * the writer's epoch, the partition position after the customer's last
  * event of the batch and that event's fingerprint. An epoch greater than
  * the writer's means another instance took the partition over: -j (j =
@@ -38,13 +45,16 @@
 const char cp_store_write_lua[] =
     "local ne = tonumber(ARGV[2])\n"
     "for j = 1, ne do\n"
-    "  local cur = tonumber(redis.call('HGET', KEYS[1 + j], 'e') or '0') or 0\n"
+    "  local cur = tonumber(redis.call('HGET', KEYS[2 + j], 'e') or '0') or 0\n"
     "  if cur > tonumber(ARGV[3 * j]) then return -j end\n"
     "end\n"
     "local v = redis.call('HGET', KEYS[1], 'v') or '0'\n"
     "if v ~= ARGV[1] then return 0 end\n"
+    /* An outbox key of another type fails here (WRONGTYPE), not after the
+     * first write. */
+    "redis.call('HEXISTS', KEYS[2], 'xq')\n"
     "local np = tonumber(ARGV[3 + 3 * ne])\n"
-    "local pk = KEYS[2 + ne]\n"
+    "local pk = KEYS[3 + ne]\n"
     "local names = {'n', 'sf', 'sm', 'sl'}\n"
     /* Redis has no rollback: check every population sum before the first
      * write. A sum that would leave the int64 range (or is not a number)
@@ -60,7 +70,7 @@ const char cp_store_write_lua[] =
     "  end\n"
     "end\n"
     "for j = 1, ne do\n"
-    "  local k = KEYS[1 + j]\n"
+    "  local k = KEYS[2 + j]\n"
     "  local cur = tonumber(redis.call('HGET', k, 'e') or '0') or 0\n"
     "  if cur < tonumber(ARGV[3 * j]) then\n"
     "    redis.call('HSET', k, 'e', ARGV[3 * j])\n"
@@ -79,6 +89,11 @@ const char cp_store_write_lua[] =
     "local i = 4 + 3 * ne + np\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
+    "local nx = tonumber(ARGV[i]); i = i + 1\n"
+    "if nx > 0 then\n"
+    "  redis.call('HSET', KEYS[2], 'x', ARGV[i], 'xq', ARGV[i + 1])\n"
+    "  i = i + nx\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV, i))\n"
     "return 1\n";
 
@@ -96,18 +111,23 @@ const char cp_store_epoch_lua[] =
     "return {e, redis.call('HGET', KEYS[1], 'o'),\n"
     "        redis.call('HGET', KEYS[1], 'f')}\n";
 
-/* Clears the outbox once everything up to ARGV[1] was delivered. Bumps the
+/* Clears the outbox (KEYS[2], and a legacy one in the customer hash
+ * KEYS[1]) once everything up to ARGV[1] was delivered; an outbox whose xq
+ * moved past it holds records not yet delivered and stays. Bumps the
  * version so a write computed from a read that still saw the outbox is
  * refused instead of resurrecting delivered records. */
 const char cp_store_clear_lua[] =
-    "local q = redis.call('HGET', KEYS[1], 'xq')\n"
-    "if q and tonumber(q) <= tonumber(ARGV[1]) then\n"
+    "local n = tonumber(ARGV[1])\n"
+    "local q = redis.call('HGET', KEYS[2], 'xq')\n"
+    "local lq = redis.call('HGET', KEYS[1], 'xq')\n"
+    "local key = q and tonumber(q) <= n\n"
+    "local legacy = lq and tonumber(lq) <= n\n"
+    "if not (key or legacy) then return 0 end\n"
     /* The bump is the step that can fail (a non-integer v): first. */
-    "  redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
-    "  redis.call('HDEL', KEYS[1], 'x', 'xq')\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+    "redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
+    "if key then redis.call('DEL', KEYS[2]) end\n"
+    "if legacy then redis.call('HDEL', KEYS[1], 'x', 'xq') end\n"
+    "return 1\n";
 
 void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
                           char out[CP_FP_SIZE])
@@ -116,19 +136,35 @@ void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
              cp_hash_fnv1a64(value, len));
 }
 
-char *cp_store_key(const char *prefix, const char *id, size_t id_len,
-                   cp_arena_t *a, size_t *len)
+/* "<prefix><kind>:{<id>}". */
+static char *key_of(const char *prefix, char kind, const char *id,
+                    size_t id_len, cp_arena_t *a, size_t *len)
 {
     size_t plen = strlen(prefix);
     char *key = cp_arena_alloc(a, plen + id_len + 5);
     if (!key)
         return NULL;
     memcpy(key, prefix, plen);
-    memcpy(key + plen, "c:{", 3);
+    key[plen] = kind;
+    memcpy(key + plen + 1, ":{", 2);
     memcpy(key + plen + 3, id, id_len);
     memcpy(key + plen + 3 + id_len, "}", 2);
     *len = plen + id_len + 4;
     return key;
+}
+
+char *cp_store_key(const char *prefix, const char *id, size_t id_len,
+                   cp_arena_t *a, size_t *len)
+{
+    return key_of(prefix, 'c', id, id_len, a, len);
+}
+
+cp_err_t cp_store_keys(const char *prefix, const char *id, size_t id_len,
+                       cp_arena_t *a, cp_store_keys_t *keys)
+{
+    keys->key = key_of(prefix, 'c', id, id_len, a, &keys->key_len);
+    keys->xkey = key_of(prefix, 'x', id, id_len, a, &keys->xkey_len);
+    return keys->key && keys->xkey ? CP_OK : CP_ENOMEM;
 }
 
 void cp_stored_init(cp_stored_t *s)
@@ -145,7 +181,11 @@ void cp_stored_init(cp_stored_t *s)
     s->outbox = NULL;
     s->outbox_len = 0;
     s->outbox_seq = 0;
+    s->outbox_legacy = 0;
     s->exists = 0;
+    s->raw_e = s->raw_r = NULL;
+    s->raw_e_len = s->raw_r_len = 0;
+    s->parsing = 0;
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -220,7 +260,7 @@ static int parse_order_entry(cp_order_mem_t *o, const char *v, size_t len)
     const char *colon = memchr(net, ':', len - 17);
     size_t net_len = colon ? (size_t)(colon - net) : len - 17;
     if (colon && (parse_i64(colon + 1, len - 17 - net_len - 1, &o->day) != 0 ||
-                  o->day == CP_DAY_UNKNOWN))
+                  o->day < -CP_STORE_DAY_MAX || o->day > CP_STORE_DAY_MAX))
         return -1;
     return parse_i64(net, net_len, &o->net) == 0 && o->net >= 0 ? 0 : -1;
 }
@@ -237,6 +277,141 @@ static int parse_orders(cp_state_t *st, const char *v, size_t len)
                 0)
             return -1;
         i += n + 1;
+    }
+    return 0;
+}
+
+/* ---- binary de-duplication memories (layout 3) ------------------------ */
+
+static void put_u64le(unsigned char *p, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
+}
+
+static uint64_t get_u64le(const unsigned char *p)
+{
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--)
+        x = x << 8 | p[i];
+    return x;
+}
+
+/* Unsigned LEB128: 7 bits a byte, least significant group first, the
+ * high bit set on every byte but the last. */
+static size_t put_uvarint(unsigned char *p, uint64_t x)
+{
+    size_t n = 0;
+    while (x >= 0x80) {
+        p[n++] = (unsigned char)(x | 0x80);
+        x >>= 7;
+    }
+    p[n++] = (unsigned char)x;
+    return n;
+}
+
+/* A canonical LEB128 value below 2^64: the shortest form (no final zero
+ * byte after the first), at most 10 bytes. Returns the bytes read, or 0
+ * (truncated, overlong, too large). Canonical forms make parse and
+ * encode inverse: a state read writes back the same bytes. */
+static size_t get_uvarint(const unsigned char *p, size_t len, uint64_t *out)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        if (i == 9 && p[i] > 1)
+            return 0;
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            if (p[i] == 0 && i > 0)
+                return 0;
+            *out = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t zigzag(int64_t d)
+{
+    return d >= 0 ? (uint64_t)d << 1 : ((uint64_t)(-(d + 1)) << 1) | 1;
+}
+
+static int64_t unzigzag(uint64_t z)
+{
+    return z & 1 ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
+}
+
+size_t cp_store_encode_e(const cp_state_t *st, unsigned char *out)
+{
+    for (int i = 0; i < st->n_event_ids; i++)
+        put_u64le(out + 8 * i, st->event_ids[i]);
+    return (size_t)st->n_event_ids * 8;
+}
+
+int cp_store_decode_e(cp_state_t *st, const unsigned char *v, size_t len)
+{
+    if (len % 8 || len / 8 > CP_DEDUP_MAX)
+        return -1;
+    st->n_event_ids = (int)(len / 8);
+    for (int i = 0; i < st->n_event_ids; i++)
+        st->event_ids[i] = get_u64le(v + 8 * i);
+    return 0;
+}
+
+/* An r entry: id hash (8 bytes LE), LEB128 net, LEB128 tag = d * 2 +
+ * cancelled, d = 0 when the day is unknown (layout-1 entries), else
+ * zigzag(day - previous known day, 0 before the first) + 1: consecutive
+ * orders are days apart, so the tag is mostly one byte. */
+size_t cp_store_encode_r(const cp_state_t *st, unsigned char *out)
+{
+    size_t n = 0;
+    int64_t prev = 0;
+    for (int i = 0; i < st->n_orders_mem; i++) {
+        const cp_order_mem_t *o = &st->orders_mem[i];
+        uint64_t d = 0;
+        if (o->day != CP_DAY_UNKNOWN) {
+            d = zigzag(o->day - prev) + 1;
+            prev = o->day;
+        }
+        put_u64le(out + n, o->id_hash);
+        n += 8;
+        n += put_uvarint(out + n, (uint64_t)o->net);
+        n += put_uvarint(out + n, d << 1 | (o->cancelled != 0));
+    }
+    return n;
+}
+
+int cp_store_decode_r(cp_state_t *st, const unsigned char *v, size_t len)
+{
+    int64_t prev = 0;
+    size_t i = 0;
+    st->n_orders_mem = 0;
+    while (i < len) {
+        uint64_t net, tag;
+        size_t k;
+        if (st->n_orders_mem == CP_DEDUP_MAX || len - i < 10)
+            return -1; /* an entry is at least 10 bytes */
+        cp_order_mem_t *o = &st->orders_mem[st->n_orders_mem++];
+        o->id_hash = get_u64le(v + i);
+        i += 8;
+        if (!(k = get_uvarint(v + i, len - i, &net)) || net > INT64_MAX)
+            return -1;
+        i += k;
+        if (!(k = get_uvarint(v + i, len - i, &tag)))
+            return -1;
+        i += k;
+        o->net = (int64_t)net;
+        o->cancelled = (int)(tag & 1);
+        o->day = CP_DAY_UNKNOWN;
+        uint64_t d = tag >> 1;
+        if (d == 0)
+            continue;
+        if (d - 1 > (uint64_t)4 * CP_STORE_DAY_MAX)
+            return -1; /* a delta no two stored days have */
+        int64_t day = prev + unzigzag(d - 1);
+        if (day < -CP_STORE_DAY_MAX || day > CP_STORE_DAY_MAX)
+            return -1;
+        o->day = prev = day;
     }
     return 0;
 }
@@ -271,16 +446,76 @@ static int outbox_valid(const char *v, size_t len)
     for (size_t i = 0; i < len;) {
         const char *nl = memchr(v + i, '\n', len - i);
         size_t n = (size_t)(nl - (v + i));
-        if (n < 3 || v[i] != CP_OUTBOX_SEGMENTS || v[i + 1] != '\t')
+        if (n < 3 || v[i] != CP_OUTBOX_SEGMENTS || v[i + 1] != '\t' ||
+            memchr(v + i, '\0', n))
             return 0;
         i += n + 1;
     }
     return 1;
 }
 
+/* Room for len more outbox bytes (and a NUL): the outbox so far is copied
+ * into a new arena block; returns where the new bytes go, NULL on
+ * allocation failure. s->outbox_len is the caller's to move. */
+static char *outbox_grow(cp_stored_t *s, size_t len, cp_arena_t *a)
+{
+    char *p = cp_arena_alloc(a, s->outbox_len + len + 1);
+    if (!p)
+        return NULL;
+    if (s->outbox_len)
+        memcpy(p, s->outbox, s->outbox_len);
+    p[s->outbox_len + len] = '\0';
+    s->outbox = p;
+    return p + s->outbox_len;
+}
+
 static int field_is(const char *f, size_t flen, const char *name)
 {
     return strlen(name) == flen && memcmp(f, name, flen) == 0;
+}
+
+/* x (outbox lines, appended) or xq (the highest seq wins), from the
+ * outbox key or a legacy customer hash. */
+static int parse_outbox(cp_stored_t *s, const char *f, size_t flen,
+                        const char *v, size_t vlen, cp_arena_t *a)
+{
+    if (field_is(f, flen, "xq")) {
+        int64_t q;
+        if (parse_i64(v, vlen, &q) != 0 || q < 0)
+            return -1;
+        if (q > s->outbox_seq)
+            s->outbox_seq = q;
+        return 0;
+    }
+    if (!field_is(f, flen, "x") || !outbox_valid(v, vlen))
+        return -1;
+    char *p = outbox_grow(s, vlen, a);
+    if (!p)
+        return -1;
+    memcpy(p, v, vlen);
+    s->outbox_len += vlen;
+    return 0;
+}
+
+static cp_err_t field_error(const char *f, size_t flen, char *errstr,
+                            size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "unreadable customer field '%.*s'",
+             (int)(flen > 64 ? 64 : flen), f);
+    return CP_EPARSE;
+}
+
+/* Keeps an e or r value until cp_store_parse_end knows the layout. */
+static int keep_raw(const char **raw, size_t *raw_len, const char *v,
+                    size_t vlen, cp_arena_t *a)
+{
+    char *p = cp_arena_alloc(a, vlen ? vlen : 1);
+    if (!p)
+        return -1;
+    memcpy(p, v, vlen);
+    *raw = p;
+    *raw_len = vlen;
+    return 0;
 }
 
 int cp_store_parse_double(const char *v, size_t len, double *out)
@@ -546,6 +781,7 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
 {
     int rc = 0;
     s->exists = 1;
+    s->parsing = 1;
     if (flen == 1 && strchr("vomqflnb", f[0])) {
         if (f[0] == 'b')
             s->had |= CP_F_B;
@@ -584,27 +820,46 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
         }
         s->had |= CP_F_S;
     } else if (field_is(f, flen, "e")) {
-        rc = parse_event_ids(&s->st, v, vlen);
+        s->had |= CP_F_E;
+        rc = keep_raw(&s->raw_e, &s->raw_e_len, v, vlen, a);
     } else if (field_is(f, flen, "r")) {
-        rc = parse_orders(&s->st, v, vlen);
-    } else if (field_is(f, flen, "x")) {
-        rc = outbox_valid(v, vlen) ? 0 : -1;
-        if (rc == 0) {
-            s->outbox = cp_arena_strndup(a, v, vlen);
-            s->outbox_len = vlen;
-            rc = s->outbox ? 0 : -1;
-        }
-    } else if (field_is(f, flen, "xq")) {
-        rc = parse_i64(v, vlen, &s->outbox_seq);
+        s->had |= CP_F_R;
+        rc = keep_raw(&s->raw_r, &s->raw_r_len, v, vlen, a);
+    } else if (field_is(f, flen, "x") || field_is(f, flen, "xq")) {
+        s->outbox_legacy = 1; /* layout <= 2 */
+        rc = parse_outbox(s, f, flen, v, vlen, a);
     } else if (flen > 2 && f[0] == 'w' && f[1] == ':') {
         rc = parse_wm_field(s, f, flen, v, vlen, a);
     }
-    if (rc != 0) {
-        snprintf(errstr, errstr_size, "unreadable customer field '%.*s'",
-                 (int)(flen > 64 ? 64 : flen), f);
-        return CP_EPARSE;
-    }
-    return CP_OK;
+    return rc ? field_error(f, flen, errstr, errstr_size) : CP_OK;
+}
+
+cp_err_t cp_store_parse_end(cp_stored_t *s, char *errstr, size_t errstr_size)
+{
+    const int bin = s->layout >= 3;
+    const unsigned char *e = (const unsigned char *)s->raw_e;
+    const unsigned char *r = (const unsigned char *)s->raw_r;
+    const char *bad = NULL;
+    if (e && (bin ? cp_store_decode_e(&s->st, e, s->raw_e_len)
+                  : parse_event_ids(&s->st, s->raw_e, s->raw_e_len)) != 0)
+        bad = "e";
+    else if (r && (bin ? cp_store_decode_r(&s->st, r, s->raw_r_len)
+                       : parse_orders(&s->st, s->raw_r, s->raw_r_len)) != 0)
+        bad = "r";
+    s->raw_e = s->raw_r = NULL;
+    s->parsing = 0;
+    return bad ? field_error(bad, 1, errstr, errstr_size) : CP_OK;
+}
+
+cp_err_t cp_store_parse_outbox_field(cp_stored_t *s, const char *f, size_t flen,
+                                     const char *v, size_t vlen, cp_arena_t *a,
+                                     char *errstr, size_t errstr_size)
+{
+    if (parse_outbox(s, f, flen, v, vlen, a) == 0)
+        return CP_OK;
+    snprintf(errstr, errstr_size, "unreadable outbox field '%.*s'",
+             (int)(flen > 64 ? 64 : flen), f);
+    return CP_EPARSE;
 }
 
 /* ---- profile attributes ------------------------------------------------ */
@@ -703,19 +958,14 @@ cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
 cp_err_t cp_store_outbox_add(cp_stored_t *s, char code, const char *json,
                              size_t len, int64_t seq, cp_arena_t *a)
 {
-    size_t n = s->outbox_len + 2 + len + 1;
-    char *p = cp_arena_alloc(a, n + 1);
+    char *p = outbox_grow(s, 2 + len + 1, a);
     if (!p)
         return CP_ENOMEM;
-    if (s->outbox_len)
-        memcpy(p, s->outbox, s->outbox_len);
-    p[s->outbox_len] = code;
-    p[s->outbox_len + 1] = '\t';
-    memcpy(p + s->outbox_len + 2, json, len);
-    p[n - 1] = '\n';
-    p[n] = '\0';
-    s->outbox = p;
-    s->outbox_len = n;
+    p[0] = code;
+    p[1] = '\t';
+    memcpy(p + 2, json, len);
+    p[2 + len] = '\n';
+    s->outbox_len += 2 + len + 1;
     s->outbox_seq = seq;
     return CP_OK;
 }
@@ -764,40 +1014,6 @@ static cp_err_t add_pair_i64(cp_argv_t *av, cp_arena_t *a, const char *f,
     return err ? err : add_i64(av, a, v);
 }
 
-static char *encode_event_ids(const cp_state_t *st, cp_arena_t *a)
-{
-    char *p = cp_arena_alloc(a, (size_t)st->n_event_ids * 16 + 1);
-    if (!p)
-        return NULL;
-    for (int i = 0; i < st->n_event_ids; i++)
-        snprintf(p + i * 16, 17, "%016" PRIx64, st->event_ids[i]);
-    p[st->n_event_ids * 16] = '\0';
-    return p;
-}
-
-static char *encode_orders(const cp_state_t *st, cp_arena_t *a)
-{
-    size_t cap = (size_t)st->n_orders_mem * 62 + 1;
-    char *p = cp_arena_alloc(a, cap);
-    if (!p)
-        return NULL;
-    size_t n = 0;
-    for (int i = 0; i < st->n_orders_mem; i++) {
-        const cp_order_mem_t *o = &st->orders_mem[i];
-        if (o->day == CP_DAY_UNKNOWN)
-            n += (size_t)snprintf(
-                p + n, cap - n, "%s%016" PRIx64 ":%" PRId64 "%s", i ? "," : "",
-                o->id_hash, o->net, o->cancelled ? ":c" : "");
-        else
-            n += (size_t)snprintf(p + n, cap - n,
-                                  "%s%016" PRIx64 ":%" PRId64 ":%" PRId64 "%s",
-                                  i ? "," : "", o->id_hash, o->net, o->day,
-                                  o->cancelled ? ":c" : "");
-    }
-    p[n] = '\0';
-    return p;
-}
-
 static char *fmt(cp_arena_t *a, size_t cap, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -820,6 +1036,20 @@ static cp_err_t add_pair_str(cp_argv_t *av, cp_arena_t *a, const char *f,
         return CP_ENOMEM;
     cp_err_t err = add_str(av, a, f);
     return err ? err : add_str(av, a, v);
+}
+
+/* A binary de-duplication memory (field e or r) of at most max bytes,
+ * NUL bytes included (hence the explicit length). */
+static cp_err_t add_dedup(cp_argv_t *av, cp_arena_t *a, const char *f,
+                          const cp_state_t *st,
+                          size_t (*encode)(const cp_state_t *, unsigned char *),
+                          size_t max)
+{
+    unsigned char *p = cp_arena_alloc(a, max);
+    if (!p)
+        return CP_ENOMEM;
+    cp_err_t err = add_str(av, a, f);
+    return err ? err : cp_argv_add(av, a, (const char *)p, encode(st, p));
 }
 
 static char *encode_support(const cp_support_t *k, cp_arena_t *a)
@@ -947,29 +1177,33 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
         err = add_str(av, a, f);
         err = err ? err : cp_argv_add(av, a, at->value, at->value_len);
     }
-    char *e = encode_event_ids(st, a);
-    char *r = encode_orders(st, a);
-    if (!e || !r)
-        return CP_ENOMEM;
-    err = err ? err : add_str(av, a, "e");
-    err = err ? err : add_str(av, a, e);
-    err = err ? err : add_str(av, a, "r");
-    err = err ? err : add_str(av, a, r);
+    if (st->n_event_ids) {
+        now |= CP_F_E;
+        err = err ? err
+                  : add_dedup(av, a, "e", st, cp_store_encode_e,
+                              (size_t)st->n_event_ids * CP_STORE_E_ENTRY);
+    }
+    if (st->n_orders_mem) {
+        now |= CP_F_R;
+        err = err ? err
+                  : add_dedup(av, a, "r", st, cp_store_encode_r,
+                              (size_t)st->n_orders_mem * CP_STORE_R_ENTRY_MAX);
+    }
     /* Optional fields the customer had and no longer has. */
     static const struct {
         unsigned bit;
         const char *f;
     } opt[] = {{CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"},
                {CP_F_SL, "sl"}, {CP_F_SE, "se"}, {CP_F_SS, "ss"},
-               {CP_F_SV, "sv"}, {CP_F_SC, "sc"}};
+               {CP_F_SV, "sv"}, {CP_F_SC, "sc"}, {CP_F_E, "e"},
+               {CP_F_R, "r"}};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
         if ((s->had & opt[i].bit) && !(now & opt[i].bit))
             del[(*n_del)++] = opt[i].f;
     return err;
 }
 
-static cp_err_t add_wm_and_outbox(const cp_stored_t *s, cp_arena_t *a,
-                                  cp_argv_t *av)
+static cp_err_t add_wms(const cp_stored_t *s, cp_arena_t *a, cp_argv_t *av)
 {
     cp_err_t err = CP_OK;
     for (int i = 0; i < s->n_wms && !err; i++) {
@@ -983,26 +1217,34 @@ static cp_err_t add_wm_and_outbox(const cp_stored_t *s, cp_arena_t *a,
         snprintf(f, flen, "w:%s:%d", wm->topic, (int)wm->partition);
         err = add_pair_i64(av, a, f, wm->offset);
     }
-    if (!err && s->outbox_len) {
-        err = add_str(av, a, "x");
-        err = err ? err : cp_argv_add(av, a, s->outbox, s->outbox_len);
-        err = err ? err : add_pair_i64(av, a, "xq", s->outbox_seq);
-    }
     return err;
 }
 
+/* "nx [x xq]": the outbox key's new content, nx = 0 when empty. */
+static cp_err_t add_outbox(const cp_stored_t *s, cp_arena_t *a, cp_argv_t *av)
+{
+    if (!s->outbox_len)
+        return add_str(av, a, "0");
+    cp_err_t err = add_str(av, a, "2");
+    err = err ? err : cp_argv_add(av, a, s->outbox, s->outbox_len);
+    return err ? err : add_i64(av, a, s->outbox_seq);
+}
+
 cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
-                             const char *sha, const char *key, size_t key_len,
+                             const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
                              cp_arena_t *a, cp_argv_t *av)
 {
     cp_err_t err = CP_OK;
+    if (s->parsing)
+        return CP_EINVAL; /* e and r not decoded: cp_store_parse_end */
     av->argc = 0;
     err = err ? err : add_str(av, a, "EVALSHA");
     err = err ? err : add_str(av, a, sha);
-    err = err ? err : add_i64(av, a, 1 + n_eps + (pop_delta ? 1 : 0));
-    err = err ? err : cp_argv_add(av, a, key, key_len);
+    err = err ? err : add_i64(av, a, 2 + n_eps + (pop_delta ? 1 : 0));
+    err = err ? err : cp_argv_add(av, a, keys->key, keys->key_len);
+    err = err ? err : cp_argv_add(av, a, keys->xkey, keys->xkey_len);
     for (int i = 0; i < n_eps; i++)
         err = err ? err : add_str(av, a, eps[i].key);
     if (pop_delta)
@@ -1025,15 +1267,21 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
     }
     /* The state's fields go to a second vector first: the deletions
      * (e.g. s of a customer whose last order was cancelled, removed
-     * attributes) come before them in the script's arguments. */
+     * attributes, a legacy outbox) and the outbox come before them in the
+     * script's arguments. */
     const char *del[2 * CP_STORE_ATTRS_MAX + 16];
     int n_del = 0;
     cp_argv_t fields = {0};
     err = err ? err : add_state_fields(s, ctx, a, &fields, del, &n_del);
-    err = err ? err : add_wm_and_outbox(s, a, &fields);
+    err = err ? err : add_wms(s, a, &fields);
+    if (s->outbox_legacy) {
+        del[n_del++] = "x"; /* moved into the outbox key */
+        del[n_del++] = "xq";
+    }
     err = err ? err : add_i64(av, a, n_del);
     for (int i = 0; i < n_del; i++)
         err = err ? err : add_str(av, a, del[i]);
+    err = err ? err : add_outbox(s, a, av);
     for (int i = 0; i < fields.argc; i++)
         err = err ? err : cp_argv_add(av, a, fields.argv[i], fields.argvlen[i]);
     return err;

@@ -37,8 +37,14 @@ typedef struct cp_sattr_s {
  * beyond it drops that attribute (docs/contracts.md section 2). */
 #define CP_STORE_ATTRS_MAX 64
 
-/* The layout version written in field lv (docs/contracts.md section 2). */
-#define CP_STORE_LAYOUT 2
+/* The layout version written in field lv (docs/contracts.md section 2).
+ * Layout 3: e and r binary, the outbox in its own key. */
+#define CP_STORE_LAYOUT 3
+
+/* Local day numbers a stored order may carry: |day| <= this (int64 epoch
+ * milliseconds span about 1.1e11 days). Keeps the binary r's day deltas
+ * far from overflow. */
+#define CP_STORE_DAY_MAX ((int64_t)1 << 40)
 
 /* Optional fields, as bits of cp_stored_t.had: present when read, so a
  * write deletes the ones the new state no longer has. */
@@ -50,7 +56,9 @@ enum {
     CP_F_SE = 1 << 4,
     CP_F_SS = 1 << 5,
     CP_F_SV = 1 << 6,
-    CP_F_SC = 1 << 7
+    CP_F_SC = 1 << 7,
+    CP_F_E = 1 << 8,
+    CP_F_R = 1 << 9
 };
 
 /* What parsing needs besides the bytes. */
@@ -71,11 +79,19 @@ typedef struct cp_stored_s {
     cp_wm_t *wms; /* arena */
     int n_wms;
     int cap_wms;
-    /* Outbox: pending output records, each "<topic code>\t<json>\n". */
+    /* Outbox: pending output records, each "<topic code>\t<json>\n", from
+     * the outbox key and (legacy) the customer hash. */
     char *outbox; /* arena, NUL-terminated; NULL when empty */
     size_t outbox_len;
     int64_t outbox_seq; /* xq: highest seq in the outbox */
+    int outbox_legacy;  /* the hash held x/xq (layout <= 2): the write
+                           moves them into the outbox key */
     int exists;         /* the hash existed */
+    /* e and r as read, decoded by cp_store_parse_end once lv is known
+     * (HGETALL returns fields in any order). */
+    const char *raw_e, *raw_r; /* arena; NULL when absent */
+    size_t raw_e_len, raw_r_len;
+    int parsing; /* fields parsed, cp_store_parse_end not yet called */
 } cp_stored_t;
 
 /* Output topic codes inside the outbox. */
@@ -87,16 +103,58 @@ typedef struct cp_stored_s {
 char *cp_store_key(const char *prefix, const char *id, size_t id_len,
                    cp_arena_t *a, size_t *len);
 
+/* The customer's keys: all carry the id as hash tag, so the scripts that
+ * touch them are legal in Redis Cluster. */
+typedef struct cp_store_keys_s {
+    const char *key; /* <prefix>c:{<id>}: the customer hash */
+    size_t key_len;
+    const char *xkey; /* <prefix>x:{<id>}: the outbox (hash x, xq) */
+    size_t xkey_len;
+} cp_store_keys_t;
+
+/* Fills keys with arena strings. CP_OK or CP_ENOMEM. */
+cp_err_t cp_store_keys(const char *prefix, const char *id, size_t id_len,
+                       cp_arena_t *a, cp_store_keys_t *keys);
+
 /* Resets s to a new customer's state. */
 void cp_stored_init(cp_stored_t *s);
 
-/* Parses one hash field. Unknown fields are ignored (forward compatible),
- * and so are custom segment names in sc that the config no longer has.
- * Returns CP_OK or CP_EPARSE with the field named in errstr. */
+/* Parses one field of the customer hash; v is binary-safe and copied
+ * where kept. Unknown fields are ignored (forward compatible), and so are
+ * custom segment names in sc that the config no longer has. e and r are
+ * only kept: their encoding depends on lv, which may come later. Returns
+ * CP_OK or CP_EPARSE with the field named in errstr. */
 cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
                               const char *v, size_t vlen,
                               const cp_store_ctx_t *ctx, cp_arena_t *a,
                               char *errstr, size_t errstr_size);
+
+/* Ends parsing the customer hash (call once after its last field, also
+ * for an empty hash): decodes e and r, as text before layout 3, binary
+ * from it. cp_store_write_args refuses a state parsed without it. Returns
+ * CP_OK or CP_EPARSE with the field named in errstr. */
+cp_err_t cp_store_parse_end(cp_stored_t *s, char *errstr, size_t errstr_size);
+
+/* Parses one field of the outbox key (x or xq; other fields refused) and
+ * adds it to s's outbox (after a legacy outbox read from the hash; xq
+ * keeps the higher seq). Returns CP_OK or CP_EPARSE with errstr. */
+cp_err_t cp_store_parse_outbox_field(cp_stored_t *s, const char *f, size_t flen,
+                                     const char *v, size_t vlen, cp_arena_t *a,
+                                     char *errstr, size_t errstr_size);
+
+/* The binary de-duplication memories of layout 3 (docs/contracts.md
+ * section 2): e = 8 bytes little-endian per event-id hash; r = per order
+ * its id hash (8 bytes LE), LEB128 net, LEB128 day tag. Encoders write
+ * into out (CP_STORE_E_ENTRY / CP_STORE_R_ENTRY_MAX bytes per entry) and
+ * return the length; decoders return 0, or -1 for a truncated, overlong
+ * or out-of-range value, trailing bytes or more than CP_DEDUP_MAX entries
+ * (the memory in st is then unspecified). */
+#define CP_STORE_E_ENTRY 8
+#define CP_STORE_R_ENTRY_MAX 28 /* 8 + net (<= 9) + tag (<= 7), rounded up */
+size_t cp_store_encode_e(const cp_state_t *st, unsigned char *out);
+size_t cp_store_encode_r(const cp_state_t *st, unsigned char *out);
+int cp_store_decode_e(cp_state_t *st, const unsigned char *v, size_t len);
+int cp_store_decode_r(cp_state_t *st, const unsigned char *v, size_t len);
 
 /* A double as written with %.17g: finite, no leading blank, the whole
  * value consumed. Returns 0 and *out, or -1. */
@@ -152,19 +210,25 @@ void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
 
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
- *   EVALSHA sha numkeys key [epkey...] [popkey] expected_v ne
+ *   EVALSHA sha numkeys key xkey [epkey...] [popkey] expected_v ne
  *           [epoch pos fp]...
- *           npop [dn dsf dsm dsl] ndel [fields...] field value ...
- * pop_delta is NULL in fixed mode (no population key touched). The script
- * returns 1 (written), 0 (stale version) or -j (the j-th epoch was
- * outranked: another instance owns that partition now). */
+ *           npop [dn dsf dsm dsl] ndel [fields...] nx [x xq]
+ *           field value ...
+ * The deleted fields (ndel) and the others are the customer hash's; x and
+ * xq (nx = 2 when the outbox is not empty) are written to the outbox key,
+ * and a legacy outbox read from the hash is among the deletions. pop_delta
+ * is NULL in fixed mode (no population key touched). The script returns 1
+ * (written), 0 (stale version) or -j (the j-th epoch was outranked:
+ * another instance owns that partition now). CP_EINVAL when s was parsed
+ * without cp_store_parse_end. */
 cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
-                             const char *sha, const char *key, size_t key_len,
+                             const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
                              cp_arena_t *a, cp_argv_t *av);
 
-/* The Lua sources of the write, outbox-clear and epoch scripts. */
+/* The Lua sources of the write, outbox-clear and epoch scripts. The clear
+ * script: KEYS customer, outbox key; ARGV the highest seq delivered. */
 extern const char cp_store_write_lua[];
 extern const char cp_store_clear_lua[];
 extern const char cp_store_epoch_lua[];

@@ -297,7 +297,7 @@ def check_end_state(st, topic, segments, dlq, group, n_produced,
     - the input topic holds the n_produced events (every partition some);
     - Redis: every customer hash equals cpmodel.replay(input topic) on o,
       m, f, l, s, q and every w:<topic>:<partition> (exact: nothing lost,
-      nothing counted twice), no outbox (x, xq) left, no customer missing
+      nothing counted twice), no outbox (key or x/xq) left, no customer missing
       or extra (cpcheck.state_diffs; v, e, r not compared);
     - the output topic holds every CloudEvent cpmodel expects, with
       exactly the expected content, key, header and partition, nothing

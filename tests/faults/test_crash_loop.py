@@ -30,11 +30,12 @@ topic: >= 100,000 valid events in CI size, >= 1,000,000 with CP_LONG=1.
     lasts for the whole schedule.
 
 Then, clean vs crash:
-  - the same customer keys; per customer every field of layout 2 - lv,
+  - the same customer keys; per customer every field of layout 3 - lv,
     o, m, n, f, l, b, s, q, sl, se, ss, sv, sc, yw, g, gc, k, e, r, every
     a:* and every w:* - byte-equal (COMPARED_FIELDS and the a:/w:
     prefixes; v counts writes and depends on batching and crashes, so it
-    may differ); no x/xq (outbox) in either; no other field;
+    may differ); no outbox in either (no outbox key <prefix>x:{<id>}, no
+    x/xq in a hash); no other field;
   - the segment-change and churn topics: the distinct CloudEvent ids are
     the same; the clean run has no duplicate; a duplicate in the crash run
     is byte-equal to its first copy (key, value, headers); each id's
@@ -565,6 +566,11 @@ def main():
             h_crash = fu.hashes_under(r, crash.prefix)
             other = [k for k in fu.keys_under(r, crash.prefix)
                      if not k.startswith(crash.prefix + "c:")]
+            for run in (clean, crash):
+                left = [k for k in fu.keys_under(r, run.prefix)
+                        if k.startswith(run.prefix + "x:")]
+                expect(not left, f"outbox keys left under {run.prefix}",
+                       first_diffs(left))
         expect(len(h_clean) == fig["customers"], "customers in Redis",
                f"{len(h_clean)} != {fig['customers']}")
         n_fields, have = compare_hashes(h_clean, h_crash)

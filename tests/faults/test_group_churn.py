@@ -16,7 +16,7 @@ equal the end offsets, then get SIGTERM (exit 0).
 
 Checked (loadgen.check_end_state): every customer hash equals cpmodel's
 replay of the input topic on lv, o, m, n, f, l, s, q, sl, sv and
-w:<topic>:<partition> (no outbox x/xq left, no customer missing or extra);
+w:<topic>:<partition> (no outbox left, no customer missing or extra);
 the output topic holds every expected CloudEvent with exactly the expected
 content, duplicates (from kill -9) only as byte-identical copies; the DLQ is
 empty; committed = end on every partition.
@@ -165,7 +165,7 @@ def main():
                 "write_conflicts", "writes_fenced", "epochs_acquired",
                 "batches", "outputs") if k in counters))
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no outbox), "
             f"{fig['orders']} counted "
             f"orders; {fig['outputs']} CloudEvents as {fig['records']} "
             f"records ({fig['dups']} byte-identical duplicates); DLQ "

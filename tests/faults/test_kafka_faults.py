@@ -7,7 +7,7 @@ day, so with clock = event and loadgen.REF the exact state AND the exact
 CloudEvents follow from cpmodel.replay of the input topic whatever order the
 partitions are processed in. "Exact" below means: every customer hash
 equals cpmodel on lv, o, m, n, f, l, s, q, sl, sv and every
-w:<topic>:<partition>, no outbox (x, xq) is left, no customer is missing or
+w:<topic>:<partition>, no outbox (key or x/xq) is left, no customer is missing or
 extra (v, e, r are not compared: v depends on batching, e and r are internal
 encodings); the output topic holds every expected CloudEvent with exactly
 the expected content, key, header and partition, nothing else, and a
@@ -279,7 +279,7 @@ def scenario_a(st):
     sc.note(f"SIGTERM: exit 0 in {secs:.2f}s; {len(warns)} Kafka warn/error "
             f"lines; stopped: {brief(c)}")
     sc.note(f"exact: {fig['customers']} hashes = cpmodel (o, m, f, l, s, "
-            f"q, w:*; no x/xq), {fig['orders']} counted orders; all "
+            f"q, w:*; no outbox), {fig['orders']} counted orders; all "
             f"{fig['outputs']} CloudEvents as {fig['records']} records "
             f"({fig['dups']} byte-identical duplicates); DLQ empty; "
             f"committed = end {fig['ends']}")

@@ -16,7 +16,7 @@ however the partitions interleave. Every scenario checks:
 - custpulse keeps running through the faults and stops with exit 0 (after
   SIGTERM, or by itself with --exit-at-end);
 - every customer hash equals cpmodel on lv, o, m, n, f, l, s, q, sl, sv,
-  w:* with no outbox (x, xq) left and no customer missing or extra (v, e, r not
+  w:* with no outbox (key or x/xq) left and no customer missing or extra (v, e, r not
   compared);
 - SIGTERM scenarios, before the stop: the output topic holds every
   expected CloudEvent with exactly the expected content, key, header and
@@ -294,7 +294,7 @@ def run_case(st, case, seed):
                [l.get("msg") for l in log if l.get("level") != "debug"][-8:])
     fig.update(dbg=dbg, own=own, commitfail=len(commitfail),
                restarts=c["producer_restarts"], secs=t.s())
-    note(f"exit 0; state exact ({len(customers)} hashes, no x/xq); custpulse "
+    note(f"exit 0; state exact ({len(customers)} hashes, no outbox); custpulse "
          f"saw {dbg} failed produce requests, logged {own} 'produce failed; "
          f"retrying', {len(commitfail)} commits failed with the injected "
          f"error; stopped: "

@@ -32,7 +32,7 @@ Every scenario ends the same way (loadgen.check_end_state): the producer
 stops, the group's committed offsets reach the end offsets, SIGTERM (exit
 0), then
   - every customer hash equals cpmodel.replay(input topic) on lv, o, m, n,
-    f, l, s, q, sl, sv and w:<topic>:<partition>, no outbox (x, xq) left,
+    f, l, s, q, sl, sv and w:<topic>:<partition>, no outbox (key or x/xq) left,
     no customer missing or extra (v, e, r not compared: batching /
     internal encoding);
   - the output topic holds every CloudEvent cpmodel expects with exactly
@@ -230,7 +230,7 @@ class Scenario:
         self.fig.update(fig)
         self.note(f"end state exact: {fig['customers']} customer hashes = "
                   f"cpmodel on lv, o, m, n, f, l, s, q, sl, sv, w:* "
-                  f"(no x/xq left), "
+                  f"(no outbox left), "
                   f"{fig['orders']} counted orders; {fig['outputs']} "
                   f"CloudEvents as {fig['records']} records "
                   f"({fig['dups']} byte-identical duplicates); DLQ empty; "

@@ -243,7 +243,7 @@ class Scenario:
             produced, PARTITIONS, OUT_PARTITIONS, self.prefix)
         self.note(f"end state exact: {fig['customers']} customer hashes = "
                   f"cpmodel on lv, o, m, n, f, l, s, q, sl, sv, w:* "
-                  f"(no x/xq left), "
+                  f"(no outbox left), "
                   f"{fig['orders']} counted orders; {fig['outputs']} "
                   f"CloudEvents as {fig['records']} records "
                   f"({fig['dups']} byte-identical duplicates); DLQ empty; "

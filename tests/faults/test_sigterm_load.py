@@ -147,7 +147,7 @@ def main():
             f"{SHUTDOWN_MS / 1000 + MARGIN_S:.1f}s); skipped_redelivered 0 "
             f"in every instance; events counted {total_events} = produced")
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no outbox), "
             f"{fig['orders']} counted "
             f"orders; exactly the {fig['outputs']} CloudEvents, no "
             f"duplicate; DLQ empty; committed = end")

@@ -210,7 +210,7 @@ def main():
             f"B {loadgen.count_msgs(b, 'partitions assigned')} / "
             f"{loadgen.count_msgs(b, 'partitions revoked')}")
         say(f"  end state: {fig['customers']} customer hashes = cpmodel "
-            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no x/xq), "
+            f"(lv, o, m, n, f, l, s, q, sl, sv, w:*; no outbox), "
             f"{fig['orders']} counted "
             f"orders; {fig['outputs']} CloudEvents as {fig['records']} "
             f"records ({fig['dups']} byte-identical duplicates); DLQ "

@@ -6,9 +6,13 @@
  * then the message value. The value is decoded as an event of every family
  * (orders first, then browsing, support, profile), each into a fresh
  * arena, and also fed, split at the first '=', to cp_store_parse_field as
- * one hash field (layout 2 included: g, k, sc, a:<name>, r with days);
- * a field that parses is then written back with cp_store_write_args, so
- * the encoders see every state the parser accepts.
+ * one hash field, twice: in a hash without lv (text e and r, an outbox x
+ * inside the hash) and in one with lv 3 (binary e and r); layout 2's
+ * fields (g, k, sc, a:<name>, r with days) in both. A field that parses is
+ * written back with cp_store_write_args, so the encoders see every state
+ * the parser accepts, and a binary e or r must come back byte for byte
+ * (canonical encodings). The field is also fed to the outbox key's parser
+ * (x, xq).
  *
  *   cmake -S . -B build-fuzz -DCP_FUZZ=ON -DCMAKE_C_COMPILER=clang
  *   cmake --build build-fuzz --target fuzz_decode
@@ -24,22 +28,58 @@
 static cp_tz_t *tz;
 static const char *const segments[] = {"vip", "de_buyers", "idle"};
 
+/* The value written for field f, or NULL. */
+static const char *written(const cp_argv_t *av, const char *f, size_t *len)
+{
+    for (int i = 0; i + 1 < av->argc; i++)
+        if (av->argvlen[i] == strlen(f) && !memcmp(av->argv[i], f, strlen(f))) {
+            *len = av->argvlen[i + 1];
+            return av->argv[i + 1];
+        }
+    return NULL;
+}
+
+static void fuzz_field(const char *f, size_t flen, const char *v, size_t vlen,
+                       int layout3, cp_arena_t *a)
+{
+    static cp_stored_t s;
+    static const cp_store_keys_t keys = {"cp:c:{f}", 8, "cp:x:{f}", 8};
+    char err[128];
+    cp_store_ctx_t ctx = {tz, segments, 3};
+    cp_stored_init(&s);
+    if ((layout3 && cp_store_parse_field(&s, "lv", 2, "3", 1, &ctx, a, err,
+                                         sizeof(err)) != CP_OK) ||
+        cp_store_parse_field(&s, f, flen, v, vlen, &ctx, a, err, sizeof(err)) !=
+            CP_OK ||
+        cp_store_parse_end(&s, err, sizeof(err)) != CP_OK)
+        return;
+    cp_argv_t av = {0};
+    if (cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0, "cp:pop", NULL, a,
+                            &av) != CP_OK)
+        __builtin_trap();
+    size_t n;
+    const char *back;
+    if (layout3 && vlen && flen == 1 && (f[0] == 'e' || f[0] == 'r') &&
+        (!(back = written(&av, f[0] == 'e' ? "e" : "r", &n)) || n != vlen ||
+         memcmp(back, v, n) != 0))
+        __builtin_trap();
+}
+
 static void fuzz_store(const uint8_t *v, size_t len, cp_arena_t *a)
 {
     static cp_stored_t s;
     const uint8_t *eq = memchr(v, '=', len);
     if (!eq)
         return;
+    const char *f = (const char *)v, *val = (const char *)eq + 1;
+    size_t flen = (size_t)(eq - v), vlen = len - flen - 1;
+    fuzz_field(f, flen, val, vlen, 0, a);
+    fuzz_field(f, flen, val, vlen, 1, a);
     char err[128];
-    cp_store_ctx_t ctx = {tz, segments, 3};
     cp_stored_init(&s);
-    if (cp_store_parse_field(&s, (const char *)v, (size_t)(eq - v),
-                             (const char *)eq + 1, len - (size_t)(eq - v) - 1,
-                             &ctx, a, err, sizeof(err)) != CP_OK)
-        return;
-    cp_argv_t av = {0};
-    if (cp_store_write_args(&s, &ctx, "sha", "cp:c:{f}", 8, NULL, 0, "cp:pop",
-                            NULL, a, &av) != CP_OK)
+    if (cp_store_parse_outbox_field(&s, f, flen, val, vlen, a, err,
+                                    sizeof(err)) == CP_OK &&
+        s.outbox_len != (flen == 1 ? vlen : 0))
         __builtin_trap();
 }
 

@@ -43,7 +43,8 @@ def model_records(rows, topic):
 def state_diffs(hashes, customers, ignore_outbox=False):
     """Differences between customer_hashes() and cpmodel customers
     ({cid: cpmodel.Customer}) on cpmodel.expected_hash's fields plus the
-    outbox (x, xq: expected absent unless ignore_outbox); [] when equal.
+    outbox (the outbox key, or x and xq in the hash: expected absent
+    unless ignore_outbox); [] when equal.
     v, e and r are not compared (v depends on batching, e and r are
     internal encodings)."""
     skip = INTERNAL_FIELDS | (OUTBOX_FIELDS if ignore_outbox else set())
@@ -63,7 +64,8 @@ def state_diffs(hashes, customers, ignore_outbox=False):
 
 
 def outbox_left(hashes):
-    """Customers whose hash still holds an outbox (x or xq)."""
+    """Customers with an outbox left: an outbox key, or x/xq in the hash
+    (customer_hashes() shows the key as the field OUTBOX_KEY)."""
     return sorted(cid for cid, h in hashes.items() if OUTBOX_FIELDS & set(h))
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "data"))
 
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from cdnow_events import kafka_partition  # noqa: E402,F401  (re-exported)
 from harness import topic_name  # noqa: E402
 
@@ -31,7 +32,12 @@ CE_CONTENT_TYPE = b"application/cloudevents+json"
 
 # Fields of a customer hash that cpmodel.expected_hash() does not cover.
 INTERNAL_FIELDS = {"v", "e", "r"}
-OUTBOX_FIELDS = {"x", "xq"}
+# customer_hashes() shows a customer's outbox key <prefix>x:{<id>} (layout
+# 3), when it exists, as this pseudo-field holding the key's x; an outbox
+# written by layout 2 or before is x and xq inside the hash. A check for
+# "no outbox left" on OUTBOX_FIELDS covers both places.
+OUTBOX_KEY = "<outbox key>"
+OUTBOX_FIELDS = {"x", "xq", OUTBOX_KEY}
 
 
 # ---------------------------------------------------------------------------
@@ -160,14 +166,25 @@ def customer_key(cid, prefix="cp:"):
     return f"{prefix}c:{{{cid}}}"
 
 
+def outbox_key(cid, prefix="cp:"):
+    return f"{prefix}x:{{{cid}}}"
+
+
 def customer_hashes(redis, prefix="cp:"):
-    """{customer id: {field: value (str)}} of every customer hash."""
+    """{customer id: {field: value (str, surrogateescape)}} of every
+    customer hash, plus OUTBOX_KEY: the x of the customer's outbox key
+    where one exists."""
     start, out = len(prefix) + 3, {}
     for k, h in all_hashes(redis, prefix + "c:*").items():
         check(k.startswith(prefix + "c:{") and k.endswith("}"),
               f"unexpected customer key {k!r}")
         out[k[start:-1]] = {f: v.decode("utf-8", "surrogateescape")
                             for f, v in h.items()}
+    for k, h in all_hashes(redis, prefix + "x:*").items():
+        check(k.startswith(prefix + "x:{") and k.endswith("}"),
+              f"unexpected outbox key {k!r}")
+        out.setdefault(k[start:-1], {})[OUTBOX_KEY] = h.get(
+            "x", b"").decode("utf-8", "surrogateescape")
     return out
 
 
@@ -188,9 +205,11 @@ def digest_hashes(hashes):
 
 def check_customer_states(got, customers, prefix="cp:"):
     """Every customer hash equals cpmodel.expected_hash() on those fields
-    (layout 2: lv, o, m, q, n, f, l, b, s, sl, se, ss, sv, sc, yw, g, gc,
+    (layout 3: lv, o, m, q, n, f, l, b, s, sl, se, ss, sv, sc, yw, g, gc,
     k, a:*, w:* as the model has them), v is a positive integer, e and r
-    are the only other fields, no outbox (x/xq) is left, and the set of
+    are the only other fields and decode (storecodec, as the contract
+    describes them) to the model's remembered event ids and orders, no
+    outbox is left (no outbox key, no x/xq in the hash), and the set of
     customers is exactly the model's. got: customer_hashes(). Returns the
     compared field names."""
     check_eq(sorted(got), sorted(customers), "customers in Redis")
@@ -206,9 +225,13 @@ def check_customer_states(got, customers, prefix="cp:"):
               f"{cid!r}: v = {v!r} is not a positive integer")
         left = set(h) - set(want) - INTERNAL_FIELDS
         check(not left & OUTBOX_FIELDS,
-              f"{cid!r}: outbox fields left after the run: "
-              f"{sorted(left & OUTBOX_FIELDS)}")
+              f"{cid!r}: outbox left after the run (the outbox key, or "
+              f"x/xq in the hash): {sorted(left & OUTBOX_FIELDS)}")
         check(not left, f"{cid!r}: unexpected fields {sorted(left)}")
+        check_eq(storecodec.stored_memories(h),
+                 storecodec.model_memories(c),
+                 f"{cid!r}: e and r decoded (event-id hashes; order hash, "
+                 "net, cancelled, day)")
     return compared
 
 
@@ -241,7 +264,7 @@ def check_near(got, want, what, tol=1e-9):
 
 def check_inspect(got, c, hashes_v, tol=1e-9):
     """`custpulse inspect` JSON (parsed) against cpmodel customer c: the
-    state fields exactly, layout 2, the events count, the profile, and the
+    state fields exactly, layout 3, the events count, the profile, and the
     models section evaluated at its own evaluated_at (wall clock) with
     floats within tol. hashes_v: the customer's v from Redis."""
     cid = c.cid
@@ -255,7 +278,7 @@ def check_inspect(got, c, hashes_v, tol=1e-9):
         "segment": c.segment, "version": int(hashes_v),
         "seq": c.seq,
         "offsets": {f"{t}:{p}": o for (t, p), o in c.watermarks.items()},
-        "layout": 2, "events": c.events, "profile": dict(c.attrs),
+        "layout": 3, "events": c.events, "profile": dict(c.attrs),
     }
     check_eq({k: got.get(k, "<absent>") for k in want}, want,
              f"inspect {cid!r}")

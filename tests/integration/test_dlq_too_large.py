@@ -15,7 +15,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
 from harness import Custpulse, Stack, config, topic_name  # noqa: E402
-from itest_util import check, check_eq, checks_made, say  # noqa: E402
+from itest_util import (check, check_eq, checks_made, outbox_key,  # noqa
+                        say)
 
 ORDERS, DLQ = topic_name("customer.orders"), topic_name("custpulse.dlq")
 
@@ -59,6 +60,8 @@ def main():
         check_eq(want.get("w:%s:0" % ORDERS), "1", "watermark of c-9")
         check_eq(sorted(set(h) - set(want)), ["e", "r", "v"],
                  "fields of c-9 besides the model's")
+        check_eq(st.redis().cmd("EXISTS", outbox_key("c-9")), 0,
+                 "outbox key of c-9")
         check_eq(st.committed(cfg["kafka.group.id"], ORDERS), {0: 2}, "committed offsets")
         say("dlq_too_large: value dropped (3000 bytes) and the consumer went on; %d checks"
             % checks_made())

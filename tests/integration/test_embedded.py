@@ -5,7 +5,8 @@ Only Redis is started here. The mock cluster listens on loopback, so the
 test reads its address from custpulse's log, produces order events to it
 with cpkafka, and checks: each customer's hash equals the test's own
 arithmetic (cpmodel.expected_hash: every layout-2 field and the
-watermarks; only v, e, r besides), the customer's output records are
+watermarks; only v, e, r besides; no outbox key), the customer's output
+records are
 exactly cpmodel's CloudEvents of every model, seq 1..q with the contract's
 ids (clock = wall: day counts are left out if the UTC date changed during
 the test), the DLQ holds the one invalid message, and
@@ -20,7 +21,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
 from harness import Custpulse, Stack, config, kafkatool, wait_until  # noqa: E402
-from itest_util import check, check_eq, checks_made, say  # noqa: E402
+from itest_util import (check, check_eq, checks_made, outbox_key,  # noqa
+                        say)
 
 N_CUSTOMERS = 20
 N_EVENTS = 200
@@ -109,6 +111,8 @@ def main():
             check_eq({k: h.get(k) for k in exp}, exp, "state of %s" % cid)
             check_eq(sorted(set(h) - set(exp)), ["e", "r", "v"],
                      "fields of %s besides the model's" % cid)
+            check_eq(r.cmd("EXISTS", outbox_key(cid)), 0,
+                     "outbox key of %s" % cid)
             got = sorted(by_cust.get(cid, []), key=lambda ev: ev["data"]["seq"])
             check_eq(got, want.get(cid), "output events of %s" % cid)
             check_eq([ev["id"] for ev in got],

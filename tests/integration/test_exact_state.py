@@ -201,7 +201,7 @@ def main():
         fields = check_customer_states(hashes, customers)
         say(f"state: {len(customers)} customers equal cpmodel on fields "
             f"{', '.join(sorted(fields, key=lambda f: (len(f), f)))}; "
-            "v positive; only e, r besides; no x/xq")
+            "v positive; only e, r besides; no outbox")
         for cid in sorted(customers):
             c = customers[cid]
             say(f"  {cid}: o={c.orders} m={cpmodel.money_str(c.monetary)} "

@@ -1,11 +1,14 @@
 /*
- * test_consumer_store.c - the customer hash encoding: parsing every field,
- * the write script's argument layout, and refusal of corrupt fields.
+ * test_consumer_store.c - the customer hash encoding: parsing every field
+ * (layouts 1 to 3), the binary de-duplication memories of layout 3, the
+ * outbox key, the write script's argument layout, and refusal of corrupt
+ * fields.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -16,12 +19,27 @@ static cp_tz_t *tz;
 static const char *const seg_names[] = {"vip", "de_buyers", "idle"};
 static cp_store_ctx_t ctx;
 
-static cp_err_t put(cp_stored_t *s, cp_arena_t *a, const char *f, const char *v)
+static cp_err_t putn(cp_stored_t *s, cp_arena_t *a, const char *f,
+                     const char *v, size_t vlen)
 {
     char err[128];
-    return cp_store_parse_field(s, f, strlen(f), v, strlen(v), &ctx, a, err,
+    return cp_store_parse_field(s, f, strlen(f), v, vlen, &ctx, a, err,
                                 sizeof(err));
 }
+
+static cp_err_t put(cp_stored_t *s, cp_arena_t *a, const char *f, const char *v)
+{
+    return putn(s, a, f, v, strlen(v));
+}
+
+static cp_err_t end(cp_stored_t *s)
+{
+    char err[128];
+    return cp_store_parse_end(s, err, sizeof(err));
+}
+
+static const cp_store_keys_t keys_k = {"cp:c:{k}", 8, "cp:x:{k}", 8};
+static const cp_store_keys_t keys_z = {"cp:c:{z}", 8, "cp:x:{z}", 8};
 
 /* Index of the argument equal to s, or -1. */
 static int find_arg(const cp_argv_t *av, const char *s)
@@ -32,14 +50,34 @@ static int find_arg(const cp_argv_t *av, const char *s)
     return -1;
 }
 
-static void assert_pair(const cp_argv_t *av, const char *f, const char *v)
+static void assert_pairn(const cp_argv_t *av, const char *f, const char *v,
+                         size_t vlen)
 {
     int i = find_arg(av, f);
     if (i < 0)
         fail_msg("field %s not written", f);
-    assert_int_equal(av->argvlen[i + 1], strlen(v));
-    assert_memory_equal(av->argv[i + 1], v, strlen(v));
+    assert_int_equal(av->argvlen[i + 1], vlen);
+    assert_memory_equal(av->argv[i + 1], v, vlen);
 }
+
+static void assert_pair(const cp_argv_t *av, const char *f, const char *v)
+{
+    assert_pairn(av, f, v, strlen(v));
+}
+
+/* The first n arguments are want[]. */
+static void assert_head(const cp_argv_t *av, const char *const *want, int n)
+{
+    assert_true(av->argc >= n);
+    for (int i = 0; i < n; i++) {
+        if (av->argvlen[i] != strlen(want[i]) ||
+            memcmp(av->argv[i], want[i], av->argvlen[i]) != 0)
+            fail_msg("argument %d is '%.*s', want '%s'", i, (int)av->argvlen[i],
+                     av->argv[i], want[i]);
+    }
+}
+
+#define LIT(s) s, sizeof(s) - 1
 
 static void test_parse_and_write(void **state)
 {
@@ -63,8 +101,16 @@ static void test_parse_and_write(void **state)
                      CP_OK);
     assert_int_equal(put(&s, &a, "w:customer.orders:2", "41"), CP_OK);
     assert_int_equal(put(&s, &a, "future_field", "ignored"), CP_OK);
+    /* an outbox inside the hash, as layout 2 and before kept it */
+    assert_int_equal(put(&s, &a, "x", "s\t{\"a\":1}\n"), CP_OK);
+    assert_int_equal(put(&s, &a, "xq", "2"), CP_OK);
+    assert_int_equal(s.st.n_event_ids, 0); /* decoded at the end */
+    assert_int_equal(end(&s), CP_OK);
 
     assert_true(s.exists);
+    assert_int_equal(s.layout, 1);
+    assert_true(s.outbox_legacy);
+    assert_int_equal(s.outbox_seq, 2);
     assert_int_equal(s.st.version, 7);
     assert_int_equal(s.st.orders, 2);
     assert_int_equal(s.st.monetary, 17000);
@@ -96,13 +142,16 @@ static void test_parse_and_write(void **state)
     cp_epoch_ref_t eps[2] = {
         {"cp:ep:customer.orders:2", 1700000000123, 42, "1:00000000000000aa"},
         {"cp:ep:customer.browsing:0", 5, 7, "2:00000000000000bb"}};
-    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", "cp:c:{k}", 8, eps, 2,
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_k, eps, 2,
                                          "cp:pop", &delta, &a, &av),
                      CP_OK);
+    /* The legacy outbox leaves the hash (ndel 2: x, xq) and goes, with
+     * the new record, into the outbox key (nx 2: x, xq). */
     const char *head[] = {"EVALSHA",
                           "sha",
-                          "4",
+                          "5",
                           "cp:c:{k}",
+                          "cp:x:{k}",
                           "cp:ep:customer.orders:2",
                           "cp:ep:customer.browsing:0",
                           "cp:pop",
@@ -119,25 +168,30 @@ static void test_parse_and_write(void **state)
                           "1",
                           "500",
                           "0",
-                          "0"};
-    for (int i = 0; i < 21; i++) {
-        assert_int_equal(av.argvlen[i], strlen(head[i]));
-        assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
-    }
-    assert_pair(&av, "v", "8");
+                          "2",
+                          "x",
+                          "xq",
+                          "2",
+                          "s\t{\"a\":1}\ns\t{}\n",
+                          "3",
+                          "v",
+                          "8"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     assert_pair(&av, "o", "2");
     assert_pair(&av, "m", "17000");
     assert_pair(&av, "f", "1709287200000");
     assert_pair(&av, "l", "1709373600000");
     assert_pair(&av, "s", "important_keep");
     assert_pair(&av, "q", "2");
-    assert_pair(&av, "e", "00000000000000ff0123456789abcdef");
-    assert_pair(&av, "r", "00000000000000aa:15000,00000000000000bb:0:c");
+    /* layout 3: binary; layout-1 order entries keep their unknown day */
+    assert_pairn(&av, "e",
+                 LIT("\xff\x00\x00\x00\x00\x00\x00\x00"
+                     "\xef\xcd\xab\x89\x67\x45\x23\x01"));
+    assert_pairn(&av, "r",
+                 LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\x98\x75\x00"
+                     "\xbb\x00\x00\x00\x00\x00\x00\x00\x00\x01"));
     assert_pair(&av, "w:customer.orders:2", "42");
-    assert_pair(&av, "x", "s\t{}\n");
-    assert_pair(&av, "xq", "3");
-    assert_pair(&av, "lv", "2");
-    /* layout-1 order entries keep their form (day unknown) */
+    assert_pair(&av, "lv", "3");
     assert_int_equal(find_arg(&av, "b"), -1);
     cp_arena_free(&a);
 }
@@ -181,6 +235,7 @@ static void test_layout2_roundtrip(void **state)
     for (size_t i = 0; i < nf; i++)
         if (put(&s, &a, fields[i][0], fields[i][1]) != CP_OK)
             fail_msg("field %s=%s refused", fields[i][0], fields[i][1]);
+    assert_int_equal(end(&s), CP_OK);
     assert_int_equal(s.layout, 2);
     assert_int_equal(s.st.events, 9);
     assert_int_equal(s.st.repeat_days, 1);
@@ -207,11 +262,13 @@ static void test_layout2_roundtrip(void **state)
     /* an attribute removed, the custom segments left */
     assert_int_equal(cp_store_attr_set(&s, "country", 7, NULL, 0, &a), CP_OK);
     cp_argv_t av = {0};
-    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", "cp:c:{z}", 8, NULL,
-                                         0, "cp:pop", NULL, &a, &av),
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
                      CP_OK);
     for (size_t i = 0; i < nf; i++) {
-        if (!strcmp(fields[i][0], "v") || !strcmp(fields[i][0], "a:country"))
+        if (!strcmp(fields[i][0], "v") || !strcmp(fields[i][0], "a:country") ||
+            !strcmp(fields[i][0], "lv") || !strcmp(fields[i][0], "e") ||
+            !strcmp(fields[i][0], "r"))
             continue;
         if (!strcmp(fields[i][0], "a:is_strategic")) {
             /* not dirty: not written again */
@@ -221,13 +278,17 @@ static void test_layout2_roundtrip(void **state)
         assert_pair(&av, fields[i][0], fields[i][1]);
     }
     assert_pair(&av, "v", "4");
-    /* deletions: ndel 1, a:country */
-    const char *head[] = {"EVALSHA", "sha", "1", "cp:c:{z}", "3",
-                          "0",       "0",   "1", "a:country"};
-    for (int i = 0; i < 9; i++) {
-        assert_int_equal(av.argvlen[i], strlen(head[i]));
-        assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
-    }
+    assert_pair(&av, "lv", "3");
+    assert_pairn(&av, "e", LIT("\xff\x00\x00\x00\x00\x00\x00\x00"));
+    /* days 19783 (delta from 0) and 19784 (delta 1: one tag byte) */
+    assert_pairn(&av, "r",
+                 LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\xdc\x0b\x9e\xea\x04"
+                     "\xbb\x00\x00\x00\x00\x00\x00\x00\xe8\x07\x06"));
+    /* deletions: ndel 1, a:country; no outbox */
+    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
+                          "3",       "0",   "0", "1",        "a:country",
+                          "0",       "v",   "4"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
 
     /* levels and custom memberships gone: their fields are deleted */
     s.st.stage = CP_LC_NONE;
@@ -235,16 +296,13 @@ static void test_layout2_roundtrip(void **state)
     s.st.repeat_days = 0;
     s.st.segment = CP_RFM8_NONE;
     av.argc = 0;
-    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", "cp:c:{z}", 8, NULL,
-                                         0, "cp:pop", NULL, &a, &av),
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
                      CP_OK);
-    const char *head2[] = {"EVALSHA", "sha", "1", "cp:c:{z}",  "3",
-                           "0",       "0",   "5", "a:country", "s",
-                           "b",       "sl",  "sc"};
-    for (int i = 0; i < 13; i++) {
-        assert_int_equal(av.argvlen[i], strlen(head2[i]));
-        assert_memory_equal(av.argv[i], head2[i], strlen(head2[i]));
-    }
+    const char *head2[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
+                           "3",       "0",   "0",  "5",        "a:country",
+                           "s",       "b",   "sl", "sc",       "0"};
+    assert_head(&av, head2, sizeof(head2) / sizeof(head2[0]));
     cp_arena_free(&a);
 }
 
@@ -256,17 +314,18 @@ static void test_fixed_mode_and_no_segment(void **state)
     static cp_stored_t s;
     cp_stored_init(&s);
     cp_argv_t av = {0};
-    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", "cp:c:{z}", 8, NULL,
-                                         0, "cp:pop", NULL, &a, &av),
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
                      CP_OK);
-    /* numkeys 1, expected version 0, no epoch, no population, nothing to
-     * delete (a new customer had no s) */
-    const char *head[] = {"EVALSHA", "sha", "1", "cp:c:{z}", "0",
-                          "0",       "0",   "0", "v"};
-    for (int i = 0; i < 9; i++)
-        assert_memory_equal(av.argv[i], head[i], strlen(head[i]));
+    /* numkeys 2, expected version 0, no epoch, no population, nothing to
+     * delete (a new customer had no s), no outbox */
+    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "0",
+                          "0",       "0",   "0", "0",        "v"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     assert_int_equal(find_arg(&av, "f"), -1);
-    assert_int_equal(find_arg(&av, "x"), -1);
+    /* empty de-duplication memories are not written */
+    assert_int_equal(find_arg(&av, "e"), -1);
+    assert_int_equal(find_arg(&av, "r"), -1);
     cp_arena_free(&a);
 }
 
@@ -330,21 +389,298 @@ static void test_corrupt_fields(void **state)
                             {"k", "1,0,0,0,0,0,0,9,0,0,0,-1,0"},
                             {"yw", "-1"},
                             {"r", "00000000000000aa:5:x"},
-                            {"r", "00000000000000aa:c"}};
+                            {"r", "00000000000000aa:c"},
+                            {"r", "00000000000000aa:5:1099511627777"},
+                            {"x", "s\t{}"},
+                            {"x", "q\t{}\n"},
+                            {"xq", "-1"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cp_arena_t a;
         cp_arena_init(&a, 0);
         static cp_stored_t s;
         cp_stored_init(&s);
         char err[128];
+        /* e and r (text before layout 3) fail at the end of the hash */
         cp_err_t rc =
             cp_store_parse_field(&s, bad[i][0], strlen(bad[i][0]), bad[i][1],
                                  strlen(bad[i][1]), &ctx, &a, err, sizeof(err));
+        if (rc == CP_OK)
+            rc = cp_store_parse_end(&s, err, sizeof(err));
         if (rc != CP_EPARSE)
             fail_msg("field %s=%s accepted", bad[i][0], bad[i][1]);
         assert_non_null(strstr(err, bad[i][0]));
         cp_arena_free(&a);
     }
+}
+
+/* ---- layout 3: binary e and r ------------------------------------------ */
+
+/* The test's own LEB128 writer, to build inputs independently of store.c. */
+static size_t uv(unsigned char *p, uint64_t x)
+{
+    size_t n = 0;
+    for (; x >= 0x80; x >>= 7)
+        p[n++] = (unsigned char)(x | 0x80);
+    p[n++] = (unsigned char)x;
+    return n;
+}
+
+/* One r entry: id 0x0101..01 * k, net, tag. */
+static size_t r_entry(unsigned char *p, unsigned k, uint64_t net, uint64_t tag)
+{
+    memset(p, (int)k, 8);
+    size_t n = 8 + uv(p + 8, net);
+    return n + uv(p + n, tag);
+}
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 11;
+}
+
+/* Random memories encode, decode and encode again to the same bytes:
+ * unknown days between known ones, days going back, both day bounds,
+ * nets up to INT64_MAX, the full CP_DEDUP_MAX. */
+static void test_binary_roundtrip(void **state)
+{
+    (void)state;
+    static cp_state_t st, back;
+    static unsigned char buf[CP_DEDUP_MAX * CP_STORE_R_ENTRY_MAX],
+        buf2[CP_DEDUP_MAX * CP_STORE_R_ENTRY_MAX];
+    uint64_t x = 42;
+    for (int round = 0; round < 2000; round++) {
+        cp_state_init(&st);
+        st.n_event_ids = (int)(lcg(&x) % (CP_DEDUP_MAX + 1));
+        for (int i = 0; i < st.n_event_ids; i++)
+            st.event_ids[i] = lcg(&x) << 11 ^ lcg(&x);
+        st.n_orders_mem =
+            round == 0 ? CP_DEDUP_MAX : (int)(lcg(&x) % (CP_DEDUP_MAX + 1));
+        for (int i = 0; i < st.n_orders_mem; i++) {
+            cp_order_mem_t *o = &st.orders_mem[i];
+            uint64_t k = lcg(&x);
+            o->id_hash = lcg(&x) << 11 ^ lcg(&x);
+            o->net = k % 7 == 0   ? INT64_MAX
+                     : k % 7 == 1 ? 0
+                                  : (int64_t)(lcg(&x) % 100000);
+            o->cancelled = (int)(k >> 3 & 1);
+            o->day = k % 5 == 0   ? CP_DAY_UNKNOWN
+                     : k % 5 == 1 ? (k & 16 ? 1 : -1) * CP_STORE_DAY_MAX
+                                  : 19000 + (int64_t)(lcg(&x) % 2000) - 1000;
+        }
+        size_t ne = cp_store_encode_e(&st, buf);
+        assert_int_equal(ne, (size_t)st.n_event_ids * 8);
+        assert_int_equal(cp_store_decode_e(&back, buf, ne), 0);
+        assert_int_equal(back.n_event_ids, st.n_event_ids);
+        assert_memory_equal(back.event_ids, st.event_ids, ne);
+        size_t nr = cp_store_encode_r(&st, buf);
+        assert_true(nr <= (size_t)st.n_orders_mem * CP_STORE_R_ENTRY_MAX);
+        assert_int_equal(cp_store_decode_r(&back, buf, nr), 0);
+        assert_int_equal(back.n_orders_mem, st.n_orders_mem);
+        for (int i = 0; i < st.n_orders_mem; i++) {
+            assert_true(back.orders_mem[i].id_hash == st.orders_mem[i].id_hash);
+            assert_int_equal(back.orders_mem[i].net, st.orders_mem[i].net);
+            assert_int_equal(back.orders_mem[i].cancelled,
+                             st.orders_mem[i].cancelled);
+            assert_true(back.orders_mem[i].day == st.orders_mem[i].day);
+        }
+        assert_int_equal(cp_store_encode_r(&back, buf2), nr);
+        assert_memory_equal(buf2, buf, nr);
+    }
+}
+
+/* The size that matters for memory: five orders a few days apart with
+ * amounts of a few hundred units fit well under Redis' default
+ * hash-max-listpack-value (64). */
+static void test_binary_size(void **state)
+{
+    (void)state;
+    static cp_state_t st;
+    static unsigned char buf[CP_DEDUP_MAX * CP_STORE_R_ENTRY_MAX];
+    cp_state_init(&st);
+    st.n_orders_mem = 5;
+    for (int i = 0; i < 5; i++) {
+        st.orders_mem[i].id_hash = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+        st.orders_mem[i].net = 29999;
+        st.orders_mem[i].day = 19723 + 9 * i;
+    }
+    /* 8 + 3 (net) + 3 (first day) + 4 * (8 + 3 + 1) */
+    assert_int_equal(cp_store_encode_r(&st, buf), 62);
+}
+
+/* HGETALL returns fields in any order: e and r are decoded by lv, even
+ * when lv comes after them. */
+static void test_binary_after_lv(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    /* 8 bytes: a binary id of layout 3, nothing a hex form could be */
+    cp_stored_init(&s);
+    assert_int_equal(putn(&s, &a, "e", LIT("\x01\x00\x00\x00\x00\x00\x00\x80")),
+                     CP_OK);
+    assert_int_equal(
+        putn(&s, &a, "r", LIT("\x07\x00\x00\x00\x00\x00\x00\x00\x05\x00")),
+        CP_OK);
+    assert_int_equal(put(&s, &a, "lv", "3"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.st.n_event_ids, 1);
+    assert_true(s.st.event_ids[0] == 0x8000000000000001ULL);
+    assert_int_equal(s.st.n_orders_mem, 1);
+    assert_true(s.st.orders_mem[0].id_hash == 7);
+    assert_int_equal(s.st.orders_mem[0].net, 5);
+    assert_true(s.st.orders_mem[0].day == CP_DAY_UNKNOWN);
+    /* the same bytes in a layout-2 hash are (bad) text */
+    cp_stored_init(&s);
+    assert_int_equal(putn(&s, &a, "e", LIT("\x01\x00\x00\x00\x00\x00\x00\x80")),
+                     CP_OK);
+    assert_int_equal(put(&s, &a, "lv", "2"), CP_OK);
+    assert_int_equal(end(&s), CP_EPARSE);
+    /* a write needs the end of the parse */
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "v", "1"), CP_OK);
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
+                     CP_EINVAL);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
+                     CP_OK);
+    cp_arena_free(&a);
+}
+
+static void test_binary_corrupt(void **state)
+{
+    (void)state;
+    static cp_state_t st;
+    static unsigned char b[(CP_DEDUP_MAX + 1) * 16];
+    size_t n;
+    /* e: not whole ids, too many ids */
+    assert_int_equal(cp_store_decode_e(&st, b, 7), -1);
+    assert_int_equal(cp_store_decode_e(&st, b, 8 * (CP_DEDUP_MAX + 1)), -1);
+    assert_int_equal(cp_store_decode_e(&st, b, 8 * CP_DEDUP_MAX), 0);
+    assert_int_equal(cp_store_decode_e(&st, b, 0), 0);
+    assert_int_equal(st.n_event_ids, 0);
+
+    /* r: a valid entry, then each way to break one */
+    n = r_entry(b, 1, 300, 2 * (2 * 19000 + 1));
+    assert_int_equal(cp_store_decode_r(&st, b, n), 0);
+    assert_int_equal(st.orders_mem[0].day, 19000);
+    assert_int_equal(cp_store_decode_r(&st, b, n - 1), -1); /* no tag */
+    b[n] = 0;
+    assert_int_equal(cp_store_decode_r(&st, b, n + 1), -1); /* trailing */
+    assert_int_equal(cp_store_decode_r(&st, b, 9), -1);     /* short id */
+    struct {
+        const char *what;
+        unsigned char bytes[24];
+        size_t len;
+    } bad[] = {
+        {"overlong net", {1, 1, 1, 1, 1, 1, 1, 1, 0x80, 0x00, 0x00}, 11},
+        {"overlong tag", {1, 1, 1, 1, 1, 1, 1, 1, 0x05, 0x81, 0x00}, 11},
+        {"truncated net", {1, 1, 1, 1, 1, 1, 1, 1, 0x80, 0x80}, 10},
+        {"net 2^63",
+         {1, 1, 1, 1, 1, 1, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+          0x80, 0x80, 0x01, 0x00},
+         19},
+        {"varint of 2^64",
+         {1, 1, 1, 1, 1, 1, 1, 1, 0x05, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+          0x80, 0x80, 0x80, 0x02},
+         19},
+        {"varint of 11 bytes",
+         {1,    1,    1,    1,    1,    1,    1,    1,    0x05, 0x80,
+          0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x00},
+         20},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (cp_store_decode_r(&st, bad[i].bytes, bad[i].len) != -1)
+            fail_msg("r with %s accepted", bad[i].what);
+    /* a day beyond the bound, directly and by a second delta; a delta
+     * no two stored days have */
+    uint64_t d_max = 2 * (uint64_t)CP_STORE_DAY_MAX + 1; /* zigzag + 1 */
+    n = r_entry(b, 1, 0, 2 * d_max);
+    assert_int_equal(cp_store_decode_r(&st, b, n), 0);
+    assert_true(st.orders_mem[0].day == CP_STORE_DAY_MAX);
+    n = r_entry(b, 1, 0, 2 * (d_max + 2));
+    assert_int_equal(cp_store_decode_r(&st, b, n), -1);
+    n = r_entry(b, 1, 0, 2 * d_max);
+    n += r_entry(b + n, 2, 0, 2 * 3); /* +1 day */
+    assert_int_equal(cp_store_decode_r(&st, b, n), -1);
+    n = r_entry(b, 1, 0, (uint64_t)1 << 62);
+    assert_int_equal(cp_store_decode_r(&st, b, n), -1);
+    /* more than CP_DEDUP_MAX entries */
+    n = 0;
+    for (int i = 0; i < CP_DEDUP_MAX; i++)
+        n += r_entry(b + n, 3, 1, 0);
+    assert_int_equal(cp_store_decode_r(&st, b, n), 0);
+    assert_int_equal(st.n_orders_mem, CP_DEDUP_MAX);
+    n += r_entry(b + n, 3, 1, 0);
+    assert_int_equal(cp_store_decode_r(&st, b, n), -1);
+}
+
+/* The outbox key: x appended after a legacy outbox, the higher xq kept,
+ * nothing else accepted. */
+static void test_outbox_key(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    char err[128];
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "x", "s\t{\"old\":1}\n"), CP_OK);
+    assert_int_equal(put(&s, &a, "xq", "4"), CP_OK);
+    assert_int_equal(put(&s, &a, "lv", "2"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(
+        cp_store_parse_outbox_field(&s, "xq", 2, "9", 1, &a, err, sizeof(err)),
+        CP_OK);
+    const char *x = "s\t{\"new\":1}\n";
+    assert_int_equal(cp_store_parse_outbox_field(&s, "x", 1, x, strlen(x), &a,
+                                                 err, sizeof(err)),
+                     CP_OK);
+    assert_int_equal(s.outbox_seq, 9);
+    assert_string_equal(s.outbox, "s\t{\"old\":1}\ns\t{\"new\":1}\n");
+    assert_true(s.outbox_legacy);
+    assert_int_equal(
+        cp_store_parse_outbox_field(&s, "v", 1, "1", 1, &a, err, sizeof(err)),
+        CP_EPARSE);
+    assert_non_null(strstr(err, "outbox field 'v'"));
+    assert_int_equal(cp_store_parse_outbox_field(&s, "x", 1, "s\t\n", 3, &a,
+                                                 err, sizeof(err)),
+                     CP_EPARSE);
+    assert_int_equal(cp_store_parse_outbox_field(&s, "x", 1, "s\tab\0c\n", 7,
+                                                 &a, err, sizeof(err)),
+                     CP_EPARSE);
+    assert_int_equal(
+        cp_store_parse_outbox_field(&s, "xq", 2, "07", 2, &a, err, sizeof(err)),
+        CP_EPARSE);
+    /* written back: the hash's x and xq deleted, all of it in the key */
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, &a, &av),
+                     CP_OK);
+    const char *head[] = {"EVALSHA",
+                          "sha",
+                          "2",
+                          "cp:c:{z}",
+                          "cp:x:{z}",
+                          "0",
+                          "0",
+                          "0",
+                          "2",
+                          "x",
+                          "xq",
+                          "2",
+                          "s\t{\"old\":1}\ns\t{\"new\":1}\n",
+                          "9",
+                          "v",
+                          "1",
+                          "lv",
+                          "3"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
+    cp_arena_free(&a);
 }
 
 static void test_key(void **state)
@@ -359,6 +695,12 @@ static void test_key(void **state)
     k = cp_store_key("", "\xe5\xae\xa2", 3, &a, &len); /* 客 */
     assert_string_equal(k, "c:{\xe5\xae\xa2}");
     assert_int_equal(len, 7);
+    cp_store_keys_t keys;
+    assert_int_equal(cp_store_keys("cp:", "c-9", 3, &a, &keys), CP_OK);
+    assert_string_equal(keys.key, "cp:c:{c-9}");
+    assert_int_equal(keys.key_len, 10);
+    assert_string_equal(keys.xkey, "cp:x:{c-9}");
+    assert_int_equal(keys.xkey_len, 10);
     cp_arena_free(&a);
 }
 
@@ -388,6 +730,11 @@ int main(void)
         cmocka_unit_test(test_layout2_roundtrip),
         cmocka_unit_test(test_attr_limit),
         cmocka_unit_test(test_corrupt_fields),
+        cmocka_unit_test(test_binary_roundtrip),
+        cmocka_unit_test(test_binary_size),
+        cmocka_unit_test(test_binary_after_lv),
+        cmocka_unit_test(test_binary_corrupt),
+        cmocka_unit_test(test_outbox_key),
         cmocka_unit_test(test_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
