@@ -799,6 +799,7 @@ static void on_pq_readable(uv_poll_t *h, int status, int events)
  * Once a second, serve whichever queue holds anything. */
 static void on_btyd(cp_redis_t *r, redisReply *reply, void *pd);
 static void read_btyd(cp_app_t *app);
+static void take_rq_snapshot(cp_app_t *app);
 
 static void on_tick(uv_timer_t *t)
 {
@@ -813,6 +814,10 @@ static void on_tick(uv_timer_t *t)
     if (app->btyd_loaded && uv_now(app->loop) - app->btyd_read_ms >=
                                 (uint64_t)app->cfg->btyd_refresh_ms)
         read_btyd(app);
+    if (app->cfg->rfmq_mode == 0 && app->rq_loaded &&
+        uv_now(app->loop) - app->rq_taken_ms >=
+            (uint64_t)app->cfg->rfmq_snapshot_ms)
+        take_rq_snapshot(app);
 }
 
 void cp__app_batch_done(cp_app_t *app)
@@ -906,6 +911,153 @@ static void on_btyd(cp_redis_t *r, redisReply *reply, void *pd)
     maybe_start(app);
 }
 
+/* ---- quantile RFM snapshots (docs/models.md "Quantile RFM") ---------- */
+
+/* Versions whose thresholds the snapshot hash keeps for tracing. */
+#define CP_RFMQ_HISTORY 16
+
+static void on_rq_hist(cp_redis_t *r, redisReply *reply, void *pd);
+static void on_rq_snap(cp_redis_t *r, redisReply *reply, void *pd);
+
+/* Reads the histograms, then takes or adopts a snapshot of their
+ * thresholds (live mode; at start-up before consuming, then every
+ * rfmq.snapshot_ms). */
+static void take_rq_snapshot(cp_app_t *app)
+{
+    if (app->rq_state == 1 || !app->redis_ready)
+        return;
+    const char *argv[] = {"HGETALL", app->rqkey};
+    size_t lens[] = {7, strlen(app->rqkey)};
+    if (cp_redis_cmd(app->redis, on_rq_hist, app, 2, argv, lens) == CP_OK) {
+        app->rq_state = 1;
+        app->rq_taken_ms = uv_now(app->loop);
+    }
+}
+
+/* A failed step: start-up goes on with the snapshot held (none at first:
+ * nobody is scored until one is taken); a lost connection tries again
+ * when Redis is back. */
+static void rq_failed(cp_app_t *app, const redisReply *reply, const char *what)
+{
+    app->rq_state = 0;
+    if (!reply)
+        return;
+    cp_log(CP_LOG_WARN, "cannot take the quantile RFM snapshot",
+           CP_LS("step", what),
+           CP_LS("error", reply->type == REDIS_REPLY_ERROR
+                              ? reply->str
+                              : "unexpected reply"),
+           CP_LEND);
+    app->rq_loaded = 1;
+    maybe_start(app);
+}
+
+static void on_rq_hist(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = pd;
+    (void)r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        rq_failed(app, reply, "read histograms");
+        return;
+    }
+    size_t n = reply->elements / 2;
+    const char **f = malloc(sizeof(char *) * 2 * (n ? n : 1));
+    size_t *fl = malloc(sizeof(size_t) * 2 * (n ? n : 1));
+    if (!f || !fl) {
+        free(f);
+        free(fl);
+        cp_log(CP_LOG_ERROR, "out of memory", CP_LEND);
+        abort();
+    }
+    const char **v = f + n;
+    size_t *vl = fl + n;
+    size_t k = 0;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *a = reply->element[i], *b = reply->element[i + 1];
+        if (a->type != REDIS_REPLY_STRING || b->type != REDIS_REPLY_STRING)
+            continue;
+        f[k] = a->str;
+        fl[k] = (size_t)a->len;
+        v[k] = b->str;
+        vl[k++] = (size_t)b->len;
+    }
+    cp_rfmq_snap_t snap = {0};
+    char err[128];
+    cp_err_t rc = cp_rfmq_thresholds(f, fl, v, vl, k, &snap, err, sizeof(err));
+    free(f);
+    free(fl);
+    if (rc == CP_ENOMEM) {
+        cp_log(CP_LOG_ERROR, "out of memory", CP_LEND);
+        abort();
+    }
+    if (rc != CP_OK) {
+        cp_log(CP_LOG_WARN,
+               "quantile RFM histograms unreadable; the "
+               "snapshot held stays",
+               CP_LS("key", app->rqkey), CP_LS("error", err), CP_LEND);
+        app->rq_state = 0;
+        app->rq_loaded = 1;
+        maybe_start(app);
+        return;
+    }
+    char text[CP_RFMQ_TEXT_MAX], nbuf[24], keep[16], age[24];
+    cp_rfmq_thresholds_text(&snap, text);
+    snprintf(nbuf, sizeof(nbuf), "%" PRId64, snap.n);
+    snprintf(keep, sizeof(keep), "%d", CP_RFMQ_HISTORY);
+    snprintf(age, sizeof(age), "%d", app->cfg->rfmq_snapshot_ms / 2);
+    const char *argv[] = {
+        "EVALSHA", cp_redis_script_sha(app->redis, CP_SCRIPT_RFMQ_SNAPSHOT),
+        "1",       app->rqskey,
+        text,      nbuf,
+        keep,      age};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    if (cp_redis_cmd(app->redis, on_rq_snap, app, 8, argv, lens) != CP_OK)
+        app->rq_state = 0;
+}
+
+static int64_t reply_i64(const redisReply *x)
+{
+    if (x->type == REDIS_REPLY_INTEGER)
+        return (int64_t)x->integer;
+    if (x->type == REDIS_REPLY_STRING)
+        return strtoll(x->str, NULL, 10);
+    return -1;
+}
+
+static void on_rq_snap(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = pd;
+    (void)r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[1]->type != REDIS_REPLY_STRING) {
+        rq_failed(app, reply, "record snapshot");
+        return;
+    }
+    cp_rfmq_snap_t snap = {0};
+    snap.version = reply_i64(reply->element[0]);
+    snap.n = reply_i64(reply->element[2]);
+    if (snap.version > 0 &&
+        cp_rfmq_thresholds_parse(reply->element[1]->str,
+                                 (size_t)reply->element[1]->len, &snap) != 0) {
+        cp_log(CP_LOG_WARN,
+               "quantile RFM snapshot unreadable; the snapshot "
+               "held stays",
+               CP_LS("key", app->rqskey), CP_LI("version", snap.version),
+               CP_LEND);
+    } else if (snap.version > 0 && snap.version != app->rqsnap.version) {
+        app->rqsnap = snap;
+        app->stats.rfmq_snapshots++;
+        cp_log(CP_LOG_INFO, "quantile RFM snapshot",
+               CP_LI("version", snap.version), CP_LI("population", snap.n),
+               CP_LS("thresholds", reply->element[1]->str), CP_LEND);
+    }
+    app->rq_state = 0;
+    app->rq_loaded = 1;
+    maybe_start(app);
+}
+
 /* The topics subscribed: orders and every non-empty other input topic. */
 static void input_topics(const cp_config_t *cfg, const char *out[4], int *n)
 {
@@ -922,7 +1074,7 @@ static void input_topics(const cp_config_t *cfg, const char *out[4], int *n)
 static void maybe_start(cp_app_t *app)
 {
     if (app->state != CP_APP_STARTING || !app->redis_ready ||
-        !app->topics_ready || !app->btyd_loaded)
+        !app->topics_ready || !app->btyd_loaded || !app->rq_loaded)
         return;
     const char *topics[4];
     int n_topics;
@@ -961,6 +1113,8 @@ static void on_redis_status(cp_redis_t *r, cp_redis_status_t status,
         return;
     if (!app->btyd_loaded)
         read_btyd(app);
+    if (!app->rq_loaded)
+        take_rq_snapshot(app);
     maybe_start(app);
     retry_check_epochs(app);
     cp__batch_redis_ready(app);
@@ -1073,6 +1227,7 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("wait_short", s->wait_short),
            CP_LI("attrs_dropped", s->attrs_dropped),
            CP_LI("btyd_loads", s->btyd_loads),
+           CP_LI("rfmq_snapshots", s->rfmq_snapshots),
            CP_LI("exit_code", app->exit_code), CP_LEND);
 }
 
@@ -1296,6 +1451,11 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     size_t plen = strlen(cfg->redis_prefix) + 4;
     app->popkey = malloc(plen);
     snprintf(app->popkey, plen, "%spop", cfg->redis_prefix);
+    app->rqkey = malloc(plen);
+    app->rqskey = malloc(plen);
+    snprintf(app->rqkey, plen, "%srq", cfg->redis_prefix);
+    snprintf(app->rqskey, plen, "%srqs", cfg->redis_prefix);
+    app->rq_loaded = cfg->rfmq_mode != 0; /* fixed: no snapshot */
     plen = strlen(cfg->redis_prefix) + 5;
     app->btydkey = malloc(plen);
     snprintf(app->btydkey, plen, "%sbtyd", cfg->redis_prefix);
@@ -1402,6 +1562,8 @@ static void app_free(cp_app_t *app)
     }
     free(app->parts);
     free(app->popkey);
+    free(app->rqkey);
+    free(app->rqskey);
     free(app->btydkey);
     cp_eval_free(&app->eval);
     cp_tz_free(app->tz);

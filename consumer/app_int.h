@@ -157,6 +157,7 @@ typedef struct cp_stats_s {
     uint64_t wait_short;
     uint64_t attrs_dropped;
     uint64_t btyd_loads;
+    uint64_t rfmq_snapshots;
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -211,6 +212,14 @@ typedef struct cp_app_s {
     int btyd_state;        /* 0 to read, 1 read in flight, 2 read */
     int btyd_loaded;       /* the first read answered: start-up may go on */
     uint64_t btyd_read_ms; /* loop time of the last read sent */
+    /* Quantile RFM (rfmq.mode = live): the histogram and snapshot keys and
+     * the snapshot the customers are scored against (version 0: none). */
+    char *rqkey;  /* <prefix>rq */
+    char *rqskey; /* <prefix>rqs */
+    cp_rfmq_snap_t rqsnap;
+    int rq_state;         /* 0 idle, 1 snapshot in flight */
+    int rq_loaded;        /* the first snapshot answered (or fixed mode) */
+    uint64_t rq_taken_ms; /* loop time of the last snapshot sent */
 
     cp_batch_t batch;
     int64_t clock_max_ms; /* clock = event: greatest event time seen */

@@ -473,10 +473,13 @@ static cp_rfm_ref_t reference(const cp_app_t *app, int64_t today)
     return ref;
 }
 
-/* One change of another model than rfm8 into the outbox. */
-static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
-                       cp_model_t kind, const char *name, const char *from,
-                       const char *to, const cp_models_t *mo, int64_t today)
+/* One change of another model than rfm8 into the outbox; rq (the
+ * quantile RFM scores, with the snapshot they were taken against) only for
+ * CP_MODEL_RFM. */
+static void emit_model_rq(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                          cp_model_t kind, const char *name, const char *from,
+                          const char *to, const cp_models_t *mo, int64_t today,
+                          const cp_rfmq_score_t *rq, int64_t rq_snapshot)
 {
     cp_state_t *st = &c->stored.st;
     cp_batch_t *b = &app->batch;
@@ -496,9 +499,35 @@ static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                             .topic = rd_kafka_topic_name(m->rkm->rkt),
                             .partition = m->rkm->partition,
                             .offset = m->rkm->offset};
+    if (rq) {
+        ch.rq = *rq;
+        ch.rq_snapshot = rq_snapshot;
+    }
     cp_buf_reset(&b->json);
     cp_output_model_change(&b->json, &ch, app->cfg);
     to_outbox(app, c);
+}
+
+static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                       cp_model_t kind, const char *name, const char *from,
+                       const char *to, const cp_models_t *mo, int64_t today)
+{
+    emit_model_rq(app, c, m, kind, name, from, to, mo, today, NULL, 0);
+}
+
+/* The quantile RFM scores of st: against the snapshot held (live) or the
+ * config's thresholds (fixed). */
+static cp_rfmq_score_t rfmq_score(const cp_app_t *app, const cp_state_t *st,
+                                  int64_t today, int64_t *snapshot)
+{
+    const cp_config_t *cfg = app->cfg;
+    if (cfg->rfmq_mode == 0) {
+        *snapshot = app->rqsnap.version;
+        return cp_rfmq_score_live(st, &app->rqsnap);
+    }
+    *snapshot = 0;
+    return cp_rfmq_score_fixed(st, today, cfg->rfmq_fixed_r, cfg->rfmq_fixed_f,
+                               cfg->rfmq_fixed_m_minor);
 }
 
 /* Evaluates every model after an applied event and emits each change, in
@@ -515,6 +544,13 @@ static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
 
     cp_models_t mo;
     cp_models_eval(st, m->now_ms, today, &e->p, &mo);
+    int64_t snap;
+    cp_rfmq_score_t rq = rfmq_score(app, st, today, &snap);
+    if (rq.seg != st->rfmq) {
+        emit_model_rq(app, c, m, CP_MODEL_RFM, NULL, cp_rfmseg_code(st->rfmq),
+                      cp_rfmseg_code(rq.seg), &mo, today, &rq, snap);
+        st->rfmq = rq.seg;
+    }
     if (mo.stage != st->stage) {
         emit_model(app, c, m, CP_MODEL_LIFECYCLE, NULL,
                    cp_lifecycle_code(st->stage), cp_lifecycle_code(mo.stage),
@@ -859,10 +895,19 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     const int live = app->cfg->rfm_reference == CP_REF_LIVE;
     int n_eps = 0;
     cp_epoch_ref_t *eps = cust_epochs(app, c, &n_eps);
-    if (cp_store_write_args(&c->stored, &app->eval.sctx,
+    /* Quantile RFM: the customer moves from the buckets it is counted in
+     * (h as read) to those of its new state. */
+    cp_store_hist_t hist = {.key = app->rqkey, .n = 0};
+    cp_stored_t *s = &c->stored;
+    s->h_track = app->cfg->rfmq_mode == 0;
+    if (s->h_track) {
+        s->h_new = cp_rfmq_pos(&s->st);
+        hist.n = cp_rfmq_moves(&s->h, &s->h_new, hist.fields, hist.deltas);
+    }
+    if (cp_store_write_args(s, &app->eval.sctx,
                             cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
                             &c->keys, eps, n_eps, app->popkey,
-                            live ? delta : NULL, &app->batch.arena,
+                            live ? delta : NULL, &hist, &app->batch.arena,
                             &av) != CP_OK)
         oom();
     c->phase = CP_CUST_WRITE;

@@ -238,8 +238,8 @@ static json_t *real_json(double x)
 /* Every model of s evaluated at now_ms (docs/models.md), and the levels
  * last emitted. */
 static json_t *models_json(const cp_config_t *cfg, const cp_eval_t *e,
-                           const cp_stored_t *s, int64_t now_ms,
-                           const cp_tz_t *tz)
+                           const cp_stored_t *s, const cp_rfmq_snap_t *snap,
+                           int64_t now_ms, const cp_tz_t *tz)
 {
     const cp_state_t *st = &s->st;
     const cp_support_t *k = &st->support;
@@ -250,6 +250,30 @@ static json_t *models_json(const cp_config_t *cfg, const cp_eval_t *e,
     cp_time_format_utc(now_ms, ts, sizeof(ts));
     json_t *m = json_object();
     json_object_set_new(m, "evaluated_at", json_string(ts));
+
+    const int live = cfg->rfmq_mode == 0;
+    cp_rfmq_score_t rq =
+        live ? cp_rfmq_score_live(st, snap)
+             : cp_rfmq_score_fixed(st, today, cfg->rfmq_fixed_r,
+                                   cfg->rfmq_fixed_f, cfg->rfmq_fixed_m_minor);
+    json_t *rf = json_object();
+    json_object_set_new(rf, "segment", code_json(cp_rfmseg_code(rq.seg)));
+    json_object_set_new(rf, "emitted", code_json(cp_rfmseg_code(st->rfmq)));
+    json_object_set_new(rf, "r", json_integer(rq.r));
+    json_object_set_new(rf, "f", json_integer(rq.f));
+    json_object_set_new(rf, "m", json_integer(rq.m));
+    json_object_set_new(rf, "snapshot",
+                        live && snap->version > 0 ? json_integer(snap->version)
+                                                  : json_null());
+    json_object_set_new(rf, "mode", json_string(live ? "live" : "fixed"));
+    json_t *hb = json_null();
+    if (s->h.in) {
+        hb = json_array();
+        for (int d = 0; d < 3; d++)
+            json_array_append_new(hb, json_integer(s->h.b[d]));
+    }
+    json_object_set_new(rf, "buckets", hb);
+    json_object_set_new(m, "rfm", rf);
 
     json_t *lc = json_object();
     json_object_set_new(lc, "stage", code_json(cp_lifecycle_code(mo.stage)));
@@ -367,6 +391,27 @@ static void load_btyd_sync(redisContext *c, const cp_config_t *cfg,
     freeReplyObject(r);
 }
 
+/* The current quantile RFM snapshot (version 0 when none or unreadable). */
+static void load_rfmq_sync(redisContext *c, const cp_config_t *cfg,
+                           cp_rfmq_snap_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    redisReply *r = redisCommand(c, "HMGET %srqs v t n", cfg->redis_prefix);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[2]->type == REDIS_REPLY_STRING) {
+        snap->version = strtoll(r->element[0]->str, NULL, 10);
+        snap->n = strtoll(r->element[2]->str, NULL, 10);
+        if (cp_rfmq_thresholds_parse(r->element[1]->str,
+                                     (size_t)r->element[1]->len, snap) != 0) {
+            fprintf(stderr, "custpulse: quantile RFM snapshot unreadable\n");
+            memset(snap, 0, sizeof(*snap));
+        }
+    }
+    freeReplyObject(r);
+}
+
 static int cmd_inspect(const cp_config_t *cfg, const char *id)
 {
     char err[256];
@@ -384,6 +429,8 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
         return 2;
     }
     load_btyd_sync(c, cfg, &ev);
+    cp_rfmq_snap_t snap;
+    load_rfmq_sync(c, cfg, &snap);
     cp_arena_t a;
     cp_arena_init(&a, 0);
     cp_store_keys_t keys;
@@ -426,7 +473,8 @@ static int cmd_inspect(const cp_config_t *cfg, const char *id)
             json_object_set_new(o, "layout", json_integer(s->layout));
             json_object_set_new(o, "events", json_integer(s->st.events));
             json_object_set_new(
-                o, "models", models_json(cfg, &ev, s, cp_time_wall_ms(), tz));
+                o, "models",
+                models_json(cfg, &ev, s, &snap, cp_time_wall_ms(), tz));
             json_object_set_new(o, "profile", profile_json(s));
             json_dumpf(o, stdout, JSON_PRESERVE_ORDER | JSON_INDENT(2));
             fputc('\n', stdout);

@@ -16,8 +16,16 @@ const char cp_rfmq_snapshot_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') or 0\n"
-    "if v > 0 and redis.call('HGET', KEYS[1], 't') == ARGV[1] then\n"
-    "  return v\n"
+    "local n = tonumber(ARGV[2])\n"
+    "if v > 0 then\n"
+    "  local cur = redis.call('HGET', KEYS[1], 't')\n"
+    "  local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0') or 0\n"
+    "  if cur and (n == 0 or cur == ARGV[1] or now - at < tonumber(ARGV[4]))\n"
+    "  then\n"
+    "    return {v, cur, redis.call('HGET', KEYS[1], 'n') or '0'}\n"
+    "  end\n"
+    "elseif n == 0 then\n"
+    "  return {0, '', '0'}\n"
     "end\n"
     "v = v + 1\n"
     "local at = string.format('%d', now)\n"
@@ -28,7 +36,7 @@ const char cp_rfmq_snapshot_lua[] =
     "if old > 0 then\n"
     "  redis.call('HDEL', KEYS[1], 't:' .. old, 'n:' .. old, 'at:' .. old)\n"
     "end\n"
-    "return v\n";
+    "return {v, ARGV[1], ARGV[2]}\n";
 
 cp_rfmq_pos_t cp_rfmq_pos(const cp_state_t *st)
 {
@@ -151,6 +159,29 @@ void cp_rfmq_thresholds_text(const cp_rfmq_snap_t *s,
                 len += (size_t)snprintf(out + len, CP_RFMQ_TEXT_MAX - len,
                                         "%s%" PRId64, sep, s->t[d][k]);
         }
+}
+
+int cp_rfmq_thresholds_parse(const char *v, size_t len, cp_rfmq_snap_t *s)
+{
+    size_t i = 0;
+    for (int d = 0; d < 3; d++)
+        for (int k = 0; k < 4; k++) {
+            char sep = k ? ',' : d ? ';' : 0;
+            if (sep && (i >= len || v[i++] != sep))
+                return -1;
+            size_t j = i;
+            while (j < len && v[j] != ',' && v[j] != ';')
+                j++;
+            if (j - i == 1 && v[i] == '-')
+                s->t[d][k] = CP_Q_NONE;
+            else if (parse_i64(v + i, j - i, &s->t[d][k]) != 0 ||
+                     s->t[d][k] == CP_Q_NONE)
+                return -1;
+            if (k && s->t[d][k] < s->t[d][k - 1])
+                return -1;
+            i = j;
+        }
+    return i == len ? 0 : -1;
 }
 
 static cp_rfmq_score_t scored(int r, int f, int m)

@@ -79,13 +79,22 @@ cp_rfmq_score_t cp_rfmq_score_fixed(const cp_state_t *st, int64_t today,
                                     const int64_t r_days[4], const int64_t f[4],
                                     const int64_t m_minor[4]);
 
-/* Records a snapshot's thresholds in the snapshot hash and returns its
- * version. KEYS[1] = <prefix>rqs; ARGV = the thresholds text, the
- * population count, the number of versions whose history is kept. The
- * same thresholds as the current version keep that version; others get
- * the next one. The hash holds v, t, n, at (Redis clock, ms) of the
- * current version and t:<v>, n:<v>, at:<v> of the last ARGV[3] versions,
- * so an event's snapshot number can be traced to its thresholds. */
+/* Parses the thresholds text back into s->t (version and n untouched).
+ * Returns 0, or -1 when the text is not what cp_rfmq_thresholds_text
+ * writes (thresholds of a dimension must not decrease). */
+int cp_rfmq_thresholds_parse(const char *v, size_t len, cp_rfmq_snap_t *s);
+
+/* Takes or adopts the population snapshot (docs/models.md "Quantile
+ * RFM"). KEYS[1] = <prefix>rqs; ARGV = the thresholds text, the
+ * population count, the number of versions whose history is kept, the
+ * minimum age in ms of a snapshot to replace. The current snapshot is
+ * kept (adopted) when the population is empty, when its thresholds are the
+ * same, or when it is younger than the minimum age (another instance took
+ * it); otherwise the next version is recorded. The hash holds v, t, n, at
+ * (Redis clock, ms) of the current version and t:<v>, n:<v>, at:<v> of
+ * the last ARGV[3] versions, so an event's snapshot number can be traced
+ * to its thresholds. Returns {version, thresholds text, population}:
+ * {0, "", "0"} while there is no snapshot. */
 extern const char cp_rfmq_snapshot_lua[];
 
 #endif

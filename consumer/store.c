@@ -69,6 +69,17 @@ const char cp_store_write_lua[] =
     "    end\n"
     "  end\n"
     "end\n"
+    /* The histogram likewise: a key of another type fails here, before
+     * any write; a count that is not an integer freezes the moves. */
+    "local hn = tonumber(ARGV[4 + 3 * ne + np])\n"
+    "local hmove = true\n"
+    "if hn > 0 then\n"
+    "  local hk = KEYS[3 + ne + (np > 0 and 1 or 0)]\n"
+    "  for j = 1, hn do\n"
+    "    local c = redis.call('HGET', hk, ARGV[3 + 3 * ne + np + 2 * j])\n"
+    "    if c and not string.match(c, '^%-?%d+$') then hmove = false end\n"
+    "  end\n"
+    "end\n"
     "for j = 1, ne do\n"
     "  local k = KEYS[2 + j]\n"
     "  local cur = tonumber(redis.call('HGET', k, 'e') or '0') or 0\n"
@@ -87,6 +98,19 @@ const char cp_store_write_lua[] =
     "  end\n"
     "end\n"
     "local i = 4 + 3 * ne + np\n"
+    /* Quantile RFM histogram moves; a bucket emptied is deleted. */
+    "local nh = tonumber(ARGV[i]); i = i + 1\n"
+    "if nh > 0 and hmove then\n"
+    "  local hk = KEYS[3 + ne + (np > 0 and 1 or 0)]\n"
+    "  for j = 1, nh do\n"
+    "    if redis.call('HINCRBY', hk, ARGV[i], ARGV[i + 1]) == 0 then\n"
+    "      redis.call('HDEL', hk, ARGV[i])\n"
+    "    end\n"
+    "    i = i + 2\n"
+    "  end\n"
+    "else\n"
+    "  i = i + 2 * nh\n"
+    "end\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "local nx = tonumber(ARGV[i]); i = i + 1\n"
@@ -186,6 +210,9 @@ void cp_stored_init(cp_stored_t *s)
     s->raw_e = s->raw_r = NULL;
     s->raw_e_len = s->raw_r_len = 0;
     s->parsing = 0;
+    memset(&s->h, 0, sizeof(s->h));
+    memset(&s->h_new, 0, sizeof(s->h_new));
+    s->h_track = 0;
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -580,6 +607,21 @@ static int parse_browse_counts(cp_state_t *st, const char *v, size_t len)
     return 0;
 }
 
+/* h: "<R>,<F>,<M>", the histogram buckets the customer is counted in. */
+static int parse_hist(cp_stored_t *s, const char *v, size_t len)
+{
+    const char *p[3];
+    size_t n[3];
+    if (split(v, len, ',', p, n, 3) != 3)
+        return -1;
+    for (int d = 0; d < 3; d++)
+        if (parse_i64(p[d], n[d], &s->h.b[d]) != 0 ||
+            s->h.b[d] < -CP_STORE_DAY_MAX || s->h.b[d] > CP_STORE_DAY_MAX)
+            return -1;
+    s->h.in = 1;
+    return 0;
+}
+
 /* k: events,open,resolved,resolution_min_sum,complaints n,score,ref,
  * csat_last,csat_last_ms,csat_sum,csat_n,nps_last,nps_last_ms. */
 #define K_PARTS 13
@@ -796,6 +838,9 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
         s->layout = (int)lv;
     } else if (field_is(f, flen, "g")) {
         rc = parse_engagement(&s->st, v, vlen);
+    } else if (field_is(f, flen, "h")) {
+        s->had |= CP_F_H;
+        rc = parse_hist(s, v, vlen);
     } else if (field_is(f, flen, "gc")) {
         rc = parse_browse_counts(&s->st, v, vlen);
     } else if (field_is(f, flen, "k")) {
@@ -1177,6 +1222,16 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
         err = add_str(av, a, f);
         err = err ? err : cp_argv_add(av, a, at->value, at->value_len);
     }
+    if (s->h_track && s->h_new.in) {
+        now |= CP_F_H;
+        err = err ? err
+                  : add_pair_str(av, a, "h",
+                                 fmt(a, 72, "%" PRId64 ",%" PRId64 ",%" PRId64,
+                                     s->h_new.b[0], s->h_new.b[1],
+                                     s->h_new.b[2]));
+    } else if (!s->h_track && (s->had & CP_F_H)) {
+        now |= CP_F_H; /* not tracked by this write: left as it is */
+    }
     if (st->n_event_ids) {
         now |= CP_F_E;
         err = err ? err
@@ -1196,7 +1251,7 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
     } opt[] = {{CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"},
                {CP_F_SL, "sl"}, {CP_F_SE, "se"}, {CP_F_SS, "ss"},
                {CP_F_SV, "sv"}, {CP_F_SC, "sc"}, {CP_F_E, "e"},
-               {CP_F_R, "r"}};
+               {CP_F_R, "r"},   {CP_F_H, "h"}};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
         if ((s->had & opt[i].bit) && !(now & opt[i].bit))
             del[(*n_del)++] = opt[i].f;
@@ -1234,21 +1289,26 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
                              const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
-                             cp_arena_t *a, cp_argv_t *av)
+                             const cp_store_hist_t *hist, cp_arena_t *a,
+                             cp_argv_t *av)
 {
+    const int nh = hist ? hist->n : 0;
     cp_err_t err = CP_OK;
     if (s->parsing)
         return CP_EINVAL; /* e and r not decoded: cp_store_parse_end */
     av->argc = 0;
     err = err ? err : add_str(av, a, "EVALSHA");
     err = err ? err : add_str(av, a, sha);
-    err = err ? err : add_i64(av, a, 2 + n_eps + (pop_delta ? 1 : 0));
+    err = err ? err
+              : add_i64(av, a, 2 + n_eps + (pop_delta ? 1 : 0) + (nh ? 1 : 0));
     err = err ? err : cp_argv_add(av, a, keys->key, keys->key_len);
     err = err ? err : cp_argv_add(av, a, keys->xkey, keys->xkey_len);
     for (int i = 0; i < n_eps; i++)
         err = err ? err : add_str(av, a, eps[i].key);
     if (pop_delta)
         err = err ? err : add_str(av, a, popkey);
+    if (nh)
+        err = err ? err : add_str(av, a, hist->key);
     err = err ? err : add_i64(av, a, s->st.version);
     err = err ? err : add_i64(av, a, n_eps);
     for (int i = 0; i < n_eps; i++) {
@@ -1264,6 +1324,11 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         err = err ? err : add_i64(av, a, pop_delta->sl);
     } else {
         err = err ? err : add_str(av, a, "0");
+    }
+    err = err ? err : add_i64(av, a, nh);
+    for (int i = 0; i < nh; i++) {
+        err = err ? err : add_str(av, a, hist->fields[i]);
+        err = err ? err : add_i64(av, a, hist->deltas[i]);
     }
     /* The state's fields go to a second vector first: the deletions
      * (e.g. s of a customer whose last order was cancelled, removed

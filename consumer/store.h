@@ -13,6 +13,7 @@
 #include "cp_err.h"
 #include "cp_time.h"
 #include "rfm.h"
+#include "rfmq.h"
 #include "state.h"
 
 /* Last applied input offset of one (topic, partition) for a customer. */
@@ -58,7 +59,8 @@ enum {
     CP_F_SV = 1 << 6,
     CP_F_SC = 1 << 7,
     CP_F_E = 1 << 8,
-    CP_F_R = 1 << 9
+    CP_F_R = 1 << 9,
+    CP_F_H = 1 << 10
 };
 
 /* What parsing needs besides the bytes. */
@@ -92,7 +94,23 @@ typedef struct cp_stored_s {
     const char *raw_e, *raw_r; /* arena; NULL when absent */
     size_t raw_e_len, raw_r_len;
     int parsing; /* fields parsed, cp_store_parse_end not yet called */
+    /* Quantile RFM histograms (rfmq.mode = live): h, the buckets the
+     * customer is counted in (in = 0 when absent), and, when h_track is
+     * set by the caller, the buckets the write records (h_new.in = 0:
+     * not counted, h deleted). Without h_track the write leaves h alone. */
+    cp_rfmq_pos_t h;
+    cp_rfmq_pos_t h_new;
+    int h_track;
 } cp_stored_t;
+
+/* The histogram moves a write makes (cp_rfmq_moves) and the histogram
+ * key they go to. */
+typedef struct cp_store_hist_s {
+    const char *key; /* <prefix>rq */
+    int n;
+    char fields[6][CP_RFMQ_FIELD_MAX];
+    int deltas[6];
+} cp_store_hist_t;
 
 /* Output topic codes inside the outbox. */
 #define CP_OUTBOX_SEGMENTS 's'
@@ -210,14 +228,16 @@ void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
 
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
- *   EVALSHA sha numkeys key xkey [epkey...] [popkey] expected_v ne
- *           [epoch pos fp]...
- *           npop [dn dsf dsm dsl] ndel [fields...] nx [x xq]
- *           field value ...
+ *   EVALSHA sha numkeys key xkey [epkey...] [popkey] [histkey]
+ *           expected_v ne [epoch pos fp]...
+ *           npop [dn dsf dsm dsl] nh [hfield delta]... ndel [fields...]
+ *           nx [x xq] field value ...
  * The deleted fields (ndel) and the others are the customer hash's; x and
  * xq (nx = 2 when the outbox is not empty) are written to the outbox key,
  * and a legacy outbox read from the hash is among the deletions. pop_delta
- * is NULL in fixed mode (no population key touched). The script returns 1
+ * is NULL in fixed mode (no population key touched); hist is NULL or has
+ * n = 0 when no histogram bucket moves (a count that reaches 0 is
+ * deleted). The script returns 1
  * (written), 0 (stale version) or -j (the j-th epoch was outranked:
  * another instance owns that partition now). CP_EINVAL when s was parsed
  * without cp_store_parse_end. */
@@ -225,7 +245,8 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
                              const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
-                             cp_arena_t *a, cp_argv_t *av);
+                             const cp_store_hist_t *hist, cp_arena_t *a,
+                             cp_argv_t *av);
 
 /* The Lua sources of the write, outbox-clear and epoch scripts. The clear
  * script: KEYS customer, outbox key; ARGV the highest seq delivered. */

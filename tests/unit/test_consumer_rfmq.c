@@ -116,6 +116,23 @@ static void test_thresholds_and_live_scores(void **state)
     char text[CP_RFMQ_TEXT_MAX];
     cp_rfmq_thresholds_text(&s, text);
     assert_string_equal(text, "3,5,7,9;2,2,2,-;-,-,-,-");
+    /* and back, as a snapshot adopted from Redis is read */
+    cp_rfmq_snap_t back = {0};
+    assert_int_equal(cp_rfmq_thresholds_parse(text, strlen(text), &back), 0);
+    assert_memory_equal(back.t, s.t, sizeof(s.t));
+    static const char *const bad[] = {
+        "",
+        "3,5,7,9;2,2,2,-;-,-,-",
+        "3,5,7,9;2,2,2,-;-,-,-,-;",
+        "3,5,7,9,2,2,2,-;-,-,-,-",
+        "9,7,5,3;2,2,2,-;-,-,-,-",
+        "3,5,7,09;2,2,2,-;-,-,-,-",
+        "3,5,7,9;2,2,2,x;-,-,-,-",
+        "3,5,7,9;2,2,2,--;-,-,-,-",
+        "3,5,7,9;2,2,2,9223372036854775807;-,-,-,-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(
+            cp_rfmq_thresholds_parse(bad[i], strlen(bad[i]), &back), -1);
 
     cp_state_t st = customer(2, 100000, 10);
     cp_rfmq_score_t sc = cp_rfmq_score_live(&st, &s);

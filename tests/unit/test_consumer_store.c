@@ -142,19 +142,25 @@ static void test_parse_and_write(void **state)
     cp_epoch_ref_t eps[2] = {
         {"cp:ep:customer.orders:2", 1700000000123, 42, "1:00000000000000aa"},
         {"cp:ep:customer.browsing:0", 5, 7, "2:00000000000000bb"}};
+    /* quantile RFM: the customer leaves R bucket 19000 for 19001 */
+    cp_store_hist_t hist = {.key = "cp:rq",
+                            .n = 2,
+                            .fields = {"r:19000", "r:19001"},
+                            .deltas = {-1, 1}};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_k, eps, 2,
-                                         "cp:pop", &delta, &a, &av),
+                                         "cp:pop", &delta, &hist, &a, &av),
                      CP_OK);
     /* The legacy outbox leaves the hash (ndel 2: x, xq) and goes, with
      * the new record, into the outbox key (nx 2: x, xq). */
     const char *head[] = {"EVALSHA",
                           "sha",
-                          "5",
+                          "6",
                           "cp:c:{k}",
                           "cp:x:{k}",
                           "cp:ep:customer.orders:2",
                           "cp:ep:customer.browsing:0",
                           "cp:pop",
+                          "cp:rq",
                           "7",
                           "2",
                           "1700000000123",
@@ -168,6 +174,11 @@ static void test_parse_and_write(void **state)
                           "1",
                           "500",
                           "0",
+                          "2",
+                          "r:19000",
+                          "-1",
+                          "r:19001",
+                          "1",
                           "2",
                           "x",
                           "xq",
@@ -263,7 +274,7 @@ static void test_layout2_roundtrip(void **state)
     assert_int_equal(cp_store_attr_set(&s, "country", 7, NULL, 0, &a), CP_OK);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
     for (size_t i = 0; i < nf; i++) {
         if (!strcmp(fields[i][0], "v") || !strcmp(fields[i][0], "a:country") ||
@@ -285,9 +296,9 @@ static void test_layout2_roundtrip(void **state)
                  LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\xdc\x0b\x9e\xea\x04"
                      "\xbb\x00\x00\x00\x00\x00\x00\x00\xe8\x07\x06"));
     /* deletions: ndel 1, a:country; no outbox */
-    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
-                          "3",       "0",   "0", "1",        "a:country",
-                          "0",       "v",   "4"};
+    const char *head[] = {"EVALSHA",   "sha", "2", "cp:c:{z}", "cp:x:{z}",
+                          "3",         "0",   "0", "0",        "1",
+                          "a:country", "0",   "v", "4"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
 
     /* levels and custom memberships gone: their fields are deleted */
@@ -297,11 +308,11 @@ static void test_layout2_roundtrip(void **state)
     s.st.segment = CP_RFM8_NONE;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head2[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
-                           "3",       "0",   "0",  "5",        "a:country",
-                           "s",       "b",   "sl", "sc",       "0"};
+    const char *head2[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",  "3",
+                           "0",       "0",   "0",  "5",        "a:country", "s",
+                           "b",       "sl",  "sc", "0"};
     assert_head(&av, head2, sizeof(head2) / sizeof(head2[0]));
     cp_arena_free(&a);
 }
@@ -315,12 +326,12 @@ static void test_fixed_mode_and_no_segment(void **state)
     cp_stored_init(&s);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
     /* numkeys 2, expected version 0, no epoch, no population, nothing to
      * delete (a new customer had no s), no outbox */
     const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "0",
-                          "0",       "0",   "0", "0",        "v"};
+                          "0",       "0",   "0", "0",        "0",        "v"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     assert_int_equal(find_arg(&av, "f"), -1);
     /* empty de-duplication memories are not written */
@@ -354,6 +365,50 @@ static void test_attr_limit(void **state)
     assert_int_equal(cp_store_attr_set(&s, "zz", 2, NULL, 0, &a), CP_OK);
     assert_int_equal(cp_store_attr_set(&s, "a00", 3, "back", 4, &a), CP_OK);
     assert_int_equal(s.n_attrs, CP_STORE_ATTRS_MAX + 1);
+    cp_arena_free(&a);
+}
+
+/* h: the quantile RFM buckets a customer is counted in. A write that does
+ * not track the histogram (fixed mode) leaves h as it is; one that does
+ * writes the new buckets, or deletes h when the customer left. */
+static void test_hist_field(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "v", "3"), CP_OK);
+    assert_int_equal(put(&s, &a, "h", "19783,2,-1"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.h.in, 1);
+    assert_true(s.h.b[0] == 19783 && s.h.b[1] == 2 && s.h.b[2] == -1);
+
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_int_equal(find_arg(&av, "h"), -1); /* neither written nor deleted */
+
+    s.h_track = 1;
+    s.h_new.in = 1;
+    s.h_new.b[0] = 19790;
+    s.h_new.b[1] = 3;
+    s.h_new.b[2] = 96;
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_pair(&av, "h", "19790,3,96");
+
+    s.h_new.in = 0; /* e.g. the only order cancelled */
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "3",
+                          "0",       "0",   "0", "1",        "h"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
 
@@ -393,7 +448,11 @@ static void test_corrupt_fields(void **state)
                             {"r", "00000000000000aa:5:1099511627777"},
                             {"x", "s\t{}"},
                             {"x", "q\t{}\n"},
-                            {"xq", "-1"}};
+                            {"xq", "-1"},
+                            {"h", "1,2"},
+                            {"h", "1,2,03"},
+                            {"h", "1,2,3,4"},
+                            {"h", "1099511627777,1,1"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cp_arena_t a;
         cp_arena_init(&a, 0);
@@ -542,11 +601,11 @@ static void test_binary_after_lv(void **state)
     assert_int_equal(put(&s, &a, "v", "1"), CP_OK);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_EINVAL);
     assert_int_equal(end(&s), CP_OK);
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
     cp_arena_free(&a);
 }
@@ -659,25 +718,17 @@ static void test_outbox_key(void **state)
     /* written back: the hash's x and xq deleted, all of it in the key */
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head[] = {"EVALSHA",
-                          "sha",
-                          "2",
-                          "cp:c:{z}",
-                          "cp:x:{z}",
-                          "0",
-                          "0",
-                          "0",
-                          "2",
-                          "x",
-                          "xq",
-                          "2",
-                          "s\t{\"old\":1}\ns\t{\"new\":1}\n",
-                          "9",
-                          "v",
-                          "1",
-                          "lv",
+    const char *head[] = {"EVALSHA",  "sha",
+                          "2",        "cp:c:{z}",
+                          "cp:x:{z}", "0",
+                          "0",        "0",
+                          "0",        "2",
+                          "x",        "xq",
+                          "2",        "s\t{\"old\":1}\ns\t{\"new\":1}\n",
+                          "9",        "v",
+                          "1",        "lv",
                           "3"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
@@ -736,6 +787,7 @@ int main(void)
         cmocka_unit_test(test_binary_corrupt),
         cmocka_unit_test(test_outbox_key),
         cmocka_unit_test(test_key),
+        cmocka_unit_test(test_hist_field),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
