@@ -489,11 +489,11 @@ static int64_t x_without_b(int has_lv, int64_t o, int64_t first, int64_t last,
     return *approx ? o - 1 : 0;
 }
 
-/* One HMGET f l o m b lv reply. Returns 0 (used, excluded or skipped) or
+/* One HMGET f l o m b lv z reply. Returns 0 (used, excluded or skipped) or
  * -1 (out of memory, or an error reply other than WRONGTYPE). */
 static int redis_customer(fit_redis_t *rx, const redisReply *r)
 {
-    enum { F, L, O, M, B, LV, NF };
+    enum { F, L, O, M, B, LV, Z, NF };
     int64_t v[NF] = {0};
     int has[NF];
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "WRONGTYPE", 9))
@@ -517,7 +517,11 @@ static int redis_customer(fit_redis_t *rx, const redisReply *r)
     int approx = 0;
     int64_t x =
         has[B] ? v[B] : x_without_b(has[LV], v[O], first, last, &approx);
-    double zbar = (double)v[M] / rx->minor / (double)v[O];
+    /* Gamma-Gamma's mean repeat transaction value: the repeat spend
+     * m - z over the repeat days (m / o for a hash written before z). */
+    double zbar = has[Z] && x > 0 && v[Z] >= 0 && v[Z] <= v[M]
+                      ? (double)(v[M] - v[Z]) / rx->minor / (double)x
+                      : (double)v[M] / rx->minor / (double)v[O];
     int added = data_add(rx->d, x, first, last, rx->at, zbar, rx->unit);
     if (added < 0)
         fprintf(stderr, "custpulse: fit: out of memory\n");
@@ -536,7 +540,7 @@ static int redis_page(fit_redis_t *rx, const redisReply *keys)
         int seen = k->type == REDIS_REPLY_STRING
                        ? keyset_add(&rx->seen, cp_hash_fnv1a64(k->str, k->len))
                        : -1;
-        if (seen == 0 && redisAppendCommand(rx->c, "HMGET %b f l o m b lv",
+        if (seen == 0 && redisAppendCommand(rx->c, "HMGET %b f l o m b lv z",
                                             k->str, k->len) != REDIS_OK)
             seen = -1;
         if (seen < 0) {

@@ -807,6 +807,9 @@ static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
     case 'b':
         st->repeat_days = x;
         return x >= 0 ? 0 : -1;
+    case 'z':
+        st->first_spend = x;
+        return x >= 0 ? 0 : -1;
     case 'l':
         st->last_ms = x;
         st->last_day = cp_tz_day(tz, x);
@@ -824,9 +827,11 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
     int rc = 0;
     s->exists = 1;
     s->parsing = 1;
-    if (flen == 1 && strchr("vomqflnb", f[0])) {
+    if (flen == 1 && strchr("vomqflnbz", f[0])) {
         if (f[0] == 'b')
             s->had |= CP_F_B;
+        if (f[0] == 'z')
+            s->had |= CP_F_Z;
         rc = parse_int_field(s, f, flen, v, vlen, ctx->tz);
     } else if (flen == 2 && f[0] == 's') {
         rc = parse_level(s, f, flen, v, vlen, ctx);
@@ -893,6 +898,8 @@ cp_err_t cp_store_parse_end(cp_stored_t *s, char *errstr, size_t errstr_size)
         bad = "r";
     s->raw_e = s->raw_r = NULL;
     s->parsing = 0;
+    if (s->st.has_order_time && !(s->had & CP_F_Z))
+        s->st.first_spend = -1; /* written before z: unknown */
     return bad ? field_error(bad, 1, errstr, errstr_size) : CP_OK;
 }
 
@@ -1150,6 +1157,8 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
         err = err ? err : add_pair_i64(av, a, "f", st->first_ms);
         err = err ? err : add_pair_i64(av, a, "l", st->last_ms);
     }
+    if (st->has_order_time && st->first_spend >= 0)
+        err = err ? err : add_pair_i64(av, a, "z", st->first_spend);
     if (st->repeat_days > 0) {
         now |= CP_F_B;
         err = err ? err : add_pair_i64(av, a, "b", st->repeat_days);

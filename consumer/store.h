@@ -60,7 +60,8 @@ enum {
     CP_F_SC = 1 << 7,
     CP_F_E = 1 << 8,
     CP_F_R = 1 << 9,
-    CP_F_H = 1 << 10
+    CP_F_H = 1 << 10,
+    CP_F_Z = 1 << 11
 };
 
 /* What parsing needs besides the bytes. */

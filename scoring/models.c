@@ -61,14 +61,22 @@ static void eval_btyd(const cp_state_t *st, int64_t today,
             out->expected[i] = e;
     }
     if (p->has_gg) {
-        double zbar =
-            (double)st->monetary / (double)st->orders / p->minor_per_unit;
+        double zbar = cp_models_zbar(st) / p->minor_per_unit;
         double clv;
         if (cp_btyd_clv(p->btyd_model, &p->btyd, &p->gg, &p->clv, out->x,
                         out->t_x, out->T, zbar, &clv) == CP_BTYD_OK &&
             clv >= 0)
             out->clv = clv;
     }
+}
+
+double cp_models_zbar(const cp_state_t *st)
+{
+    if (st->repeat_days > 0 && st->first_spend >= 0 &&
+        st->first_spend <= st->monetary)
+        return (double)(st->monetary - st->first_spend) /
+               (double)st->repeat_days;
+    return st->orders > 0 ? (double)st->monetary / (double)st->orders : 0.0;
 }
 
 void cp_models_eval(const cp_state_t *st, int64_t now_ms, int64_t today,

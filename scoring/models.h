@@ -48,6 +48,12 @@ typedef struct cp_models_s {
     cp_value_t value;
 } cp_models_t;
 
+/* Gamma-Gamma's mean repeat transaction value z-bar, in minor units: the
+ * repeat spend m - z over the repeat days b; without repeat days, or
+ * with z unknown (a hash written before z), the mean order value m / o
+ * (0 without orders). */
+double cp_models_zbar(const cp_state_t *st);
+
 /* Evaluates every model of st at now_ms / today. A value of the value
  * model whose input is unknown counts as: P(alive) 1 (alive) and CLV 0
  * until BTYD parameters exist (docs/models.md "Value"). */

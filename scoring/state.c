@@ -161,6 +161,13 @@ static void note_order_time(cp_state_t *st, const cp_event_t *ev)
     }
 }
 
+/* z never exceeds m (both are net of what left). */
+static void cap_first_spend(cp_state_t *st)
+{
+    if (st->first_spend > st->monetary)
+        st->first_spend = st->monetary;
+}
+
 static cp_apply_result_t apply_placed(cp_state_t *st, const cp_event_t *ev,
                                       int window)
 {
@@ -170,6 +177,10 @@ static cp_apply_result_t apply_placed(cp_state_t *st, const cp_event_t *ev,
         return CP_APPLY_DUP_ORDER;
 
     int repeat = st->orders > 0 && !day_counted(st, ev->occurred_day, NULL);
+    if (!st->has_order_time || ev->occurred_day < st->first_day)
+        st->first_spend = ev->amount;
+    else if (ev->occurred_day == st->first_day && st->first_spend >= 0)
+        st->first_spend = add_sat(st->first_spend, ev->amount);
     st->orders++;
     st->monetary = add_sat(st->monetary, ev->amount);
     note_order_time(st, ev);
@@ -185,6 +196,7 @@ static void apply_refunded(cp_state_t *st, const cp_event_t *ev, int window)
     cp_order_mem_t *om = order_find(st, ev->order_id_hash, window);
     if (om == NULL) {
         st->monetary = sub_floor0(st->monetary, ev->amount);
+        cap_first_spend(st);
         return;
     }
     if (om->cancelled)
@@ -193,6 +205,9 @@ static void apply_refunded(cp_state_t *st, const cp_event_t *ev, int window)
     int64_t d = ev->amount < om->net ? ev->amount : om->net;
     om->net -= d;
     st->monetary = sub_floor0(st->monetary, d);
+    if (st->has_order_time && om->day == st->first_day && st->first_spend > 0)
+        st->first_spend = sub_floor0(st->first_spend, d);
+    cap_first_spend(st);
 }
 
 static void apply_cancelled(cp_state_t *st, const cp_event_t *ev, int window)
@@ -201,6 +216,7 @@ static void apply_cancelled(cp_state_t *st, const cp_event_t *ev, int window)
     cp_order_mem_t *om = order_find(st, ev->order_id_hash, window);
     if (om == NULL) {
         st->monetary = sub_floor0(st->monetary, ev->amount);
+        cap_first_spend(st);
         return;
     }
     if (om->cancelled)
@@ -209,6 +225,9 @@ static void apply_cancelled(cp_state_t *st, const cp_event_t *ev, int window)
     if (st->orders > 0)
         st->orders--;
     st->monetary = sub_floor0(st->monetary, om->net);
+    if (st->has_order_time && om->day == st->first_day && st->first_spend > 0)
+        st->first_spend = sub_floor0(st->first_spend, om->net);
+    cap_first_spend(st);
     om->net = 0;
     om->cancelled = 1;
     if (st->orders == 0)

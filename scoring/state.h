@@ -139,6 +139,10 @@ typedef struct cp_state_s {
     int64_t first_day;   /* local day of first_ms, valid when has_order_time */
     int64_t events;      /* n: events applied, every family */
     int64_t repeat_days; /* b: BTYD x, distinct order days after the first */
+    /* z: net spend (minor units) of the orders placed on first_day, so
+     * that m - z is the repeat spend behind Gamma-Gamma's mean repeat
+     * transaction value; -1 when unknown (a hash written before z). */
+    int64_t first_spend;
     cp_decay_t engagement;              /* g: decayed browsing score */
     int64_t browse_n[CP_BROWSE__COUNT]; /* gc: browsing events per type */
     cp_support_t support;               /* k */
@@ -200,6 +204,14 @@ void cp_state_init(cp_state_t *st);
  *   remembered order takes 1 away (never below 0; 0 when no counted order
  *   is left). Exact while a customer's orders fit in dedup.orders; entries
  *   of unknown day (layout 1) count as other days.
+ * - first_spend (z): an order placed on a day before first_day starts it
+ *   again (= its amount; the old first day's spend becomes repeat spend),
+ *   one on first_day adds its amount; a refund or cancellation of a
+ *   remembered order of first_day takes its part away; it never exceeds
+ *   monetary (an adjustment of an unknown order lowers both). Unknown
+ *   (-1) stays unknown until an order starts an earlier first day. If
+ *   every order of the first day is cancelled, first_day does not move
+ *   (like first_ms) and z is 0.
  * - Browsing: browse_n of its type +1 and the engagement sum (params
  *   ->engagement). Support: cp_support_apply (params->satisfaction); a
  *   survey of kind CP_SURVEY_NONE is ignored. Profile: strategic follows

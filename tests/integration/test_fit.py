@@ -158,12 +158,14 @@ def read_sample():
 
 
 def summary(rows):
-    """x (repeat days), first/last date, orders and cents up to AT."""
+    """x (repeat days), first/last date, orders, cents and the first day's
+    cents (z) up to AT."""
     rows = sorted(r for r in rows if r[0] <= AT)
     days = sorted({d for d, _ in rows})
     cents = sum(int(a.replace(".", "")) for _, a in rows)
+    z = sum(int(a.replace(".", "")) for d, a in rows if d == days[0])
     return {"x": len(days) - 1, "first": days[0], "last": days[-1],
-            "o": len(rows), "m": cents}
+            "o": len(rows), "m": cents, "z": z}
 
 
 def write_csv(path, tx, date_fmt, quote, seed):
@@ -263,14 +265,15 @@ def day_ms(d):
 
 
 def load_hashes(r, prefix, tx, shift_ms=0):
-    """One hash per customer as the daemon keeps it (layout 2: lv = 2, b
-    absent when 0); times at a varying hour of the purchase day (plus
-    shift_ms). Returns {id: fields}."""
+    """One hash per customer as the daemon keeps it (layout 3: lv = 3, b
+    absent when 0, z the first day's spend); times at a varying hour of the
+    purchase day (plus shift_ms). Returns {id: fields}."""
     out = {}
     for cid, ts in tx.items():
         s = summary(ts)
         jitter = int(cid) * 7919 * 1000 % (DAY_MS // 8)
-        h = {"v": 1, "lv": 2, "o": s["o"], "m": s["m"], "b": s["x"],
+        h = {"v": 1, "lv": 3, "o": s["o"], "m": s["m"], "b": s["x"],
+             "z": s["z"],
              "f": day_ms(s["first"]) + jitter + shift_ms,
              "l": day_ms(s["last"]) + jitter + shift_ms}
         put_customer(r, prefix, cid, h)
@@ -340,6 +343,11 @@ def check_redis_source(st, tx, csv_bg):
     check(sum(1 for h in hashes.values() if h["b"] == 0 and h["o"] > 1) > 0,
           "the sample has one-day customers with several orders")
     check_eq(rep["gg_customers"], str(gg_n), "redis gg_customers")
+    # zbar = (m - z) / b: the mean of the repeat (day-merged) transactions,
+    # as the transactions file gives it.
+    check_near(rep, NOTE025_GG, 0.01, "redis Gamma-Gamma vs note 025")
+    check(abs(num(rep, "gg_loglik") - NOTE025_GG_LL) <= 0.1,
+          f"redis Gamma-Gamma loglik {rep['gg_loglik']}")
     check_se_finite(rep, PARAMS, "redis")
     h = check_written(r, prefix + "btyd", rep, 1)
     check(t0 <= int(h["fitted_at_ms"]) <= t1,
@@ -349,7 +357,8 @@ def check_redis_source(st, tx, csv_bg):
               for l in logs), "no 'fit: customers read' log line")
     say(f"redis (prefix {prefix}): 2357 hashes -> r {rep['r']} alpha "
         f"{rep['alpha']} a {rep['a']} b {rep['b']}, LL {rep['loglik']}; "
-        f"Gamma-Gamma (zbar = m/o) p {rep['p']} q {rep['q']} v {rep['v']}; "
+        f"Gamma-Gamma (zbar = (m - z) / b) p {rep['p']} q {rep['q']} "
+        f"v {rep['v']}, LL {rep['gg_loglik']}; "
         f"written {rep['written']}")
 
     rep2 = fit_redis(cp, what="redis second run")
@@ -442,12 +451,15 @@ def expected_inputs(h, today):
     """(x, t_x, T, zbar) as scoring/models.c derives them from the hash
     fields h at the UTC date today: x = b, t_x = (day(l) - day(f)) / 7,
     T = (today - day(f)) / 7, 0.5 / 7 when the first order is today;
-    zbar = m / o / 100 (USD cents)."""
+    zbar = (m - z) / b / 100 (USD cents; m / o / 100 without z or repeat
+    days)."""
     f_day, l_day = h["f"] // DAY_MS, h["l"] // DAY_MS
     age = (today - EPOCH).days - f_day
     x = float(h.get("b", 0))
     t_x = (l_day - f_day) / UNIT_DAYS
     T = age / UNIT_DAYS if age > 0 else 0.5 / UNIT_DAYS
+    if x > 0 and "z" in h:
+        return x, t_x, T, (h["m"] - h["z"]) / x / 100
     return x, t_x, T, h["m"] / h["o"] / 100
 
 

@@ -412,6 +412,51 @@ static void test_hist_field(void **state)
     cp_arena_free(&a);
 }
 
+/* z: the first order day's spend; a hash with orders but without z (written
+ * before it) reads as unknown (-1) and is written without z. */
+static void test_first_spend_field(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "o", "2"), CP_OK);
+    assert_int_equal(put(&s, &a, "m", "3000"), CP_OK);
+    assert_int_equal(put(&s, &a, "f", "1709287200000"), CP_OK);
+    assert_int_equal(put(&s, &a, "l", "1709373600000"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.st.first_spend, -1);
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_int_equal(find_arg(&av, "z"), -1);
+
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "o", "2"), CP_OK);
+    assert_int_equal(put(&s, &a, "f", "1709287200000"), CP_OK);
+    assert_int_equal(put(&s, &a, "l", "1709373600000"), CP_OK);
+    assert_int_equal(put(&s, &a, "z", "1200"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.st.first_spend, 1200);
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_pair(&av, "z", "1200");
+    /* a new customer has no order time: no z */
+    cp_stored_init(&s);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.st.first_spend, 0);
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_int_equal(find_arg(&av, "z"), -1);
+    cp_arena_free(&a);
+}
+
 static void test_corrupt_fields(void **state)
 {
     (void)state;
@@ -449,6 +494,8 @@ static void test_corrupt_fields(void **state)
                             {"x", "s\t{}"},
                             {"x", "q\t{}\n"},
                             {"xq", "-1"},
+                            {"z", "-1"},
+                            {"z", "1.5"},
                             {"h", "1,2"},
                             {"h", "1,2,03"},
                             {"h", "1,2,3,4"},
@@ -788,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_outbox_key),
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_hist_field),
+        cmocka_unit_test(test_first_spend_field),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

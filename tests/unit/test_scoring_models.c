@@ -401,6 +401,7 @@ static void two_orders(cp_state_t *st)
     st->last_ms = 1010 * DAY_MS;
     st->last_day = 1010;
     st->repeat_days = 1;
+    st->first_spend = 10000; /* 100.00 on day 1000, 200.00 on day 1010 */
     st->events = 2;
 }
 
@@ -482,11 +483,27 @@ static void test_models_btyd_plumbing(void **state)
                      CP_BTYD_OK);
     assert_rel(mo.expected[0], e30, 1e-15);
     double clv;
-    /* zbar = m / o = 150.00 currency units */
+    /* zbar = (m - z) / b = 200.00 currency units: the repeat day only */
+    assert_rel(cp_models_zbar(&st), 20000.0, 0);
     assert_int_equal(cp_btyd_clv(CP_BTYD_BGNBD, &p.btyd, &p.gg, &p.clv, 1,
-                                 10.0 / 7, 24.0 / 7, 150.0, &clv),
+                                 10.0 / 7, 24.0 / 7, 200.0, &clv),
                      CP_BTYD_OK);
     assert_rel(mo.clv, clv, 1e-15);
+    /* z unknown (a hash from before z): the mean order value m / o */
+    st.first_spend = -1;
+    assert_rel(cp_models_zbar(&st), 15000.0, 0);
+    cp_models_t mo2;
+    cp_models_eval(&st, 1024 * DAY_MS, 1024, &p, &mo2);
+    double clv2;
+    assert_int_equal(cp_btyd_clv(CP_BTYD_BGNBD, &p.btyd, &p.gg, &p.clv, 1,
+                                 10.0 / 7, 24.0 / 7, 150.0, &clv2),
+                     CP_BTYD_OK);
+    assert_rel(mo2.clv, clv2, 1e-15);
+    /* no repeat day: m / o */
+    st.first_spend = 10000;
+    st.repeat_days = 0;
+    assert_rel(cp_models_zbar(&st), 15000.0, 0);
+    st.repeat_days = 1;
     assert_true(clv > 0);
     assert_rel(mo.value.predicted, clv / (clv + 200.0), 1e-15);
 

@@ -759,6 +759,58 @@ static void test_event_window_max_and_clamp(void **unused)
 
 /* ---- layout 2: repeat days, events, browsing, support, profile ---------- */
 
+/* z: the first order day's net spend; m - z is the repeat spend. */
+static void test_first_spend(void **unused)
+{
+    (void)unused;
+    cp_state_t st;
+    cp_state_init(&st);
+    assert_int_equal(st.first_spend, 0);
+    assert_int_equal(place(&st, 1, 11, 10000, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 10000);
+    /* same day: adds; a later day: repeat spend */
+    assert_int_equal(place(&st, 2, 12, 5000, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(place(&st, 3, 13, 7000, 19004), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 15000);
+    assert_int_equal(st.monetary, 22000);
+    /* an earlier day arrives late: it is the first day now, and day
+     * 19000's 150.00 is repeat spend */
+    assert_int_equal(place(&st, 4, 14, 3000, 18990), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 3000);
+    assert_int_equal(st.repeat_days, 2);
+    /* duplicates change nothing */
+    assert_int_equal(place(&st, 5, 14, 3000, 18990), CP_APPLY_DUP_ORDER);
+    assert_int_equal(st.first_spend, 3000);
+    /* refunds: of a first-day order lowers z, of another day not */
+    assert_int_equal(refund(&st, 6, 14, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 2000);
+    assert_int_equal(refund(&st, 7, 11, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 2000);
+    assert_int_equal(st.monetary, 23000);
+    /* cancelling the first day's order: z 0, the day stays first */
+    assert_int_equal(cancel(&st, 8, 14, 0), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 0);
+    assert_int_equal(st.first_day, 18990);
+    assert_int_equal(st.monetary, 21000);
+    /* an unknown order's adjustment lowers m, and z with it */
+    cp_state_init(&st);
+    assert_int_equal(place(&st, 1, 11, 10000, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(refund(&st, 2, 99, 9500), CP_APPLY_APPLIED);
+    assert_int_equal(st.monetary, 500);
+    assert_int_equal(st.first_spend, 500);
+    /* unknown (-1, a hash from before z) stays unknown on the same or a
+     * later day, and becomes known with an earlier first day */
+    cp_state_init(&st);
+    assert_int_equal(place(&st, 1, 11, 10000, 19000), CP_APPLY_APPLIED);
+    st.first_spend = -1;
+    assert_int_equal(place(&st, 2, 12, 1000, 19000), CP_APPLY_APPLIED);
+    assert_int_equal(place(&st, 3, 13, 1000, 19001), CP_APPLY_APPLIED);
+    assert_int_equal(refund(&st, 4, 11, 1000), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, -1);
+    assert_int_equal(place(&st, 5, 14, 2500, 18000), CP_APPLY_APPLIED);
+    assert_int_equal(st.first_spend, 2500);
+}
+
 static void test_repeat_days(void **unused)
 {
     (void)unused;
@@ -881,6 +933,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_is_empty),
         cmocka_unit_test(test_repeat_days),
+        cmocka_unit_test(test_first_spend),
         cmocka_unit_test(test_browsing_support_profile),
         cmocka_unit_test(test_placed_first_order),
         cmocka_unit_test(test_placed_later_moves_last),
