@@ -135,6 +135,9 @@ def run_profile(name, n_customers, sample, shape, listpack_value):
             "topic.support": topics["support"],
             "topic.profile": topics["profile"],
             "clock": "event", "rfm.reference": "fixed",
+            # the product's default (the test harness defaults to fixed):
+            # each customer carries h, its quantile RFM histogram buckets
+            "rfmq.mode": "live",
             "segment.de_pro.rule":
                 'profile.country == "DE" and profile.plan == "pro"',
             "stats.interval_ms": 0})
