@@ -100,6 +100,7 @@ static const char *const level_values[] = {"error", "warn", "info", "debug",
 /* Indexes, not scoring's enums (common/ does not include scoring/). */
 static const char *const btyd_model_values[] = {"mbgnbd", "bgnbd", NULL};
 static const char *const btyd_unit_values[] = {"weeks", "days", NULL};
+static const char *const churn_level_values[] = {"low", "medium", "high", NULL};
 
 /* dedup.* bounds are scoring's CP_DEDUP_MAX (128); common/ does not include
  * scoring/, so the number is repeated here. */
@@ -280,6 +281,93 @@ static const centry_t config_table[] = {
             "50,100,250,500",
             "Fixed monetary thresholds, in currency units "
             "(`rfmq.mode = fixed`)."),
+
+    /* churn warnings (docs/churn.md); churn_weight[] is in cp_churn_reason_t
+     * order */
+    E_DBL("churn.overdue.k", churn_overdue_k, "2", 0, 100, CF_EXCL_MIN,
+          "`overdue`: days since the last order above this many mean "
+          "inter-order gaps (at least `churn.overdue.floor_days`)."),
+    E_DBL("churn.overdue.floor_days", churn_overdue_floor_days, "14", 0, 36500,
+          0, "`overdue`: never before this many days since the last order."),
+    E_DBL("churn.overdue.fallback_gap_days", churn_overdue_fallback_gap_days,
+          "45", 0, 36500, CF_EXCL_MIN,
+          "`overdue`: the mean inter-order gap, in days, of a customer "
+          "without a repeat order day."),
+    E_DBL("churn.p_alive.low", churn_p_alive_low, "0.3", 0, 1, 0,
+          "`p_alive_low`: BTYD P(alive) below this (with fitted BTYD "
+          "parameters)."),
+    E_DBL("churn.p_alive.recover", churn_p_alive_recover, "0.5", 0, 1, 0,
+          "P(alive) from which that signal has recovered; at least "
+          "`churn.p_alive.low`."),
+    E_DBL("churn.engagement.peak_half_life_days", churn_eng_peak_half_life_days,
+          "60", 0, 36500, CF_EXCL_MIN,
+          "`engagement_drop`: half-life of the recent engagement peak, in "
+          "days; greater than `engagement.half_life_days`."),
+    E_DBL("churn.engagement.fraction", churn_eng_fraction, "0.25", 0, 1,
+          CF_EXCL_MIN,
+          "`engagement_drop`: engagement below this fraction of its recent "
+          "peak."),
+    E_DBL("churn.engagement.recover_fraction", churn_eng_recover_fraction,
+          "0.5", 0, 1, CF_EXCL_MIN,
+          "Fraction of the peak from which engagement has recovered; at "
+          "least `churn.engagement.fraction`."),
+    E_DBL("churn.engagement.min_peak", churn_eng_min_peak, "5", 0, 1e9,
+          CF_EXCL_MIN,
+          "`engagement_drop` needs a recent peak of at least this score."),
+    E_DBL("churn.service.complaints", churn_service_complaints, "0.5", 0, 1e6,
+          CF_EXCL_MIN,
+          "`service_risk`: decayed complaints from this (one complaint "
+          "counts for one `satisfaction.complaint_half_life_days`)."),
+    E_DBL("churn.service.recover_complaints", churn_service_recover_complaints,
+          "0.25", 0, 1e6, CF_EXCL_MIN,
+          "Decayed complaints below which that signal has recovered; at most "
+          "`churn.service.complaints`."),
+    E_INT("churn.service.csat_max", churn_service_csat_max, "2", 0, 5, 0,
+          "`service_risk`: a latest CSAT at or below this within "
+          "`churn.service.csat_window_days`; 0 = CSAT not used."),
+    E_DBL("churn.service.csat_window_days", churn_service_csat_window_days,
+          "30", 0, 36500, CF_EXCL_MIN,
+          "How long a low CSAT counts for `service_risk`, in days."),
+    E_DBL("churn.value.short_half_life_days", churn_value_short_half_life_days,
+          "30", 0, 36500, CF_EXCL_MIN,
+          "`value_drop`: half-life of the recent spend, in days."),
+    E_DBL("churn.value.long_half_life_days", churn_value_long_half_life_days,
+          "180", 0, 36500, CF_EXCL_MIN,
+          "`value_drop`: half-life of the customer's spend norm, in days; "
+          "greater than `churn.value.short_half_life_days`."),
+    E_DBL("churn.value.fraction", churn_value_fraction, "0.3", 0, 1,
+          CF_EXCL_MIN,
+          "`value_drop`: recent spend rate below this fraction of the norm "
+          "(customers with 2 or more orders)."),
+    E_DBL("churn.value.recover_fraction", churn_value_recover_fraction, "0.6",
+          0, 1, CF_EXCL_MIN,
+          "Fraction of the norm from which spend has recovered; at least "
+          "`churn.value.fraction`."),
+    E_DBL_AT("churn.weight.overdue", churn_weight, 0, "0.5", 0, 1,
+             "Risk weight of `overdue` (score = 1 - product of (1 - weight) "
+             "over the active reasons)."),
+    E_DBL_AT("churn.weight.p_alive_low", churn_weight, 1, "0.5", 0, 1,
+             "Risk weight of `p_alive_low`."),
+    E_DBL_AT("churn.weight.engagement_drop", churn_weight, 2, "0.25", 0, 1,
+             "Risk weight of `engagement_drop`."),
+    E_DBL_AT("churn.weight.service_risk", churn_weight, 3, "0.4", 0, 1,
+             "Risk weight of `service_risk`."),
+    E_DBL_AT("churn.weight.value_drop", churn_weight, 4, "0.3", 0, 1,
+             "Risk weight of `value_drop`."),
+    E_DBL("churn.level.low", churn_level_low, "0.2", 0, 1, CF_EXCL_MIN,
+          "Risk score from which the level is `low`."),
+    E_DBL("churn.level.medium", churn_level_medium, "0.45", 0, 1, CF_EXCL_MIN,
+          "Risk score from which the level is `medium`; at least "
+          "`churn.level.low`."),
+    E_DBL("churn.level.high", churn_level_high, "0.7", 0, 1, CF_EXCL_MIN,
+          "Risk score from which the level is `high`; at least "
+          "`churn.level.medium`."),
+    E_ENUM("churn.min_level", churn_min_level, "low", churn_level_values,
+           "Lowest risk level that starts a warning episode."),
+    E_INT("due.max_days", due_max_days, "0", 0, 36500, 0,
+          "Evaluate every customer with orders at least once per this many "
+          "days (so new population thresholds reach it); 0 = only when a "
+          "result moves with time."),
 
     /* pipeline */
     E_INT("batch.size", batch_size, "1000", 1, 100000, 0,
@@ -1088,6 +1176,59 @@ static cp_err_t finalize_timezone(cp_config_t *cfg, char *errstr, size_t size)
     return CP_OK;
 }
 
+/* hi >= lo (strict: hi > lo) between two double keys, else CP_EINVAL. */
+static cp_err_t check_ge(const char *hi_name, double hi, const char *lo_name,
+                         double lo, int strict, char *errstr, size_t size)
+{
+    if (strict ? hi > lo : hi >= lo)
+        return CP_OK;
+    seterr(errstr, size, "%s: %.15g is not %s %s (%.15g)", hi_name, hi,
+           strict ? "greater than" : "at least", lo_name, lo);
+    return CP_EINVAL;
+}
+
+/* The churn.* orderings, first failure returned. */
+static cp_err_t finalize_churn_order(const cp_config_t *cfg, char *errstr,
+                                     size_t size)
+{
+    const struct {
+        const char *hi_name;
+        double hi;
+        const char *lo_name;
+        double lo;
+        int strict;
+    } checks[] = {
+        {"churn.p_alive.recover", cfg->churn_p_alive_recover,
+         "churn.p_alive.low", cfg->churn_p_alive_low, 0},
+        {"churn.engagement.peak_half_life_days",
+         cfg->churn_eng_peak_half_life_days, "engagement.half_life_days",
+         cfg->engagement_half_life_days, 1},
+        {"churn.engagement.recover_fraction", cfg->churn_eng_recover_fraction,
+         "churn.engagement.fraction", cfg->churn_eng_fraction, 0},
+        {"churn.service.complaints", cfg->churn_service_complaints,
+         "churn.service.recover_complaints",
+         cfg->churn_service_recover_complaints, 0},
+        {"churn.value.long_half_life_days",
+         cfg->churn_value_long_half_life_days,
+         "churn.value.short_half_life_days",
+         cfg->churn_value_short_half_life_days, 1},
+        {"churn.value.recover_fraction", cfg->churn_value_recover_fraction,
+         "churn.value.fraction", cfg->churn_value_fraction, 0},
+        {"churn.level.high", cfg->churn_level_high, "churn.level.medium",
+         cfg->churn_level_medium, 0},
+        {"churn.level.medium", cfg->churn_level_medium, "churn.level.low",
+         cfg->churn_level_low, 0},
+    };
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        cp_err_t err =
+            check_ge(checks[i].hi_name, checks[i].hi, checks[i].lo_name,
+                     checks[i].lo, checks[i].strict, errstr, size);
+        if (err != CP_OK)
+            return err;
+    }
+    return CP_OK;
+}
+
 /* Orderings between model keys, which one key's bounds cannot express. */
 static cp_err_t finalize_order(const cp_config_t *cfg, char *errstr,
                                size_t size)
@@ -1120,6 +1261,9 @@ static cp_err_t finalize_order(const cp_config_t *cfg, char *errstr,
                (long long)cfg->lifecycle_at_risk_days);
         return CP_EINVAL;
     }
+    cp_err_t err = finalize_churn_order(cfg, errstr, size);
+    if (err != CP_OK)
+        return err;
     /* Each weight is >= 0, so the sum is 0 only when all three are. */
     if (cfg->value_w_historical + cfg->value_w_predicted +
             cfg->value_w_strategic <=

@@ -43,6 +43,10 @@ typedef enum { CP_REF_LIVE = 0, CP_REF_FIXED = 1 } cp_ref_mode_t;
 /* Thresholds of one dimension in rfmq.fixed.* (scores 1..5). */
 #define CP_RFMQ_THRESHOLDS 4
 
+/* churn.weight.* in this order (scoring's cp_churn_reason_t order):
+ * overdue, p_alive_low, engagement_drop, service_risk, value_drop. */
+#define CP_CHURN_WEIGHTS 5
+
 typedef struct cp_kv_s {
     char *key; /* without the "kafka." prefix, e.g. "bootstrap.servers" */
     char *value;
@@ -143,6 +147,35 @@ typedef struct cp_config_s {
     int64_t rfmq_fixed_f[CP_RFMQ_THRESHOLDS];       /* counted orders */
     int64_t rfmq_fixed_m_minor[CP_RFMQ_THRESHOLDS]; /* minor units */
 
+    /* churn warnings (docs/churn.md); days as given, the consumer converts
+     * them to ms for scoring's cp_churn_params_t */
+    double churn_overdue_k;
+    double churn_overdue_floor_days;
+    double churn_overdue_fallback_gap_days;
+    double churn_p_alive_low;
+    double churn_p_alive_recover;         /* >= churn_p_alive_low */
+    double churn_eng_peak_half_life_days; /* > engagement_half_life_days */
+    double churn_eng_fraction;
+    double churn_eng_recover_fraction; /* >= churn_eng_fraction */
+    double churn_eng_min_peak;
+    double churn_service_complaints;
+    double churn_service_recover_complaints; /* <= churn_service_complaints */
+    int churn_service_csat_max;              /* 0: CSAT not used */
+    double churn_service_csat_window_days;
+    double churn_value_short_half_life_days;
+    double churn_value_long_half_life_days; /* > the short one */
+    double churn_value_fraction;
+    double churn_value_recover_fraction; /* >= churn_value_fraction */
+    double churn_weight[CP_CHURN_WEIGHTS];
+    double churn_level_low; /* <= medium <= high */
+    double churn_level_medium;
+    double churn_level_high;
+    int churn_min_level; /* 0 = low, 1 = medium, 2 = high (an index, not
+                            scoring's cp_churn_level_t, which has NONE = 0) */
+
+    /* due times */
+    int64_t due_max_days; /* 0: no upper bound */
+
     /* pipeline */
     int batch_size;
     int input_max_bytes;
@@ -227,8 +260,14 @@ cp_err_t cp_config_set_kv(cp_config_t *cfg, const char *kv, char *errstr,
  *   but an IANA zone has been made the process's TZ, see cp_time.h);
  * - engagement.high >= engagement.medium >= engagement.low,
  *   satisfaction.at_risk_csat < satisfaction.satisfied_csat,
- *   lifecycle.churn_days > lifecycle.at_risk_days and value.weight.*
- *   summing to more than 0 (else CP_EINVAL).
+ *   lifecycle.churn_days > lifecycle.at_risk_days, value.weight.*
+ *   summing to more than 0, and the churn.* orderings: p_alive.recover >=
+ *   p_alive.low, engagement.peak_half_life_days > engagement.half_life_days,
+ *   engagement.recover_fraction >= engagement.fraction,
+ *   service.recover_complaints <= service.complaints,
+ *   value.long_half_life_days > value.short_half_life_days,
+ *   value.recover_fraction >= value.fraction, level.high >= level.medium >=
+ *   level.low (else CP_EINVAL).
  * A derived field is written only when its key parses. errstr names the
  * key. Segment rules are not looked at: the consumer compiles them. */
 cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size);

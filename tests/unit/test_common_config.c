@@ -1133,6 +1133,44 @@ static void test_finalize_lifecycle_order(void **state)
     finalize_expect(cfg, "lifecycle.churn_days", "36500", CP_OK);
 }
 
+static void test_finalize_churn_order(void **state)
+{
+    cp_config_t *cfg = *state;
+    const char *err;
+
+    /* the defaults (docs/churn.md) */
+    assert_true(cfg->churn_overdue_k == 2);
+    assert_true(cfg->churn_weight[0] == 0.5 && cfg->churn_weight[4] == 0.3);
+    assert_int_equal(cfg->churn_min_level, 0);
+    assert_int_equal(cfg->due_max_days, 0);
+    err = finalize_expect(cfg, "churn.p_alive.recover", "0.29", CP_EINVAL);
+    assert_string_equal(err, "churn.p_alive.recover: 0.29 is not at least "
+                             "churn.p_alive.low (0.3)");
+    finalize_expect(cfg, "churn.p_alive.recover", "0.3", CP_OK); /* equal */
+    err = finalize_expect(cfg, "churn.engagement.peak_half_life_days", "14",
+                          CP_EINVAL);
+    assert_string_equal(err, "churn.engagement.peak_half_life_days: 14 is not "
+                             "greater than engagement.half_life_days (14)");
+    finalize_expect(cfg, "engagement.half_life_days", "13.5", CP_OK);
+    finalize_expect(cfg, "churn.engagement.fraction", "0.6", CP_EINVAL);
+    finalize_expect(cfg, "churn.engagement.recover_fraction", "0.6", CP_OK);
+    finalize_expect(cfg, "churn.service.recover_complaints", "0.6", CP_EINVAL);
+    finalize_expect(cfg, "churn.service.complaints", "0.6", CP_OK);
+    finalize_expect(cfg, "churn.value.long_half_life_days", "30", CP_EINVAL);
+    finalize_expect(cfg, "churn.value.long_half_life_days", "31", CP_OK);
+    finalize_expect(cfg, "churn.value.fraction", "0.7", CP_EINVAL);
+    finalize_expect(cfg, "churn.value.recover_fraction", "1", CP_OK);
+    err = finalize_expect(cfg, "churn.level.medium", "0.8", CP_EINVAL);
+    assert_string_equal(err, "churn.level.high: 0.7 is not at least "
+                             "churn.level.medium (0.8)");
+    finalize_expect(cfg, "churn.level.high", "0.8", CP_OK);
+    finalize_expect(cfg, "churn.level.low", "0.81", CP_EINVAL);
+    set_expect(cfg, "churn.level.low", "0", CP_ERANGE); /* > 0 */
+    set_expect(cfg, "churn.min_level", "none", CP_EPARSE);
+    set_expect(cfg, "churn.min_level", "high", CP_OK);
+    assert_int_equal(cfg->churn_min_level, 2);
+}
+
 static void test_finalize_value_weights(void **state)
 {
     cp_config_t *cfg = *state;
@@ -1272,6 +1310,7 @@ int main(void)
         CFG_TEST(test_finalize_engagement_order),
         CFG_TEST(test_finalize_satisfaction_order),
         CFG_TEST(test_finalize_lifecycle_order),
+        CFG_TEST(test_finalize_churn_order),
         CFG_TEST(test_finalize_value_weights),
         CFG_TEST(test_finalize_timezone),
         cmocka_unit_test(test_list_rows),
