@@ -112,24 +112,39 @@ static void rule_p_alive(double p_alive, const cp_churn_params_t *p,
         out->conds |= CP_CHURN_C_PALIVE_OK;
 }
 
+/* a(t) / b(t) for two sums with the same reference (half-lives ha, hb):
+ * (a / b) 2^(-(t - ref) (1/ha - 1/hb)), which neither sum's underflow
+ * can turn into 0 / 0; NaN when either is empty or b is 0. */
+static double decay_ratio(const cp_decay_t *a, double ha, const cp_decay_t *b,
+                          double hb, int64_t now_ms)
+{
+    if (!a->n || !b->n || !(b->score > 0))
+        return NAN;
+    if (a->ref_ms != b->ref_ms)
+        return cp_decay_at(a, now_ms, ha) / cp_decay_at(b, now_ms, hb);
+    double dt = now_ms > a->ref_ms ? (double)(now_ms - a->ref_ms) : 0.0;
+    return a->score / b->score * exp2(-dt * (1.0 / ha - 1.0 / hb));
+}
+
 static void rule_engagement(const cp_state_t *st, const cp_churn_state_t *cs,
                             int64_t now_ms, const cp_models_params_t *mp,
                             const cp_churn_params_t *p, cp_churn_eval_t *out)
 {
-    double e =
-        cp_decay_at(&st->engagement, now_ms, mp->engagement.half_life_ms);
+    double hg = mp->engagement.half_life_ms, hp = p->eng_peak_half_life_ms;
+    double e = cp_decay_at(&st->engagement, now_ms, hg);
     /* A hash written before the peak: the score is its own peak. */
-    double pk = cs->eng_peak.n ? cp_decay_at(&cs->eng_peak, now_ms,
-                                             p->eng_peak_half_life_ms)
-                               : e;
+    const cp_decay_t *peak = cs->eng_peak.n ? &cs->eng_peak : &st->engagement;
+    double hpk = cs->eng_peak.n ? hp : hg;
+    double pk = cp_decay_at(peak, now_ms, hpk);
+    double ratio = decay_ratio(&st->engagement, hg, peak, hpk, now_ms);
     out->engagement = e;
     out->eng_peak = pk;
-    out->eng_ratio = pk > 0 ? e / pk : NAN;
+    out->eng_ratio = ratio;
     if (pk >= p->eng_min_peak)
         out->conds |= CP_CHURN_C_ENG_PEAK;
-    if (e < p->eng_fraction * pk)
+    if (ratio < p->eng_fraction)
         out->conds |= CP_CHURN_C_ENG_LOW;
-    if (e >= p->eng_recover_fraction * pk)
+    if (ratio >= p->eng_recover_fraction)
         out->conds |= CP_CHURN_C_ENG_OK;
 }
 
@@ -164,16 +179,21 @@ static void rule_value(const cp_churn_state_t *cs, int64_t now_ms,
     double rl = cp_decay_at(&cs->spend_long, now_ms, hl) * LN2 / hl * DAY_MS;
     out->spend_rate_short = rs;
     out->spend_rate_long = rl;
-    out->spend_ratio = NAN;
-    if (cs->spend_orders < 2 || !(rl > 0)) {
+    /* rate ratio = sum ratio * hl / hs */
+    double ratio =
+        cs->spend_orders < 2
+            ? NAN
+            : decay_ratio(&cs->spend_short, hs, &cs->spend_long, hl, now_ms) *
+                  (hl / hs);
+    out->spend_ratio = ratio;
+    if (isnan(ratio)) {
         out->conds |= CP_CHURN_C_VALUE_OK;
         return;
     }
     out->conds |= CP_CHURN_C_VALUE_NORM;
-    out->spend_ratio = rs / rl;
-    if (rs < p->value_fraction * rl)
+    if (ratio < p->value_fraction)
         out->conds |= CP_CHURN_C_VALUE_LOW;
-    if (rs >= p->value_recover_fraction * rl)
+    if (ratio >= p->value_recover_fraction)
         out->conds |= CP_CHURN_C_VALUE_OK;
 }
 
