@@ -41,7 +41,7 @@ COUNTERS = ("events", "applied", "skipped_redelivered", "duplicates", "dlq",
             "writes_fenced", "epochs_acquired", "redis_commands",
             "redis_round_trips", "redis_timeouts", "redis_disconnects",
             "redis_restarts_seen", "producer_restarts", "offset_alarms",
-            "wait_short", "attrs_dropped", "btyd_loads")
+            "wait_short", "attrs_dropped", "btyd_loads", "rfmq_snapshots")
 
 
 def utc_today():

@@ -3,8 +3,9 @@ docs/models.md.
 
 An independent Python reading of the contract: order rules, de-duplication
 windows, the RFM 8-type segment against fixed references (UTC), the
-customer model of layout 2 (events counter, BTYD x, engagement, support,
-profile attributes, lifecycle with "won back", value, custom segments) and
+customer model of layout 2 (events counter, BTYD x, the first order day's
+spend z, engagement, support, profile attributes, lifecycle with "won
+back", value, custom segments, quantile RFM) and
 the exact CloudEvents custpulse must emit for every model. Integration
 tests compare custpulse's Redis state and output topic with what this
 computes; it never links or calls scoring/.
@@ -14,11 +15,21 @@ Floating-point figures follow the C code's operations in the same order
 ctypes - the function scoring/decay.c calls - so the decayed sums stored
 with %.17g match bit for bit.
 
+Quantile RFM (docs/models.md "Quantile RFM", model "rfm"): fixed mode
+with the config's thresholds (RfmqFixed, the default: harness.config()
+sets rfmq.mode = fixed), or live mode against one given snapshot
+(RfmqLive: a version and its thresholds, e.g. from_histogram() of the
+population a test knows custpulse started with); the histogram buckets
+(h) and the histogram hash <prefix>rq they add up to (rfmq_histogram).
+Bucket functions and thresholds are ports of scoring/quantile.c, with
+the C library's log2() through ctypes as for exp2.
+
 Not modelled: BTYD parameters (`custpulse fit`): the model is that of a
 daemon without them (P(alive) counts as 1, CLV as 0, both null in the
-outputs), live RFM references, and the within-batch detail that an
-attribute removed in a batch still takes one of the 64 attribute slots
-until the batch ends.
+outputs), live RFM 8-type references, when a live quantile RFM snapshot
+is taken (a test gives the snapshot in force), and the within-batch
+detail that an attribute removed in a batch still takes one of the 64
+attribute slots until the batch ends.
 
 Custom segments are given as Segment(name, rule, predicate): `rule` is the
 text handed to custpulse, `predicate` the test's own reading of it over the
@@ -141,22 +152,24 @@ def money_str(minor: int, digits: int = 2) -> str:
     return "%d.%0*d" % (minor // 10 ** digits, digits, minor % 10 ** digits)
 
 
-def _load_exp2():
-    """The C library's exp2 (scoring/decay.c's 2^x), else Python's pow."""
+def _load_libm(fname, fallback):
+    """The C library's double fname(double), else fallback."""
     for name in (ctypes.util.find_library("m"), "libm.so.6"):
         if not name:
             continue
         try:
-            f = ctypes.CDLL(name).exp2
+            f = getattr(ctypes.CDLL(name), fname)
         except (OSError, AttributeError):
             continue
         f.restype = ctypes.c_double
         f.argtypes = [ctypes.c_double]
         return f
-    return lambda x: 2.0 ** x
+    return fallback
 
 
-exp2 = _load_exp2()
+# scoring/decay.c's 2^x and scoring/quantile.c's log2, from the same library.
+exp2 = _load_libm("exp2", lambda x: 2.0 ** x)
+log2 = _load_libm("log2", math.log2)
 
 
 def num6(v):
@@ -311,6 +324,191 @@ class Fixed:
                 "frequency": self.frequency, "monetary": money_str(self.monetary)}
 
 
+# ---- quantile RFM (scoring/quantile.c, consumer/rfmq.c) -------------------
+
+Q_NONE = (1 << 63) - 1      # CP_Q_NONE (INT64_MAX): a threshold nobody reaches
+RFMQ_DIMS = ("r", "f", "m")
+
+
+def q_bucket_r(last_day):
+    """cp_q_bucket_r: the last order's local day number."""
+    return last_day
+
+
+def q_bucket_f(orders):
+    """cp_q_bucket_f: the count up to 64, then 8 buckets per doubling."""
+    if orders <= 64:
+        return orders
+    return 64 + math.floor(8.0 * log2(float(orders) / 64.0))
+
+
+def q_bucket_m(monetary):
+    """cp_q_bucket_m: -1 for 0, else floor(8 * log2(m)) (the same double
+    operations as the C: (double)m, libm's log2, times 8.0, floor)."""
+    if monetary <= 0:
+        return -1
+    return math.floor(8.0 * log2(float(monetary)))
+
+
+def q_thresholds(bins):
+    """cp_q_thresholds over {bucket: customers}: (population, [t1..t4]).
+    t_k is the bucket of the first non-empty bin, in bucket order, with at
+    least k/5 of the population in the bins before it (below * 5 >= k *
+    total, in integers); Q_NONE when no bin has. Counts <= 0 are
+    ignored."""
+    items = sorted((b, n) for b, n in bins.items() if n > 0)
+    total = sum(n for _, n in items)
+    t, below = [], 0
+    for b, n in items:
+        if len(t) == 4:
+            break
+        while len(t) < 4 and below * 5 >= (len(t) + 1) * total:
+            t.append(b)
+        below += n
+    return total, t + [Q_NONE] * (4 - len(t))
+
+
+def q_score(b, t):
+    """cp_q_score: 1 + the number of thresholds bucket b reaches."""
+    return 1 + sum(1 for x in t if x != Q_NONE and b >= x)
+
+
+# The named segments by R (rows 1..5) x F (columns 1..5), docs/models.md.
+RFMQ_GRID = (
+    ("lost", "hibernating", "at_risk", "at_risk", "cant_lose"),
+    ("hibernating", "hibernating", "at_risk", "at_risk", "cant_lose"),
+    ("about_to_sleep", "about_to_sleep", "need_attention", "loyal", "loyal"),
+    ("promising", "potential_loyalist", "potential_loyalist", "loyal",
+     "loyal"),
+    ("new", "potential_loyalist", "potential_loyalist", "champions",
+     "champions"),
+)
+
+
+def rfmq_segment(r, f):
+    """cp_rfmseg: the code of scores r, f (1..5); None when unscored."""
+    if not (1 <= r <= 5 and 1 <= f <= 5):
+        return None
+    return RFMQ_GRID[r - 1][f - 1]
+
+
+def rfmq_thresholds_text(t):
+    """cp_rfmq_thresholds_text of [[R t1..t4], [F ...], [M ...]]:
+    "r1,r2,r3,r4;f1,...;m1,..." with "-" for Q_NONE (field t of
+    <prefix>rqs)."""
+    return ";".join(",".join("-" if x == Q_NONE else str(x) for x in dim)
+                    for dim in t)
+
+
+class RfmqFixed:
+    """rfmq.mode = fixed with the config's thresholds; the defaults are
+    those of common/config.c (what harness.config() runs with). R counts
+    the thresholds of days since the last order not reached (5 below the
+    first, 1 from the last), F and M 1 + those reached."""
+
+    mode = "fixed"
+
+    def __init__(self, recency_days=(14, 30, 90, 180), frequency=(2, 3, 5, 8),
+                 monetary=("50", "100", "250", "500")):
+        self.recency_days = tuple(int(x) for x in recency_days)
+        self.frequency = tuple(int(x) for x in frequency)
+        self.monetary_text = tuple(str(x) for x in monetary)
+        self.monetary = tuple(money_minor(x) for x in self.monetary_text)
+
+    def config(self):
+        return {"rfmq.mode": "fixed",
+                "rfmq.fixed.recency_days":
+                    ",".join(str(x) for x in self.recency_days),
+                "rfmq.fixed.frequency":
+                    ",".join(str(x) for x in self.frequency),
+                "rfmq.fixed.monetary": ",".join(self.monetary_text)}
+
+    def version(self):
+        """The snapshot of the scores: none in fixed mode."""
+        return None
+
+    def scores(self, c, today):
+        """cp_rfmq_score_fixed: (r, f, m), (0, 0, 0) when not scored."""
+        if c.rfmq_pos() is None:
+            return 0, 0, 0
+        days = max(0, today - c.last_day)
+        return (5 - sum(1 for x in self.recency_days if days >= x),
+                1 + sum(1 for x in self.frequency if c.orders >= x),
+                1 + sum(1 for x in self.monetary if c.monetary >= x))
+
+
+class RfmqLive:
+    """rfmq.mode = live, scored against one snapshot: version (0 = none:
+    nobody is scored), population n and thresholds t = [[R t1..t4], [F
+    ...], [M ...]] (Q_NONE: undefined)."""
+
+    mode = "live"
+
+    def __init__(self, version=0, t=None, n=0, snapshot_ms=None):
+        self.v = version
+        self.n = n
+        self.t = [list(d) for d in (t or [[Q_NONE] * 4] * 3)]
+        self.snapshot_ms = snapshot_ms
+
+    @classmethod
+    def from_histogram(cls, hist, version, snapshot_ms=None):
+        """The snapshot custpulse takes of histogram hash contents hist
+        ({"r:<bucket>": customers, ...}, as rfmq_histogram gives; values
+        int or str) as version `version` (cp_rfmq_thresholds: n is the R
+        histogram's population)."""
+        bins = {d: {} for d in RFMQ_DIMS}
+        for field, count in hist.items():
+            d, _, b = field.partition(":")
+            bins[d][int(b)] = int(count)
+        t, n = [], 0
+        for d in RFMQ_DIMS:
+            total, td = q_thresholds(bins[d])
+            t.append(td)
+            if d == "r":
+                n = total
+        return cls(version, t, n, snapshot_ms)
+
+    def config(self):
+        cfg = {"rfmq.mode": "live"}
+        if self.snapshot_ms is not None:
+            cfg["rfmq.snapshot_ms"] = str(self.snapshot_ms)
+        return cfg
+
+    def text(self):
+        """Field t of <prefix>rqs for this snapshot."""
+        return rfmq_thresholds_text(self.t)
+
+    def version(self):
+        """data.scores.snapshot and inspect's snapshot: null while none."""
+        return self.v if self.v > 0 else None
+
+    def scores(self, c, today):
+        """cp_rfmq_score_live: (r, f, m), (0, 0, 0) without a snapshot or
+        a counted order."""
+        pos = c.rfmq_pos()
+        if pos is None or self.v <= 0 or self.n <= 0:
+            return 0, 0, 0
+        return tuple(q_score(b, t) for b, t in zip(pos, self.t))
+
+
+DEFAULT_RFMQ = RfmqFixed()
+
+
+def rfmq_histogram(customers):
+    """The histogram hash <prefix>rq the customers' h add up to (live
+    mode): {"r:<bucket>": customers, "f:...", "m:..."}, no empty bucket.
+    customers: {cid: Customer} or an iterable of Customer."""
+    out = {}
+    for c in (customers.values() if isinstance(customers, dict)
+              else customers):
+        if c.hpos is None:
+            continue
+        for d, b in zip(RFMQ_DIMS, c.hpos):
+            key = f"{d}:{b}"
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 # ---- decayed sums (scoring/decay.c) -----------------------------------------
 
 class Decay:
@@ -452,6 +650,7 @@ class Customer:
         # layout 2
         self.events = 0              # n
         self.repeat_days = 0         # b
+        self.first_spend = 0         # z (written once f is)
         self.engagement = Decay()    # g
         self.browse = [0] * len(BROWSE_TYPES)  # gc
         self.support = Support()     # k
@@ -463,6 +662,9 @@ class Customer:
         self.sat = None              # ss
         self.tier = None             # sv
         self.custom = set()          # sc (names)
+        self.sq = None               # sq: quantile RFM segment emitted
+        self.hpos = None             # h: (R, F, M) buckets counted in rq
+        self.rfmq = None             # the quantile RFM model last evaluated
 
     # -- derived --------------------------------------------------------------
     @property
@@ -476,6 +678,14 @@ class Customer:
     @property
     def strategic(self):
         return self.attrs.get("is_strategic") == "true"
+
+    def rfmq_pos(self):
+        """cp_rfmq_pos: the (R, F, M) histogram buckets of the customer,
+        None when not in the population (no counted order)."""
+        if self.orders < 1 or self.first is None:
+            return None
+        return (q_bucket_r(self.last_day), q_bucket_f(self.orders),
+                q_bucket_m(self.monetary))
 
     def _find_order(self, order_id):
         for o in self.remembered[-self.k_orders:]:
@@ -531,6 +741,10 @@ class Customer:
             if o is not None:
                 return False
             repeat = self.orders > 0 and not self._day_counted(utc_day(t))
+            if self.first is None or utc_day(t) < self.first_day:
+                self.first_spend = amount
+            elif utc_day(t) == self.first_day:
+                self.first_spend += amount
             self.orders += 1
             self.monetary += amount
             self.first = t if self.first is None else min(self.first, t)
@@ -547,19 +761,29 @@ class Customer:
                 d = min(amount, o[1])
                 o[1] -= d
                 self.monetary = max(0, self.monetary - d)
+                self._first_day_less(o, d)
+            self.first_spend = min(self.first_spend, self.monetary)
         elif ev["type"] == "order.cancelled":
             if o is None:
                 self.monetary = max(0, self.monetary - amount)
             elif not o[2]:
                 self.orders = max(0, self.orders - 1)
                 self.monetary = max(0, self.monetary - o[1])
+                self._first_day_less(o, o[1])
                 o[1] = 0
                 o[2] = True
                 if self.orders == 0:
                     self.repeat_days = 0
                 elif self.repeat_days > 0 and not self._day_counted(o[3]):
                     self.repeat_days -= 1
+            self.first_spend = min(self.first_spend, self.monetary)
         return True
+
+    def _first_day_less(self, o, d):
+        """z: a refund or cancellation of d of a remembered order of the
+        first order day (scoring/state.c)."""
+        if self.first is not None and o[3] == self.first_day:
+            self.first_spend = max(0, self.first_spend - d)
 
     # -- models (scoring/models.c) -------------------------------------------
     def classify(self, now_ms, ref: Fixed):
@@ -703,6 +927,9 @@ class Customer:
                     "csat_last": k.csat_last or None,
                     "csat_avg": num6(k.csat_avg()),
                     "nps_class": nps_class(k.nps_last)}
+        if model == "rfm":
+            r, f, m = mo["rfmq"]
+            return {"r": r, "f": f, "m": m, "snapshot": self.rfmq.version()}
         if model == "value":
             v = mo["value"]
             return {"score": num6(v["score"]),
@@ -712,10 +939,10 @@ class Customer:
                     "p_alive": None, "clv": None}
         return {}
 
-    def evaluate(self, now_ms, ref: Fixed):
+    def evaluate(self, now_ms, ref: Fixed, rfmq=None):
         """Every model after an applied event (consumer/batch.c evaluate):
         [(model, from, to, scores)] in emission order; the levels held are
-        updated."""
+        updated. rfmq: the quantile RFM model (DEFAULT_RFMQ when None)."""
         today = utc_day(now_ms)
         changes = []
         seg = self.classify(now_ms, ref)
@@ -723,6 +950,13 @@ class Customer:
             changes.append(("rfm8", self.segment, seg, None))
             self.segment = seg
         mo = self.models(now_ms, today)
+        self.rfmq = rfmq or DEFAULT_RFMQ
+        mo["rfmq"] = self.rfmq.scores(self, today)
+        sq = rfmq_segment(mo["rfmq"][0], mo["rfmq"][1])
+        if sq != self.sq:
+            changes.append(("rfm", self.sq, sq,
+                            self.scores("rfm", mo, today)))
+            self.sq = sq
         for model, attr, level in (("lifecycle", "stage", mo["stage"]),
                                    ("engagement", "eng", mo["eng"]),
                                    ("satisfaction", "sat", mo["sat"]),
@@ -740,14 +974,23 @@ class Customer:
         self.custom = inside
         return changes
 
-    def inspect_models(self, now_ms):
+    def inspect_models(self, now_ms, rfmq=None):
         """The "models" section of `custpulse inspect` (consumer/main.c
-        models_json) at now_ms, without BTYD parameters; floats unrounded."""
+        models_json) at now_ms, without BTYD parameters; floats unrounded.
+        rfmq: the quantile RFM model inspect reads (the config's mode; in
+        live mode the current snapshot of <prefix>rqs); by default the one
+        this customer was last evaluated with."""
         today = utc_day(now_ms)
         mo = self.models(now_ms, today)
         k = self.support
+        rq = rfmq or self.rfmq or DEFAULT_RFMQ
+        r, f, m = rq.scores(self, today)
         out = {
             "evaluated_at": format_time_ms(now_ms),
+            "rfm": {"segment": rfmq_segment(r, f), "emitted": self.sq,
+                    "r": r, "f": f, "m": m, "snapshot": rq.version(),
+                    "mode": rq.mode,
+                    "buckets": list(self.hpos) if self.hpos else None},
             "lifecycle": {"stage": mo["stage"], "emitted": self.stage,
                           "won_back_day": self.won_back_day
                           if self.won_back_day >= 0 else None},
@@ -813,15 +1056,19 @@ def _cloudevent(c, model, frm, to, scores, data_extra, t, ev, rec, source):
 
 def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
            dedup_event_ids=16, dedup_orders=32, params=None, now_ms=None,
-           customers=None, clock=0):
+           customers=None, clock=0, rfmq=None):
     """Runs valid events through the model in the given order. records:
     dicts with 'value' (the event dict, any family), 'topic', 'partition',
     'offset'. "Now" is clock = event (the running maximum of event times,
     starting at `clock`: 0 for a fresh custpulse process) unless now_ms is
     given (clock = wall with every batch on that instant's day). customers:
     the state so far (a dict, updated in place) for a replay continued
-    after an earlier one. Returns (customers by id, the expected outputs of
+    after an earlier one. rfmq: the quantile RFM model (RfmqFixed() or an
+    RfmqLive snapshot; None: DEFAULT_RFMQ, harness.config()'s fixed mode);
+    in live mode every record of a customer records its buckets (h), as
+    its write does. Returns (customers by id, the expected outputs of
     these records in emission order as parsed CloudEvent dicts)."""
+    rfmq = rfmq or DEFAULT_RFMQ
     customers = {} if customers is None else customers
     outputs = []
     for rec in records:
@@ -835,9 +1082,12 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
                 ev["customer_id"], dedup_event_ids, dedup_orders, params)
         key = (rec["topic"], rec["partition"])
         c.watermarks[key] = max(c.watermarks.get(key, -1), rec["offset"])
-        if not c.apply(ev):
+        applied = c.apply(ev)
+        if rfmq.mode == "live":
+            c.hpos = c.rfmq_pos()
+        if not applied:
             continue
-        for model, frm, to, scores in c.evaluate(now, ref):
+        for model, frm, to, scores in c.evaluate(now, ref, rfmq):
             c.seq += 1
             extra = None
             if model == "rfm8":
@@ -853,8 +1103,8 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
 # Hash fields expected_hash() covers besides w:* and a:* (docs/contracts.md
 # section 2, layouts 1 to 3); v, e and r are not compared exactly (e and r:
 # storecodec.model_memories).
-STATE_FIELDS = ("lv", "o", "m", "q", "n", "f", "l", "b", "s", "sl", "se",
-                "ss", "sv", "sc", "yw", "g", "gc", "k")
+STATE_FIELDS = ("lv", "o", "m", "q", "n", "f", "l", "z", "b", "s", "sq",
+                "sl", "se", "ss", "sv", "sc", "yw", "g", "gc", "k", "h")
 
 
 def expected_hash(c: Customer):
@@ -865,10 +1115,15 @@ def expected_hash(c: Customer):
     if c.first is not None:
         h["f"] = str(c.first)
         h["l"] = str(c.last)
+        h["z"] = str(c.first_spend)
     if c.repeat_days > 0:
         h["b"] = str(c.repeat_days)
     if c.segment is not None:
         h["s"] = c.segment
+    if c.sq is not None:
+        h["sq"] = c.sq
+    if c.hpos is not None:
+        h["h"] = "%d,%d,%d" % c.hpos
     for f, level in (("sl", c.stage), ("se", c.eng), ("ss", c.sat),
                      ("sv", c.tier)):
         if level is not None:

@@ -1009,13 +1009,18 @@ def config(stack, **overrides):
     """The base custpulse config for a stack, with overrides applied (dotted
     keys through **{"topic.orders": "x"}; a None value removes a key).
     In a topic namespace (TOPIC_NS) it also names every topic custpulse
-    would default to: topic.X = topic_name(default of topic.X)."""
+    would default to: topic.X = topic_name(default of topic.X).
+    The quantile RFM runs in fixed mode (rfmq.mode = fixed, the default
+    thresholds: cpmodel.DEFAULT_RFMQ): live snapshots depend on when they
+    are taken, which would make exact CloudEvent comparisons (and clean
+    vs. crashed runs) depend on timing; a test of live mode overrides it."""
     cfg = {
         "kafka.bootstrap.servers": stack.bootstrap,
         "redis.host": "127.0.0.1",
         "redis.port": stack.redis_port,
         "kafka.group.id": unique_name("cp"),
         "log.level": "info",
+        "rfmq.mode": "fixed",
     }
     if TOPIC_NS:
         for k, v in topic_defaults().items():

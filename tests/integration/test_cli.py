@@ -204,7 +204,7 @@ def check_precedence(st, cid, c):
         (dead, port, dead, 1, "-X beats env (to a dead port)"),
     ]
     for file_port, env_port, x_port, want, what in cases:
-        cfg = {"redis.host": "127.0.0.1"}
+        cfg = {"redis.host": "127.0.0.1", "rfmq.mode": "fixed"}
         if file_port:
             cfg["redis.port"] = file_port
         overrides = {"redis.port": x_port} if x_port else {}
