@@ -56,4 +56,16 @@ void cp_tz_free(cp_tz_t *tz);
  * IANA zones honour DST (the local offset at that instant). Thread-safe. */
 int64_t cp_tz_day(const cp_tz_t *tz, int64_t ms);
 
+/* The first instant (epoch ms) of local day `day` in tz: the smallest ms
+ * with cp_tz_day(tz, ms) >= day. UTC and fixed offsets in closed form
+ * (day * 86 400 000 - offset); IANA zones by checking the candidates the
+ * zone's offsets around that day give (a DST change at midnight makes
+ * the day start at the change; a change back across midnight makes the
+ * day start at its first midnight), with a scan of the two days around
+ * it when none fits (zones changing twice within a day). A skipped day
+ * (Pacific/Apia 2011-12-30) starts where the next one does. Saturates to
+ * INT64_MIN / INT64_MAX for |day| > CP_TZ_DAY_MAX. Thread-safe. */
+#define CP_TZ_DAY_MAX 100000000000LL /* ~2.7e8 years: no ms overflow */
+int64_t cp_tz_day_start(const cp_tz_t *tz, int64_t day);
+
 #endif

@@ -392,3 +392,86 @@ int64_t cp_tz_day(const cp_tz_t *tz, int64_t ms)
         return iana_day(tz, floor_div(ms, 1000));
     return floor_div(ms + (int64_t)tz->off_sec * 1000, MS_PER_DAY);
 }
+
+/* ---------------------------------------------------------- day starts */
+
+/* UTC offset in seconds of an IANA zone at `secs` (local - UTC). */
+static int64_t iana_offset(const cp_tz_t *tz, int64_t secs)
+{
+    time_t t = (time_t)secs;
+    struct tm tm;
+    int ok;
+
+    pthread_mutex_lock(&tz_lock);
+    tz_apply_locked(tz->spec);
+    ok = localtime_r(&t, &tm) != NULL;
+    pthread_mutex_unlock(&tz_lock);
+    if (!ok)
+        return 0;
+    int64_t local =
+        days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) *
+            86400 +
+        tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+    return local - secs;
+}
+
+/* A day boundary: s starts day (or a later one) and s - 1 is before it. */
+static int is_day_start(const cp_tz_t *tz, int64_t day, int64_t s)
+{
+    return iana_day(tz, s) >= day && iana_day(tz, s - 1) < day;
+}
+
+/* Offsets are within about +-15 h (and a whole day once, Alaska 1867):
+ * every start of `day` lies within this many seconds of day * 86400. */
+#define DAY_START_REACH (30 * 3600)
+/* Scan step: shorter than any DST change (>= 30 minutes), so no interval
+ * of the day being started can hide between two probes. */
+#define DAY_START_STEP (15 * 60)
+
+/* The first second of day by a scan and a bisection (the slow path). */
+static int64_t iana_day_start_scan(const cp_tz_t *tz, int64_t day)
+{
+    int64_t lo = day * 86400 - DAY_START_REACH;
+    int64_t hi = lo;
+    if (iana_day(tz, lo) >= day)
+        return lo; /* not a real zone */
+    while (hi < day * 86400 + DAY_START_REACH && iana_day(tz, hi) < day)
+        hi += DAY_START_STEP;
+    if (iana_day(tz, hi) < day)
+        return hi;            /* no such day in reach: not a real zone */
+    lo = hi - DAY_START_STEP; /* iana_day(lo) < day, no earlier start */
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (iana_day(tz, mid) >= day)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* One offset over the whole reach (sampled at both ends and the middle;
+ * two changes that cancel out between samples are not seen - no zone has
+ * them): local midnight. Otherwise, a DST or zone change near the day:
+ * the scan. */
+static int64_t iana_day_start(const cp_tz_t *tz, int64_t day)
+{
+    int64_t base = day * 86400;
+    int64_t off = iana_offset(tz, base);
+    if (iana_offset(tz, base - DAY_START_REACH) == off &&
+        iana_offset(tz, base + DAY_START_REACH) == off &&
+        is_day_start(tz, day, base - off))
+        return base - off;
+    return iana_day_start_scan(tz, day);
+}
+
+int64_t cp_tz_day_start(const cp_tz_t *tz, int64_t day)
+{
+    if (day > CP_TZ_DAY_MAX)
+        return INT64_MAX;
+    if (day < -CP_TZ_DAY_MAX)
+        return INT64_MIN;
+    if (tz->kind == TZ_IANA)
+        return iana_day_start(tz, day) * 1000;
+    return day * MS_PER_DAY - (int64_t)tz->off_sec * 1000;
+}

@@ -420,6 +420,102 @@ static void test_tz_threads(void **state)
     }
 }
 
+/* ------------------------------------------------------------ day starts */
+
+static void test_day_start_fixed(void **state)
+{
+    cp_tz_t *utc = tz_ok("UTC");
+    cp_tz_t *p8 = tz_ok("+08:00");
+    cp_tz_t *m0530 = tz_ok("-05:30");
+
+    (void)state;
+    assert_int_equal(cp_tz_day_start(utc, 0), 0);
+    assert_int_equal(cp_tz_day_start(utc, 19723), 19723 * 86400000LL);
+    assert_int_equal(cp_tz_day_start(utc, -1), -86400000LL);
+    /* 2024-03-02 at +08:00 starts 2024-03-01T16:00:00Z */
+    assert_int_equal(cp_tz_day_start(p8, 19784), 1709308800000LL);
+    assert_int_equal(cp_tz_day_start(m0530, 0), 19800000);
+    for (int64_t d = -400; d < 400; d += 7) {
+        const cp_tz_t *zs[] = {utc, p8, m0530};
+        for (int i = 0; i < 3; i++) {
+            int64_t s = cp_tz_day_start(zs[i], d);
+            assert_int_equal(cp_tz_day(zs[i], s), d);
+            assert_int_equal(cp_tz_day(zs[i], s - 1), d - 1);
+        }
+    }
+    assert_true(cp_tz_day_start(utc, CP_TZ_DAY_MAX + 1) == INT64_MAX);
+    assert_true(cp_tz_day_start(p8, -CP_TZ_DAY_MAX - 1) == INT64_MIN);
+    assert_int_equal(cp_tz_day_start(utc, CP_TZ_DAY_MAX),
+                     CP_TZ_DAY_MAX * 86400000LL);
+    cp_tz_free(utc);
+    cp_tz_free(p8);
+    cp_tz_free(m0530);
+}
+
+/* Computed with Python's zoneinfo by a per-minute scan and bisection. */
+static void test_day_start_iana_dst(void **state)
+{
+    static const struct {
+        const char *zone;
+        int64_t day;
+        int64_t start_ms;
+    } cases[] = {
+        /* spring forward at 02:00: midnight is still CET */
+        {"Europe/Berlin", 19813, 1711839600000LL},
+        /* fall back at 03:00: midnight is CEST */
+        {"Europe/Berlin", 20023, 1729980000000LL},
+        /* DST began at midnight (00:00 -> 01:00): the day starts at the
+         * change, 01:00 local */
+        {"America/Sao_Paulo", 17839, 1541300400000LL},
+        /* DST ended at midnight (00:00 -> 23:00 the day before): the
+         * day starts at its second, the only real, midnight */
+        {"America/Sao_Paulo", 17944, 1550372400000LL},
+        /* Havana springs forward at midnight too */
+        {"America/Havana", 19792, 1710046800000LL},
+        /* Samoa skipped 2011-12-30: it "starts" where 12-31 does */
+        {"Pacific/Apia", 15338, 1325239200000LL},
+        {"Pacific/Apia", 15339, 1325239200000LL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cp_tz_t *tz = tz_ok(cases[i].zone);
+        int64_t got = cp_tz_day_start(tz, cases[i].day);
+        if (got != cases[i].start_ms)
+            fail_msg("%s day %lld: got %lld, want %lld", cases[i].zone,
+                     (long long)cases[i].day, (long long)got,
+                     (long long)cases[i].start_ms);
+        cp_tz_free(tz);
+    }
+}
+
+/* Every day of two DST seasons: the start is a boundary and no second in
+ * the 30 hours before it (probed every 5 minutes, shorter than any DST
+ * change) is already on that day. */
+static void test_day_start_iana_scan(void **state)
+{
+    static const char *const zones[] = {"Europe/Berlin", "America/Sao_Paulo",
+                                        "Australia/Lord_Howe", "Asia/Tehran"};
+    (void)state;
+    for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
+        cp_tz_t *tz = tz_ok(zones[z]);
+        /* 2018-10-01 .. 2018-11-15 and 2019-02-10 .. 2019-04-10 */
+        static const int64_t ranges[][2] = {{17805, 17850}, {17937, 17996}};
+        for (int r = 0; r < 2; r++) {
+            for (int64_t d = ranges[r][0]; d <= ranges[r][1]; d++) {
+                int64_t s = cp_tz_day_start(tz, d);
+                if (cp_tz_day(tz, s) < d || cp_tz_day(tz, s - 1000) >= d)
+                    fail_msg("%s day %lld: %lld is no start", zones[z],
+                             (long long)d, (long long)s);
+                for (int64_t t = s - 30 * 3600000LL; t < s; t += 300000)
+                    if (cp_tz_day(tz, t) >= d)
+                        fail_msg("%s day %lld: %lld starts it earlier",
+                                 zones[z], (long long)d, (long long)t);
+            }
+        }
+        cp_tz_free(tz);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +537,9 @@ int main(void)
         cmocka_unit_test(test_tz_iana_others),
         cmocka_unit_test(test_tz_rejects),
         cmocka_unit_test(test_tz_threads),
+        cmocka_unit_test(test_day_start_fixed),
+        cmocka_unit_test(test_day_start_iana_dst),
+        cmocka_unit_test(test_day_start_iana_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
