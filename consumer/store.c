@@ -17,6 +17,7 @@
  */
 #include "store.h"
 
+#include "due.h"
 #include "hash.h"
 
 #include <errno.h>
@@ -80,6 +81,11 @@ const char cp_store_write_lua[] =
     "    if c and not string.match(c, '^%-?%d+$') then hmove = false end\n"
     "  end\n"
     "end\n"
+    /* The due index likewise (ZSCORE fails on another type). */
+    "local zi = 5 + 3 * ne + np + 2 * hn\n"
+    "local nz = tonumber(ARGV[zi])\n"
+    "local zk = KEYS[3 + ne + (np > 0 and 1 or 0) + (hn > 0 and 1 or 0)]\n"
+    "if nz > 0 then redis.call('ZSCORE', zk, ARGV[zi + nz]) end\n"
     "for j = 1, ne do\n"
     "  local k = KEYS[2 + j]\n"
     "  local cur = tonumber(redis.call('HGET', k, 'e') or '0') or 0\n"
@@ -111,6 +117,10 @@ const char cp_store_write_lua[] =
     "else\n"
     "  i = i + 2 * nh\n"
     "end\n"
+    /* The due index: a hint beside the hash's dd (another slot). */
+    "if nz == 2 then redis.call('ZADD', zk, ARGV[i + 1], ARGV[i + 2])\n"
+    "elseif nz == 1 then redis.call('ZREM', zk, ARGV[i + 1]) end\n"
+    "i = i + 1 + nz\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "local nx = tonumber(ARGV[i]); i = i + 1\n"
@@ -188,6 +198,9 @@ cp_err_t cp_store_keys(const char *prefix, const char *id, size_t id_len,
 {
     keys->key = key_of(prefix, 'c', id, id_len, a, &keys->key_len);
     keys->xkey = key_of(prefix, 'x', id, id_len, a, &keys->xkey_len);
+    keys->dkey = NULL;
+    keys->id = id;
+    keys->id_len = id_len;
     return keys->key && keys->xkey ? CP_OK : CP_ENOMEM;
 }
 
@@ -213,6 +226,8 @@ void cp_stored_init(cp_stored_t *s)
     memset(&s->h, 0, sizeof(s->h));
     memset(&s->h_new, 0, sizeof(s->h_new));
     s->h_track = 0;
+    cp_churn_state_init(&s->cs);
+    s->due_ms = CP_STORE_DUE_NEVER;
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -473,8 +488,8 @@ static int outbox_valid(const char *v, size_t len)
     for (size_t i = 0; i < len;) {
         const char *nl = memchr(v + i, '\n', len - i);
         size_t n = (size_t)(nl - (v + i));
-        if (n < 3 || v[i] != CP_OUTBOX_SEGMENTS || v[i + 1] != '\t' ||
-            memchr(v + i, '\0', n))
+        if (n < 3 || (v[i] != CP_OUTBOX_SEGMENTS && v[i] != CP_OUTBOX_CHURN) ||
+            v[i + 1] != '\t' || memchr(v + i, '\0', n))
             return 0;
         i += n + 1;
     }
@@ -776,6 +791,87 @@ static int parse_attr(cp_stored_t *s, const char *f, size_t flen, const char *v,
     return 0;
 }
 
+/* ---- churn fields (docs/churn.md "Consumer integration") --------------- */
+
+/* gp: "<peak>"; its reference time is g's (checked at the end). */
+static int parse_peak(cp_stored_t *s, const char *v, size_t len)
+{
+    cp_decay_t *pk = &s->cs.eng_peak;
+    if (cp_store_parse_double(v, len, &pk->score) != 0 || pk->score < 0)
+        return -1;
+    pk->n = 1;
+    return 0;
+}
+
+/* sp: "<short>,<long>,<ref ms>,<orders 1|2>". */
+static int parse_spend(cp_stored_t *s, const char *v, size_t len)
+{
+    const char *p[4];
+    size_t n[4];
+    cp_churn_state_t *cs = &s->cs;
+    int64_t ref;
+    if (split(v, len, ',', p, n, 4) != 4 ||
+        cp_store_parse_double(p[0], n[0], &cs->spend_short.score) != 0 ||
+        cp_store_parse_double(p[1], n[1], &cs->spend_long.score) != 0 ||
+        cs->spend_short.score < 0 || cs->spend_long.score < 0 ||
+        parse_i64(p[2], n[2], &ref) != 0 ||
+        parse_i64(p[3], n[3], &cs->spend_orders) != 0 || cs->spend_orders < 1 ||
+        cs->spend_orders > 2)
+        return -1;
+    cs->spend_short.ref_ms = cs->spend_long.ref_ms = ref;
+    cs->spend_short.n = cs->spend_long.n = 1;
+    return 0;
+}
+
+/* cw: "<level low|medium|high>,<since ms>": an episode. */
+static int parse_warn(cp_stored_t *s, const char *v, size_t len)
+{
+    const char *p[2];
+    size_t n[2];
+    char code[8];
+    cp_churn_level_t level;
+    cp_churn_warn_t *w = &s->cs.warn;
+    if (split(v, len, ',', p, n, 2) != 2 || n[0] >= sizeof(code))
+        return -1;
+    memcpy(code, p[0], n[0]);
+    code[n[0]] = '\0';
+    if (cp_churn_level_parse(code, &level) != 0 ||
+        level == CP_CHURN_LEVEL_NONE ||
+        parse_i64(p[1], n[1], &w->since_ms) != 0)
+        return -1;
+    w->level = level;
+    w->armed = 0;
+    return 0;
+}
+
+/* dd: "<epoch ms>", an instant custpulse can format (0..9999-12-31). */
+static int parse_due(cp_stored_t *s, const char *v, size_t len)
+{
+    return parse_i64(v, len, &s->due_ms) == 0 && s->due_ms >= 0 &&
+                   s->due_ms <= CP_DUE_MS_MAX
+               ? 0
+               : -1;
+}
+
+static int parse_churn_field(cp_stored_t *s, const char *f, size_t flen,
+                             const char *v, size_t vlen)
+{
+    if (field_is(f, flen, "gp")) {
+        s->had |= CP_F_GP;
+        return parse_peak(s, v, vlen);
+    }
+    if (field_is(f, flen, "sp")) {
+        s->had |= CP_F_SP;
+        return parse_spend(s, v, vlen);
+    }
+    if (field_is(f, flen, "cw")) {
+        s->had |= CP_F_CW;
+        return parse_warn(s, v, vlen);
+    }
+    s->had |= CP_F_DD;
+    return parse_due(s, v, vlen);
+}
+
 static int parse_int_field(cp_stored_t *s, const char *f, size_t flen,
                            const char *v, size_t vlen, const cp_tz_t *tz)
 {
@@ -833,6 +929,9 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
         if (f[0] == 'z')
             s->had |= CP_F_Z;
         rc = parse_int_field(s, f, flen, v, vlen, ctx->tz);
+    } else if (field_is(f, flen, "gp") || field_is(f, flen, "sp") ||
+               field_is(f, flen, "cw") || field_is(f, flen, "dd")) {
+        rc = parse_churn_field(s, f, flen, v, vlen);
     } else if (flen == 2 && f[0] == 's') {
         rc = parse_level(s, f, flen, v, vlen, ctx);
         if (rc > 0)
@@ -896,11 +995,15 @@ cp_err_t cp_store_parse_end(cp_stored_t *s, char *errstr, size_t errstr_size)
     else if (r && (bin ? cp_store_decode_r(&s->st, r, s->raw_r_len)
                        : parse_orders(&s->st, s->raw_r, s->raw_r_len)) != 0)
         bad = "r";
+    else if (s->cs.eng_peak.n && !s->st.engagement.n)
+        bad = "gp"; /* a peak without the score it follows */
     s->raw_e = s->raw_r = NULL;
     s->parsing = 0;
     if (s->st.has_order_time && !(s->had & CP_F_Z))
         s->st.first_spend = -1; /* written before z: unknown */
-    return bad ? field_error(bad, 1, errstr, errstr_size) : CP_OK;
+    if (s->cs.eng_peak.n)
+        s->cs.eng_peak.ref_ms = s->st.engagement.ref_ms;
+    return bad ? field_error(bad, strlen(bad), errstr, errstr_size) : CP_OK;
 }
 
 cp_err_t cp_store_parse_outbox_field(cp_stored_t *s, const char *f, size_t flen,
@@ -1138,6 +1241,41 @@ static char *encode_custom(uint64_t bits, const cp_store_ctx_t *ctx,
     return p;
 }
 
+/* gp, sp, cw and dd, where the state has them (their bits into *now). */
+static cp_err_t add_churn_fields(const cp_stored_t *s, cp_arena_t *a,
+                                 cp_argv_t *av, unsigned *now)
+{
+    const cp_churn_state_t *cs = &s->cs;
+    cp_err_t err = CP_OK;
+    if (cs->eng_peak.n && s->st.engagement.n) {
+        *now |= CP_F_GP;
+        err =
+            add_pair_str(av, a, "gp", fmt(a, 32, "%.17g", cs->eng_peak.score));
+    }
+    if (cs->spend_orders > 0) {
+        *now |= CP_F_SP;
+        err =
+            err ? err
+                : add_pair_str(av, a, "sp",
+                               fmt(a, 96, "%.17g,%.17g,%" PRId64 ",%" PRId64,
+                                   cs->spend_short.score, cs->spend_long.score,
+                                   cs->spend_short.ref_ms, cs->spend_orders));
+    }
+    if (!cs->warn.armed) {
+        *now |= CP_F_CW;
+        err = err ? err
+                  : add_pair_str(av, a, "cw",
+                                 fmt(a, 40, "%s,%" PRId64,
+                                     cp_churn_level_code(cs->warn.level),
+                                     cs->warn.since_ms));
+    }
+    if (s->due_ms != CP_STORE_DUE_NEVER) {
+        *now |= CP_F_DD;
+        err = err ? err : add_pair_i64(av, a, "dd", s->due_ms);
+    }
+    return err;
+}
+
 /* The fields of the state, and the optional fields to delete (their names
  * into del[], count in *n_del). */
 static cp_err_t add_state_fields(const cp_stored_t *s,
@@ -1231,6 +1369,7 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
         err = add_str(av, a, f);
         err = err ? err : cp_argv_add(av, a, at->value, at->value_len);
     }
+    err = err ? err : add_churn_fields(s, a, av, &now);
     if (s->h_track && s->h_new.in) {
         now |= CP_F_H;
         err = err ? err
@@ -1260,7 +1399,8 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
     } opt[] = {{CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"},
                {CP_F_SL, "sl"}, {CP_F_SE, "se"}, {CP_F_SS, "ss"},
                {CP_F_SV, "sv"}, {CP_F_SC, "sc"}, {CP_F_E, "e"},
-               {CP_F_R, "r"},   {CP_F_H, "h"}};
+               {CP_F_R, "r"},   {CP_F_H, "h"},   {CP_F_GP, "gp"},
+               {CP_F_SP, "sp"}, {CP_F_CW, "cw"}, {CP_F_DD, "dd"}};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
         if ((s->had & opt[i].bit) && !(now & opt[i].bit))
             del[(*n_del)++] = opt[i].f;
@@ -1308,8 +1448,15 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
     av->argc = 0;
     err = err ? err : add_str(av, a, "EVALSHA");
     err = err ? err : add_str(av, a, sha);
+    /* The due index: 2 = ZADD dd id, 1 = ZREM id, 0 = not touched. */
+    const int nz = !keys->dkey                       ? 0
+                   : s->due_ms != CP_STORE_DUE_NEVER ? 2
+                   : (s->had & CP_F_DD)              ? 1
+                                                     : 0;
     err = err ? err
-              : add_i64(av, a, 2 + n_eps + (pop_delta ? 1 : 0) + (nh ? 1 : 0));
+              : add_i64(av, a,
+                        2 + n_eps + (pop_delta ? 1 : 0) + (nh ? 1 : 0) +
+                            (nz ? 1 : 0));
     err = err ? err : cp_argv_add(av, a, keys->key, keys->key_len);
     err = err ? err : cp_argv_add(av, a, keys->xkey, keys->xkey_len);
     for (int i = 0; i < n_eps; i++)
@@ -1318,6 +1465,8 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         err = err ? err : add_str(av, a, popkey);
     if (nh)
         err = err ? err : add_str(av, a, hist->key);
+    if (nz)
+        err = err ? err : add_str(av, a, keys->dkey);
     err = err ? err : add_i64(av, a, s->st.version);
     err = err ? err : add_i64(av, a, n_eps);
     for (int i = 0; i < n_eps; i++) {
@@ -1339,6 +1488,11 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         err = err ? err : add_str(av, a, hist->fields[i]);
         err = err ? err : add_i64(av, a, hist->deltas[i]);
     }
+    err = err ? err : add_i64(av, a, nz);
+    if (nz == 2)
+        err = err ? err : add_i64(av, a, s->due_ms);
+    if (nz)
+        err = err ? err : cp_argv_add(av, a, keys->id, keys->id_len);
     /* The state's fields go to a second vector first: the deletions
      * (e.g. s of a customer whose last order was cancelled, removed
      * attributes, a legacy outbox) and the outbox come before them in the

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "churn.h"
 #include "cp_err.h"
 #include "cp_time.h"
 #include "rfm.h"
@@ -61,8 +62,15 @@ enum {
     CP_F_E = 1 << 8,
     CP_F_R = 1 << 9,
     CP_F_H = 1 << 10,
-    CP_F_Z = 1 << 11
+    CP_F_Z = 1 << 11,
+    CP_F_GP = 1 << 12,
+    CP_F_SP = 1 << 13,
+    CP_F_CW = 1 << 14,
+    CP_F_DD = 1 << 15
 };
+
+/* dd absent: no evaluation is due (scoring's CP_DUE_NEVER). */
+#define CP_STORE_DUE_NEVER INT64_MAX
 
 /* What parsing needs besides the bytes. */
 typedef struct cp_store_ctx_s {
@@ -102,6 +110,12 @@ typedef struct cp_stored_s {
     cp_rfmq_pos_t h;
     cp_rfmq_pos_t h_new;
     int h_track;
+    /* Churn warnings (docs/churn.md "Consumer integration"): the rules'
+     * state beside st (gp, sp, cw; absent = empty peak, empty spend sums,
+     * armed) and the next evaluation time (dd, epoch ms; absent =
+     * CP_STORE_DUE_NEVER). */
+    cp_churn_state_t cs;
+    int64_t due_ms;
 } cp_stored_t;
 
 /* The histogram moves a write makes (cp_rfmq_moves) and the histogram
@@ -115,6 +129,7 @@ typedef struct cp_store_hist_s {
 
 /* Output topic codes inside the outbox. */
 #define CP_OUTBOX_SEGMENTS 's'
+#define CP_OUTBOX_CHURN 'c' /* topic.churn */
 
 /* The customer's hash key, "<prefix>c:{<id>}" (the id is the Redis
  * Cluster hash tag), in the arena; its length in *len. NULL on allocation
@@ -129,9 +144,17 @@ typedef struct cp_store_keys_s {
     size_t key_len;
     const char *xkey; /* <prefix>x:{<id>}: the outbox (hash x, xq) */
     size_t xkey_len;
+    /* The due index the write keeps dd in (a sorted set, member = id):
+     * <prefix>due:<shard>, another slot than the customer's (a hint beside
+     * the hash, like <prefix>pop). NULL: not kept (cp_store_keys leaves it
+     * NULL; the caller sets it). */
+    const char *dkey;
+    const char *id;
+    size_t id_len;
 } cp_store_keys_t;
 
-/* Fills keys with arena strings. CP_OK or CP_ENOMEM. */
+/* Fills keys with arena strings (id borrowed, dkey NULL). CP_OK or
+ * CP_ENOMEM. */
 cp_err_t cp_store_keys(const char *prefix, const char *id, size_t id_len,
                        cp_arena_t *a, cp_store_keys_t *keys);
 
@@ -229,16 +252,18 @@ void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
 
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
- *   EVALSHA sha numkeys key xkey [epkey...] [popkey] [histkey]
+ *   EVALSHA sha numkeys key xkey [epkey...] [popkey] [histkey] [duekey]
  *           expected_v ne [epoch pos fp]...
- *           npop [dn dsf dsm dsl] nh [hfield delta]... ndel [fields...]
- *           nx [x xq] field value ...
+ *           npop [dn dsf dsm dsl] nh [hfield delta]... nz [dd] [id]
+ *           ndel [fields...] nx [x xq] field value ...
  * The deleted fields (ndel) and the others are the customer hash's; x and
  * xq (nx = 2 when the outbox is not empty) are written to the outbox key,
  * and a legacy outbox read from the hash is among the deletions. pop_delta
  * is NULL in fixed mode (no population key touched); hist is NULL or has
  * n = 0 when no histogram bucket moves (a count that reaches 0 is
- * deleted). The script returns 1
+ * deleted). With keys->dkey, nz = 2 adds the customer to the due index
+ * at dd (ZADD), nz = 1 removes it (ZREM: no dd any more, the hash had
+ * one); nz = 0 and no duekey otherwise. The script returns 1
  * (written), 0 (stale version) or -j (the j-th epoch was outranked:
  * another instance owns that partition now). CP_EINVAL when s was parsed
  * without cp_store_parse_end. */

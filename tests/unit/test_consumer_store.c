@@ -38,8 +38,10 @@ static cp_err_t end(cp_stored_t *s)
     return cp_store_parse_end(s, err, sizeof(err));
 }
 
-static const cp_store_keys_t keys_k = {"cp:c:{k}", 8, "cp:x:{k}", 8};
-static const cp_store_keys_t keys_z = {"cp:c:{z}", 8, "cp:x:{z}", 8};
+static const cp_store_keys_t keys_k = {"cp:c:{k}", 8,   "cp:x:{k}", 8,
+                                       NULL,       "k", 1};
+static const cp_store_keys_t keys_z = {"cp:c:{z}", 8,   "cp:x:{z}", 8,
+                                       NULL,       "z", 1};
 
 /* Index of the argument equal to s, or -1. */
 static int find_arg(const cp_argv_t *av, const char *s)
@@ -179,6 +181,7 @@ static void test_parse_and_write(void **state)
                           "-1",
                           "r:19001",
                           "1",
+                          "0",
                           "2",
                           "x",
                           "xq",
@@ -296,9 +299,9 @@ static void test_layout2_roundtrip(void **state)
                  LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\xdc\x0b\x9e\xea\x04"
                      "\xbb\x00\x00\x00\x00\x00\x00\x00\xe8\x07\x06"));
     /* deletions: ndel 1, a:country; no outbox */
-    const char *head[] = {"EVALSHA",   "sha", "2", "cp:c:{z}", "cp:x:{z}",
-                          "3",         "0",   "0", "0",        "1",
-                          "a:country", "0",   "v", "4"};
+    const char *head[] = {"EVALSHA", "sha",       "2", "cp:c:{z}", "cp:x:{z}",
+                          "3",       "0",         "0", "0",        "0",
+                          "1",       "a:country", "0", "v",        "4"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
 
     /* levels and custom memberships gone: their fields are deleted */
@@ -310,9 +313,10 @@ static void test_layout2_roundtrip(void **state)
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
                                          "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head2[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",  "3",
-                           "0",       "0",   "0",  "5",        "a:country", "s",
-                           "b",       "sl",  "sc", "0"};
+    const char *head2[] = {"EVALSHA", "sha",       "2", "cp:c:{z}", "cp:x:{z}",
+                           "3",       "0",         "0", "0",        "0",
+                           "5",       "a:country", "s", "b",        "sl",
+                           "sc",      "0"};
     assert_head(&av, head2, sizeof(head2) / sizeof(head2[0]));
     cp_arena_free(&a);
 }
@@ -330,8 +334,9 @@ static void test_fixed_mode_and_no_segment(void **state)
                      CP_OK);
     /* numkeys 2, expected version 0, no epoch, no population, nothing to
      * delete (a new customer had no s), no outbox */
-    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "0",
-                          "0",       "0",   "0", "0",        "0",        "v"};
+    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
+                          "0",       "0",   "0", "0",        "0",
+                          "0",       "0",   "v"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     assert_int_equal(find_arg(&av, "f"), -1);
     /* empty de-duplication memories are not written */
@@ -407,7 +412,7 @@ static void test_hist_field(void **state)
                                          "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
     const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "3",
-                          "0",       "0",   "0", "1",        "h"};
+                          "0",       "0",   "0", "0",        "1",        "h"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -767,16 +772,11 @@ static void test_outbox_key(void **state)
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
                                          "cp:pop", NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head[] = {"EVALSHA",  "sha",
-                          "2",        "cp:c:{z}",
-                          "cp:x:{z}", "0",
-                          "0",        "0",
-                          "0",        "2",
-                          "x",        "xq",
-                          "2",        "s\t{\"old\":1}\ns\t{\"new\":1}\n",
-                          "9",        "v",
-                          "1",        "lv",
-                          "3"};
+    const char *head[] = {
+        "EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
+        "0",       "0",   "0",  "0",        "0",
+        "2",       "x",   "xq", "2",        "s\t{\"old\":1}\ns\t{\"new\":1}\n",
+        "9",       "v",   "1",  "lv",       "3"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -820,6 +820,204 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- churn fields (gp, sp, cw, dd) and the due index --------------------- */
+
+static void test_churn_fields_round_trip(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s, back;
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "v", "4"), CP_OK);
+    assert_int_equal(put(&s, &a, "g", "7.25:1717200000000"), CP_OK);
+    assert_int_equal(put(&s, &a, "gp", "12.5"), CP_OK);
+    assert_int_equal(put(&s, &a, "sp", "1000.5,2000.25,1717100000000,2"),
+                     CP_OK);
+    assert_int_equal(put(&s, &a, "cw", "medium,1717150000000"), CP_OK);
+    assert_int_equal(put(&s, &a, "dd", "1719792000000"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    const cp_churn_state_t *cs = &s.cs;
+    assert_true(cs->eng_peak.n == 1 && cs->eng_peak.score == 12.5);
+    assert_int_equal(cs->eng_peak.ref_ms, 1717200000000LL); /* g's */
+    assert_true(cs->spend_short.score == 1000.5);
+    assert_true(cs->spend_long.score == 2000.25);
+    assert_int_equal(cs->spend_short.ref_ms, 1717100000000LL);
+    assert_int_equal(cs->spend_long.ref_ms, 1717100000000LL);
+    assert_int_equal(cs->spend_orders, 2);
+    assert_int_equal(cs->warn.armed, 0);
+    assert_int_equal(cs->warn.level, CP_CHURN_LEVEL_MEDIUM);
+    assert_int_equal(cs->warn.since_ms, 1717150000000LL);
+    assert_int_equal(s.due_ms, 1719792000000LL);
+
+    /* written as read, and read back equal */
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_pair(&av, "gp", "12.5");
+    assert_pair(&av, "sp", "1000.5,2000.25,1717100000000,2");
+    assert_pair(&av, "cw", "medium,1717150000000");
+    assert_pair(&av, "dd", "1719792000000");
+    cp_stored_init(&back);
+    int i = find_arg(&av, "v");
+    for (; i + 1 < av.argc; i += 2) {
+        char err[128];
+        assert_int_equal(cp_store_parse_field(&back, av.argv[i], av.argvlen[i],
+                                              av.argv[i + 1], av.argvlen[i + 1],
+                                              &ctx, &a, err, sizeof(err)),
+                         CP_OK);
+    }
+    assert_int_equal(end(&back), CP_OK);
+    assert_memory_equal(&back.cs, &s.cs, sizeof(s.cs));
+    assert_int_equal(back.due_ms, s.due_ms);
+
+    /* %.17g: doubles come back bit for bit */
+    s.cs.eng_peak.score = 0.1 + 0.2;
+    s.cs.spend_short.score = 1.0 / 3.0;
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_pair(&av, "gp", "0.30000000000000004");
+    assert_pair(&av, "sp", "0.33333333333333331,2000.25,1717100000000,2");
+    cp_arena_free(&a);
+}
+
+/* Absent fields: an empty churn state, armed, never due; a write of that
+ * state writes none of them, and deletes those the hash had. */
+static void test_churn_fields_absent(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    static cp_churn_state_t empty;
+    cp_churn_state_init(&empty);
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "v", "1"), CP_OK);
+    assert_int_equal(put(&s, &a, "g", "3:1000"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_memory_equal(&s.cs, &empty, sizeof(empty));
+    assert_true(s.due_ms == CP_STORE_DUE_NEVER);
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    const char *none[] = {"gp", "sp", "cw", "dd"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(find_arg(&av, none[i]), -1);
+
+    /* had them all: an armed, empty, never-due state deletes them */
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "v", "1"), CP_OK);
+    assert_int_equal(put(&s, &a, "g", "3:1000"), CP_OK);
+    assert_int_equal(put(&s, &a, "gp", "3"), CP_OK);
+    assert_int_equal(put(&s, &a, "sp", "1,2,1000,1"), CP_OK);
+    assert_int_equal(put(&s, &a, "cw", "high,5"), CP_OK);
+    assert_int_equal(put(&s, &a, "dd", "99"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    cp_churn_state_init(&s.cs);
+    s.due_ms = CP_STORE_DUE_NEVER;
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    /* ... v ne npop nh nz ndel gp sp cw dd */
+    const char *head[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
+                          "1",       "0",   "0",  "0",        "0",
+                          "4",       "gp",  "sp", "cw",       "dd"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
+    cp_arena_free(&a);
+}
+
+static void test_churn_fields_corrupt(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    static const struct {
+        const char *f, *v;
+    } bad[] = {
+        {"gp", ""},          {"gp", "-1"},
+        {"gp", "nan"},       {"gp", "1x"},
+        {"gp", " 1"},        {"sp", "1,2,3"},
+        {"sp", "1,2,3,0"},   {"sp", "1,2,3,3"},
+        {"sp", "1,2,3,1,0"}, {"sp", "-1,2,3,1"},
+        {"sp", "1,inf,3,1"}, {"sp", "1,2,03,1"},
+        {"cw", "medium"},    {"cw", "none,5"},
+        {"cw", "urgent,5"},  {"cw", "low,"},
+        {"cw", "low,5,6"},   {"cw", "low,+5"},
+        {"dd", ""},          {"dd", "-1"},
+        {"dd", "007"},       {"dd", "253402300800000"},
+        {"dd", "never"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[128] = "";
+        cp_stored_init(&s);
+        assert_int_equal(put(&s, &a, "g", "1:1"), CP_OK);
+        if (cp_store_parse_field(&s, bad[i].f, 2, bad[i].v, strlen(bad[i].v),
+                                 &ctx, &a, err, sizeof(err)) != CP_EPARSE)
+            fail_msg("%s = '%s' accepted", bad[i].f, bad[i].v);
+        assert_non_null(strstr(err, bad[i].f));
+    }
+    /* a peak without the engagement score it follows */
+    char err[128] = "";
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "gp", "4"), CP_OK);
+    assert_int_equal(cp_store_parse_end(&s, err, sizeof(err)), CP_EPARSE);
+    assert_non_null(strstr(err, "'gp'"));
+    cp_arena_free(&a);
+}
+
+/* The due index: ZADD dd id with a dd, ZREM id when dd went away, nothing
+ * without a dkey or without a dd before and after. */
+static void test_due_index_args(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    cp_store_keys_t keys = keys_z;
+    keys.dkey = "cp:due:3";
+    cp_stored_init(&s);
+    assert_int_equal(end(&s), CP_OK);
+    s.due_ms = 1719792000000LL;
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    const char *add[] = {
+        "EVALSHA", "sha", "3", "cp:c:{z}", "cp:x:{z}", "cp:due:3",
+        "0",       "0",   "0", "0",        "2",        "1719792000000",
+        "z",       "0",   "0", "v",        "1"};
+    assert_head(&av, add, sizeof(add) / sizeof(add[0]));
+
+    s.had |= CP_F_DD; /* read with a dd, now never */
+    s.due_ms = CP_STORE_DUE_NEVER;
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    const char *rem[] = {"EVALSHA",  "sha", "3", "cp:c:{z}", "cp:x:{z}",
+                         "cp:due:3", "0",   "0", "0",        "0",
+                         "1",        "z",   "1", "dd",       "0",
+                         "v",        "1"};
+    assert_head(&av, rem, sizeof(rem) / sizeof(rem[0]));
+
+    s.had = 0; /* never before and after: the index is not touched */
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
+                                         "cp:pop", NULL, NULL, &a, &av),
+                     CP_OK);
+    const char *none[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
+                          "0",       "0",   "0", "0",        "0",
+                          "0",       "0",   "v", "1"};
+    assert_head(&av, none, sizeof(none) / sizeof(none[0]));
+    cp_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +1034,10 @@ int main(void)
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_hist_field),
         cmocka_unit_test(test_first_spend_field),
+        cmocka_unit_test(test_churn_fields_round_trip),
+        cmocka_unit_test(test_churn_fields_absent),
+        cmocka_unit_test(test_churn_fields_corrupt),
+        cmocka_unit_test(test_due_index_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
