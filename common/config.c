@@ -115,8 +115,10 @@ static const centry_t config_table[] = {
           "Input topic of profile events; empty = not consumed."),
     E_STR("topic.segments", topic_segments, "customer.segment-changes", 0, NULL,
           "Output topic of segment changes."),
-    E_STR("topic.churn", topic_churn, "customer.churn-warnings", 0, NULL,
-          "Output topic of churn warnings."),
+    E_STR("topic.churn", topic_churn, "customer.churn-warnings", CF_EMPTY_OK,
+          NULL,
+          "Output topic of churn warnings and recoveries (docs/churn.md); "
+          "empty = churn warnings off."),
     E_STR("topic.dlq", topic_dlq, "custpulse.dlq", 0, NULL,
           "Dead-letter topic for invalid input messages."),
     E_INT("topic.partitions", topic_partitions, "3", 1, 10000, 0,

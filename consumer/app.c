@@ -798,6 +798,7 @@ static void on_pq_readable(uv_poll_t *h, int status, int events)
  * connections at start-up) would leave a queue that never signals again.
  * Once a second, serve whichever queue holds anything. */
 static void on_btyd(cp_redis_t *r, redisReply *reply, void *pd);
+static void fetch_due_shards(cp_app_t *app);
 static void read_btyd(cp_app_t *app);
 static void take_rq_snapshot(cp_app_t *app);
 
@@ -811,6 +812,7 @@ static void on_tick(uv_timer_t *t)
     if (rd_kafka_queue_length(app->cq) > 0)
         try_poll(app);
     retry_check_epochs(app);
+    fetch_due_shards(app);
     if (app->btyd_loaded && uv_now(app->loop) - app->btyd_read_ms >=
                                 (uint64_t)app->cfg->btyd_refresh_ms)
         read_btyd(app);
@@ -1124,22 +1126,87 @@ typedef struct cp_topics_job_s {
     uv_work_t req;
     cp_app_t *app;
     int ok;
+    int shards; /* partitions of the orders topic; -1 unknown */
 } cp_topics_job_t;
+
+/* ---- due index shards ------------------------------------------------------
+ * The shard count is the orders topic's partition count, read at start-up;
+ * while the topic does not exist, again every 10 s until it does. A topic
+ * that gains partitions later changes every customer's shard: restart
+ * custpulse (the sweep step re-indexes). */
+
+static void set_due_shards(cp_app_t *app, int n)
+{
+    app->due_shards = n;
+    cp_log(CP_LOG_INFO, "due index shards",
+           CP_LS("topic", app->cfg->topic_orders), CP_LI("shards", n), CP_LEND);
+}
+
+typedef struct cp_shards_job_s {
+    uv_work_t req;
+    cp_app_t *app;
+    int shards;
+} cp_shards_job_t;
+
+static void shards_work(uv_work_t *req)
+{
+    cp_shards_job_t *job = req->data;
+    /* The consumer handle: the producer may be replaced on the loop
+     * (producer restart) while this runs; the consumer lives until after
+     * the loop ends. */
+    job->shards = cp_kafka_partition_count(job->app->consumer,
+                                           job->app->cfg->topic_orders, 5000);
+}
+
+static void shards_done(uv_work_t *req, int status)
+{
+    cp_shards_job_t *job = req->data;
+    cp_app_t *app = job->app;
+    if (status == 0 && job->shards > 0 && app->due_shards == 0)
+        set_due_shards(app, job->shards);
+    app->shards_job = 0;
+    free(job);
+}
+
+static void fetch_due_shards(cp_app_t *app)
+{
+    if (app->due_shards > 0 || app->shards_job ||
+        app->state != CP_APP_RUNNING || !app->consumer ||
+        uv_now(app->loop) - app->shards_tried_ms < 10000)
+        return;
+    cp_shards_job_t *job = calloc(1, sizeof(*job));
+    if (!job)
+        return;
+    job->app = app;
+    job->req.data = job;
+    app->shards_job = 1;
+    app->shards_tried_ms = uv_now(app->loop);
+    if (uv_queue_work(app->loop, &job->req, shards_work, shards_done) != 0) {
+        app->shards_job = 0;
+        free(job);
+    }
+}
 
 static void topics_work(uv_work_t *req)
 {
     cp_topics_job_t *job = req->data;
     const cp_config_t *cfg = job->app->cfg;
-    const char *topics[] = {cfg->topic_segments, cfg->topic_churn,
-                            cfg->topic_dlq};
+    const char *topics[3];
+    int n = 0;
+    topics[n++] = cfg->topic_segments;
+    if (cfg->topic_churn[0])
+        topics[n++] = cfg->topic_churn; /* empty: churn warnings off */
+    topics[n++] = cfg->topic_dlq;
     int logged = 0;
     while (!atomic_load(&stop_flag)) {
         char err[512];
-        if (cp_kafka_create_topics(job->app->producer, cfg, topics, 3, 10000,
+        if (cp_kafka_create_topics(job->app->producer, cfg, topics, n, 10000,
                                    err, sizeof(err)) == CP_OK) {
             /* Without it, the first record to each output topic waits for
              * librdkafka's next metadata refresh (about a second). */
-            (void)cp_kafka_warm_metadata(job->app->producer, topics, 3, 5000);
+            (void)cp_kafka_warm_metadata(job->app->producer, topics, n, 5000);
+            job->shards = cp_kafka_partition_count(job->app->producer,
+                                                   cfg->topic_orders, 5000);
             job->ok = 1;
             return;
         }
@@ -1156,6 +1223,8 @@ static void topics_done(uv_work_t *req, int status)
     cp_topics_job_t *job = req->data;
     cp_app_t *app = job->app;
     app->topics_ready = job->ok && status == 0;
+    if (app->topics_ready && job->shards > 0)
+        set_due_shards(app, job->shards);
     free(job);
     if (app->topics_ready)
         maybe_start(app);

@@ -228,8 +228,14 @@ typedef struct cp_app_s {
     int n_parts;
     int cap_parts;
     int got_assignment;
-    int topic_missing;      /* the orders topic does not exist */
-    unsigned topics_warned; /* input topics (input_topics order) warned of */
+    int topic_missing; /* the orders topic does not exist */
+    /* Partitions of the orders topic: the due index shard count
+     * (docs/contracts.md section 2); 0 while unknown. Written by the
+     * topics job's worker before it hands back to the loop. */
+    int due_shards;
+    int shards_job;           /* a partition-count job is in flight */
+    uint64_t shards_tried_ms; /* loop time of the last one */
+    unsigned topics_warned;   /* input topics (input_topics order) warned of */
 
     cp_stats_t stats;
     uv_timer_t stats_timer;

@@ -425,14 +425,20 @@ static void pop_move(cp_pop_t *pop, const cp_pop_t *from, const cp_pop_t *to)
     pop->sl += to->sl - from->sl;
 }
 
-/* The record in batch.json into the customer's outbox at its seq. */
-static void to_outbox(cp_app_t *app, cp_cust_t *c)
+/* The record in batch.json into the customer's outbox at its seq, for
+ * the topic of code (CP_OUTBOX_*). */
+static void to_outbox_code(cp_app_t *app, cp_cust_t *c, char code)
 {
     cp_batch_t *b = &app->batch;
     if (cp_buf_failed(&b->json) ||
-        cp_store_outbox_add(&c->stored, CP_OUTBOX_SEGMENTS, b->json.data,
-                            b->json.len, c->stored.st.seq, &b->arena) != CP_OK)
+        cp_store_outbox_add(&c->stored, code, b->json.data, b->json.len,
+                            c->stored.st.seq, &b->arena) != CP_OK)
         oom();
+}
+
+static void to_outbox(cp_app_t *app, cp_cust_t *c)
+{
+    to_outbox_code(app, c, CP_OUTBOX_SEGMENTS);
 }
 
 static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
@@ -530,8 +536,66 @@ static cp_rfmq_score_t rfmq_score(const cp_app_t *app, const cp_state_t *st,
                                cfg->rfmq_fixed_m_minor);
 }
 
+/* The churn rules after the models (docs/churn.md "Consumer
+ * integration"): one step of the warning state machine; a warning,
+ * escalation or recovery goes into the outbox with the next seq. */
+static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+                           const cp_models_t *mo, int64_t today)
+{
+    cp_state_t *st = &c->stored.st;
+    cp_churn_state_t *cs = &c->stored.cs;
+    const cp_eval_t *e = &app->eval;
+    cp_churn_eval_t ev;
+    cp_churn_eval(st, cs, mo, m->now_ms, today, &e->p, &e->cp, &ev);
+    const cp_churn_warn_t before = cs->warn;
+    /* Read before the step: a recovery clears the episode. */
+    int ordered = cp_churn_ordered_since(st, &cs->warn);
+    cp_churn_action_t act = cp_churn_step(
+        &cs->warn, ev.level, ordered, ev.signals_recovered, m->now_ms, &e->cp);
+    if (act == CP_CHURN_ACT_NONE)
+        return;
+    st->seq++;
+    const int rec = act == CP_CHURN_ACT_RECOVER;
+    cp_churn_out_t out = {.customer_id = c->id,
+                          .customer_id_len = c->id_len,
+                          .action = act,
+                          .seq = st->seq,
+                          .level = rec ? before.level : cs->warn.level,
+                          .previous_level = before.level,
+                          .episode_ms = act == CP_CHURN_ACT_WARN
+                                            ? cs->warn.since_ms
+                                            : before.since_ms,
+                          .recovered_by_order = ordered,
+                          .ev = &ev,
+                          .cp = &e->cp,
+                          .st = st,
+                          .mo = mo,
+                          .time_ms = m->in.ev.occurred_ms,
+                          .event_id = m->in.event_id,
+                          .topic = rd_kafka_topic_name(m->rkm->rkt),
+                          .partition = m->rkm->partition,
+                          .offset = m->rkm->offset};
+    cp_buf_reset(&app->batch.json);
+    cp_output_churn(&app->batch.json, &out, app->cfg);
+    to_outbox_code(app, c, CP_OUTBOX_CHURN);
+}
+
+/* The next evaluation instant (dd) of the customer after an evaluation at
+ * now_ms: scoring's day and instant, the day turned into its first
+ * instant in the configured zone. */
+static int64_t due_instant(const cp_app_t *app, const cp_stored_t *s,
+                           int64_t now_ms, int64_t today)
+{
+    cp_due_t d = cp_due_next(&s->st, &s->cs, now_ms, today, &app->eval.dp);
+    int64_t day_start =
+        d.day != CP_DUE_NEVER ? cp_tz_day_start(app->tz, d.day) : 0;
+    int64_t dd = cp_due_instant(&d, day_start);
+    return dd > CP_DUE_MS_MAX ? CP_STORE_DUE_NEVER : dd;
+}
+
 /* Evaluates every model after an applied event and emits each change, in
- * the order of cp_model_t (docs/contracts.md section 4). */
+ * the order of cp_model_t (docs/contracts.md section 4), then the churn
+ * rules, and computes the next due time. */
 static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                      int64_t today)
 {
@@ -584,6 +648,9 @@ static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                    &mo, today);
         st->custom ^= bit;
     }
+    if (e->churn_on)
+        evaluate_churn(app, c, m, &mo, today);
+    c->stored.due_ms = due_instant(app, &c->stored, m->now_ms, today);
 }
 
 /* The attributes of a profile.updated into the stored customer. */
@@ -647,9 +714,15 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             continue;
         if (ev->type == CP_EV_PROFILE_UPDATED)
             apply_attrs(app, c, ev);
-        if (s->st.orders > orders_before)
+        if (s->st.orders > orders_before) {
             s->st.won_back_day = cp_lifecycle_won_back_day(
                 stage_before, ev->occurred_day, s->st.won_back_day);
+            cp_churn_on_order(&s->cs, ev->amount, ev->occurred_ms,
+                              &app->eval.cp);
+        }
+        if (ev->type >= CP_EV_SESSION_STARTED &&
+            ev->type <= CP_EV_CART_ABANDONED)
+            cp_churn_on_browse(&s->cs, &s->st.engagement, &app->eval.cp);
         int64_t today = cp_tz_day(app->tz, m->now_ms);
         cp_pop_t after = cp_pop_delta(NULL, &s->st);
         pop_move(&b->pop, &before, &after);
@@ -889,6 +962,24 @@ static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
     return eps;
 }
 
+/* The due index shard of c, <prefix>due:<shard> with shard =
+ * murmur2(id) mod the orders topic's partition count (Kafka's default
+ * partitioner for keyed Java producers); NULL while that count is
+ * unknown (the hash's dd is the truth either way). */
+static const char *due_key(cp_app_t *app, const cp_cust_t *c)
+{
+    if (app->due_shards <= 0)
+        return NULL;
+    uint32_t shard = (cp_hash_murmur2(c->id, c->id_len) & 0x7fffffff) %
+                     (uint32_t)app->due_shards;
+    size_t len = strlen(app->cfg->redis_prefix) + 16;
+    char *key = cp_arena_alloc(&app->batch.arena, len);
+    if (!key)
+        oom();
+    snprintf(key, len, "%sdue:%u", app->cfg->redis_prefix, (unsigned)shard);
+    return key;
+}
+
 static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
 {
     cp_argv_t av = {0};
@@ -899,6 +990,7 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
      * (h as read) to those of its new state. */
     cp_store_hist_t hist = {.key = app->rqkey, .n = 0};
     cp_stored_t *s = &c->stored;
+    c->keys.dkey = due_key(app, c);
     s->h_track = app->cfg->rfmq_mode == 0;
     if (s->h_track) {
         s->h_new = cp_rfmq_pos(&s->st);
@@ -988,10 +1080,17 @@ static void add_outbox_recs(cp_app_t *app, int ci)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
             nl = end;
-        if (nl - p > 2 && p[1] == '\t' && p[0] == CP_OUTBOX_SEGMENTS) {
+        /* A churn record of an outbox written while topic.churn was set
+         * is dropped once it is empty (warnings turned off): the clear
+         * removes it with the rest. */
+        const char *topic = p[0] == CP_OUTBOX_SEGMENTS
+                                ? app->cfg->topic_segments
+                            : p[0] == CP_OUTBOX_CHURN ? app->cfg->topic_churn
+                                                      : "";
+        if (nl - p > 2 && p[1] == '\t' && topic[0]) {
             cp_rec_t *rec = &b->recs[b->n_recs++];
             memset(rec, 0, sizeof(*rec));
-            rec->topic = app->cfg->topic_segments;
+            rec->topic = topic;
             rec->key = b->custs[ci].id;
             rec->key_len = b->custs[ci].id_len;
             rec->value = p + 2;

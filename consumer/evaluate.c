@@ -89,6 +89,18 @@ const char *cp_eval_field_name(size_t i, cp_expr_type_t *type)
     return fields[i].name;
 }
 
+/* Fields whose value can change with the clock alone (docs/churn.md,
+ * custom_daily): such rules are re-evaluated at every local day start. */
+static int moves_with_time(const char *name)
+{
+    static const char *const prefixes[] = {
+        "rfm.r", "lifecycle", "engagement", "satisfaction", "value", "btyd."};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    return 0;
+}
+
 static int resolve(void *ud, const char *name, size_t len, cp_expr_type_t *type)
 {
     cp_eval_t *e = ud;
@@ -96,6 +108,7 @@ static int resolve(void *ud, const char *name, size_t len, cp_expr_type_t *type)
         if (strlen(fields[i].name) == len &&
             memcmp(fields[i].name, name, len) == 0) {
             *type = fields[i].type;
+            e->custom_daily |= moves_with_time(fields[i].name);
             return i;
         }
     if (len > 8 && memcmp(name, "profile.", 8) == 0 && len - 8 <= 32) {
@@ -123,6 +136,49 @@ static int resolve(void *ud, const char *name, size_t len, cp_expr_type_t *type)
 }
 
 /* ---- init ---------------------------------------------------------------- */
+
+/* Churn and due-time parameters (docs/churn.md "Consumer integration"):
+ * days to ms, churn.min_level's index + 1, weights in reason order. */
+static void churn_params(cp_eval_t *e, const cp_config_t *cfg)
+{
+    cp_churn_params_t *c = &e->cp;
+    c->overdue_k = cfg->churn_overdue_k;
+    c->overdue_floor_days = cfg->churn_overdue_floor_days;
+    c->overdue_fallback_gap_days = cfg->churn_overdue_fallback_gap_days;
+    c->p_alive_low = cfg->churn_p_alive_low;
+    c->p_alive_recover = cfg->churn_p_alive_recover;
+    c->eng_peak_half_life_ms = cfg->churn_eng_peak_half_life_days * DAY_MS;
+    c->eng_fraction = cfg->churn_eng_fraction;
+    c->eng_recover_fraction = cfg->churn_eng_recover_fraction;
+    c->eng_min_peak = cfg->churn_eng_min_peak;
+    c->service_complaints = cfg->churn_service_complaints;
+    c->service_recover_complaints = cfg->churn_service_recover_complaints;
+    c->service_csat_max = cfg->churn_service_csat_max;
+    c->service_csat_window_ms = cfg->churn_service_csat_window_days * DAY_MS;
+    c->spend_short_half_life_ms =
+        cfg->churn_value_short_half_life_days * DAY_MS;
+    c->spend_long_half_life_ms = cfg->churn_value_long_half_life_days * DAY_MS;
+    c->value_fraction = cfg->churn_value_fraction;
+    c->value_recover_fraction = cfg->churn_value_recover_fraction;
+    for (int i = 0; i < CP_CHURN_REASON__COUNT; i++)
+        c->weight[i] = cfg->churn_weight[i];
+    c->level_low = cfg->churn_level_low;
+    c->level_medium = cfg->churn_level_medium;
+    c->level_high = cfg->churn_level_high;
+    c->min_level = (cp_churn_level_t)(cfg->churn_min_level + 1);
+    e->churn_on = cfg->topic_churn[0] != '\0';
+
+    cp_due_params_t *d = &e->dp;
+    d->models = &e->p;
+    d->churn = e->churn_on ? c : NULL;
+    d->rfm8_fixed = cfg->rfm_reference == CP_REF_FIXED;
+    d->rfm8_recency_days = cfg->rfm_fixed_recency_days;
+    d->rfmq_fixed = cfg->rfmq_mode == 1;
+    for (int i = 0; i < 4; i++)
+        d->rfmq_recency_days[i] = cfg->rfmq_fixed_r[i];
+    d->custom_daily = e->custom_daily;
+    d->max_days = cfg->due_max_days;
+}
 
 cp_err_t cp_eval_init(cp_eval_t *e, const cp_config_t *cfg, const cp_tz_t *tz,
                       char *err, size_t err_size)
@@ -176,6 +232,7 @@ cp_err_t cp_eval_init(cp_eval_t *e, const cp_config_t *cfg, const cp_tz_t *tz,
         if (cp_expr_slots_used(x) > e->n_slots)
             e->n_slots = cp_expr_slots_used(x);
     }
+    churn_params(e, cfg);
     e->sctx.tz = tz;
     e->sctx.segments = e->seg_names;
     e->sctx.n_segments = e->n_segs;

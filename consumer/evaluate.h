@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "churn.h"
 #include "config.h"
+#include "due.h"
 #include "expr.h"
 #include "models.h"
 #include "store.h"
@@ -44,6 +46,15 @@ typedef struct cp_eval_s {
     size_t attr_lens[CP_EVAL_ATTRS_MAX];
     int n_attr_names;
     int64_t btyd_version; /* version of the loaded parameters; 0 none */
+    /* Churn warnings (docs/churn.md): the rules' parameters; churn_on = 0
+     * when topic.churn is empty (no warning is evaluated or emitted, the
+     * peak and spend sums are still kept). */
+    cp_churn_params_t cp;
+    int churn_on;
+    /* Due times: dp.models = &p, dp.churn = &cp or NULL (e must not move
+     * after cp_eval_init). */
+    cp_due_params_t dp;
+    int custom_daily; /* a custom rule reads a field that moves with time */
 } cp_eval_t;
 
 /* Fills e from cfg (finalized) and compiles the custom segments. Returns

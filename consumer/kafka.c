@@ -381,3 +381,18 @@ int cp_kafka_warm_metadata(rd_kafka_t *rk, const char **topics, int n,
     }
     return ok;
 }
+
+int cp_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0 &&
+            md->topics[i].partition_cnt > 0)
+            n = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}

@@ -61,4 +61,10 @@ cp_err_t cp_kafka_create_topics(rd_kafka_t *rk, const cp_config_t *cfg,
 int cp_kafka_warm_metadata(rd_kafka_t *rk, const char **topics, int n,
                            int timeout_ms);
 
+/* Partition count of topic from a metadata request for all topics (a
+ * request naming the topic could auto-create it from a producer handle);
+ * -1 when the topic is not listed or the request failed. Blocks up to
+ * timeout_ms. Thread: worker. */
+int cp_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 #endif

@@ -90,10 +90,11 @@ static void put_reference(cp_buf_t *b, const cp_seg_change_t *c,
     cp_buf_puts(b, "}");
 }
 
-/* The CloudEvent envelope up to and including `"data":{"model":<model>`. */
-static void put_envelope(cp_buf_t *b, const char *customer_id, size_t id_len,
-                         const char *model, int64_t seq, int64_t time_ms,
-                         const cp_config_t *cfg)
+/* The CloudEvent envelope of type `type` up to and including
+ * `"data":{`; the id is (customer, model, seq)'s. */
+static void put_head(cp_buf_t *b, const char *customer_id, size_t id_len,
+                     const char *model, int64_t seq, int64_t time_ms,
+                     const char *type, const cp_config_t *cfg)
 {
     char id[37], ts[32];
     cp_output_event_id(customer_id, id_len, model, seq, id);
@@ -102,12 +103,23 @@ static void put_envelope(cp_buf_t *b, const char *customer_id, size_t id_len,
     cp_buf_puts(b, id);
     cp_buf_puts(b, "\",\"source\":");
     cp_buf_json_str(b, cfg->output_source, strlen(cfg->output_source));
-    cp_buf_puts(b, ",\"type\":\"com.custpulse.segment.changed\",\"subject\":");
+    cp_buf_printf(b, ",\"type\":\"%s\",\"subject\":", type);
     cp_buf_json_str(b, customer_id, id_len);
     cp_buf_printf(b,
                   ",\"time\":\"%s\",\"datacontenttype\":"
-                  "\"application/json\",\"data\":{\"model\":",
+                  "\"application/json\",\"data\":{",
                   ts);
+}
+
+/* The segment-change envelope up to and including
+ * `"data":{"model":<model>`. */
+static void put_envelope(cp_buf_t *b, const char *customer_id, size_t id_len,
+                         const char *model, int64_t seq, int64_t time_ms,
+                         const cp_config_t *cfg)
+{
+    put_head(b, customer_id, id_len, model, seq, time_ms,
+             "com.custpulse.segment.changed", cfg);
+    cp_buf_puts(b, "\"model\":");
     cp_buf_json_str(b, model, strlen(model));
 }
 
@@ -270,5 +282,166 @@ void cp_output_model_change(cp_buf_t *b, const cp_model_change_t *c,
     put_code(b, c->to);
     cp_buf_printf(b, ",\"seq\":%" PRId64 ",\"scores\":", c->seq);
     put_scores(b, c, cfg);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
+}
+
+/* ---- churn warnings -------------------------------------------------------
+ */
+
+static void put_time_str(cp_buf_t *b, int64_t ms)
+{
+    char ts[32];
+    cp_time_format_utc(ms, ts, sizeof(ts));
+    cp_buf_printf(b, "\"%s\"", ts);
+}
+
+/* A rate in minor units per day as currency units per day. */
+static void put_rate(cp_buf_t *b, double minor_per_day, int digits)
+{
+    put_num6(b, minor_per_day / pow(10, digits));
+}
+
+static void put_reason_figures(cp_buf_t *b, cp_churn_reason_t r,
+                               const cp_churn_out_t *c, int digits)
+{
+    const cp_churn_eval_t *ev = c->ev;
+    const cp_churn_params_t *cp = c->cp;
+    switch (r) {
+    case CP_CHURN_OVERDUE:
+        cp_buf_printf(b, "{\"days_since_last_order\":%" PRId64 ",\"gap_days\":",
+                      ev->days_since_last);
+        put_num6(b, ev->gap_days);
+        cp_buf_printf(b, ",\"gap_source\":\"%s\",\"threshold_days\":",
+                      ev->gap_own ? "own" : "population");
+        put_num6(b, ev->overdue_days);
+        break;
+    case CP_CHURN_P_ALIVE_LOW:
+        cp_buf_puts(b, "{\"p_alive\":");
+        put_num6(b, ev->p_alive);
+        cp_buf_puts(b, ",\"threshold\":");
+        put_num6(b, cp->p_alive_low);
+        break;
+    case CP_CHURN_ENGAGEMENT_DROP:
+        cp_buf_puts(b, "{\"engagement\":");
+        put_num6(b, ev->engagement);
+        cp_buf_puts(b, ",\"peak\":");
+        put_num6(b, ev->eng_peak);
+        cp_buf_puts(b, ",\"ratio\":");
+        put_num6(b, ev->eng_ratio);
+        cp_buf_puts(b, ",\"threshold\":");
+        put_num6(b, cp->eng_fraction);
+        break;
+    case CP_CHURN_SERVICE_RISK:
+        cp_buf_puts(b, "{\"complaints\":");
+        put_num6(b, ev->complaints);
+        cp_buf_puts(b, ",\"complaints_threshold\":");
+        put_num6(b, cp->service_complaints);
+        cp_buf_puts(b, ",\"csat_last\":");
+        if (ev->csat_last)
+            cp_buf_printf(b, "%d", ev->csat_last);
+        else
+            cp_buf_puts(b, "null");
+        cp_buf_puts(b, ",\"csat_age_days\":");
+        put_num6(b, ev->csat_age_days);
+        break;
+    default: /* CP_CHURN_VALUE_DROP */
+        cp_buf_puts(b, "{\"spend_rate_short\":");
+        put_rate(b, ev->spend_rate_short, digits);
+        cp_buf_puts(b, ",\"spend_rate_long\":");
+        put_rate(b, ev->spend_rate_long, digits);
+        cp_buf_puts(b, ",\"ratio\":");
+        put_num6(b, ev->spend_ratio);
+        cp_buf_puts(b, ",\"threshold\":");
+        put_num6(b, cp->value_fraction);
+        break;
+    }
+    cp_buf_puts(b, "}");
+}
+
+static void put_reasons(cp_buf_t *b, const cp_churn_out_t *c, int digits)
+{
+    int first = 1;
+    cp_buf_puts(b, ",\"reasons\":[");
+    for (int r = 0; r < CP_CHURN_REASON__COUNT; r++) {
+        if (!(c->ev->reasons >> r & 1))
+            continue;
+        cp_buf_printf(b, "%s{\"code\":\"%s\",\"weight\":", first ? "" : ",",
+                      cp_churn_reason_code((cp_churn_reason_t)r));
+        put_num6(b, c->cp->weight[r]);
+        cp_buf_puts(b, ",\"figures\":");
+        put_reason_figures(b, (cp_churn_reason_t)r, c, digits);
+        cp_buf_puts(b, "}");
+        first = 0;
+    }
+    cp_buf_puts(b, "]");
+}
+
+/* The customer's figures and levels behind a warning. */
+static void put_warning_context(cp_buf_t *b, const cp_churn_out_t *c,
+                                const cp_config_t *cfg)
+{
+    const cp_models_t *mo = c->mo;
+    const cp_state_t *st = c->st;
+    cp_buf_puts(b, ",\"p_alive\":");
+    put_num6(b, c->ev->p_alive);
+    cp_buf_puts(b, ",\"expected_purchases\":{\"30d\":");
+    put_num6(b, mo->has_btyd ? mo->expected[0] : NAN);
+    cp_buf_puts(b, ",\"90d\":");
+    put_num6(b, mo->has_btyd ? mo->expected[1] : NAN);
+    cp_buf_puts(b, ",\"365d\":");
+    put_num6(b, mo->has_btyd ? mo->expected[2] : NAN);
+    cp_buf_puts(b, "},\"days_since_last_order\":");
+    if (c->ev->days_since_last >= 0)
+        cp_buf_printf(b, "%" PRId64, c->ev->days_since_last);
+    else
+        cp_buf_puts(b, "null");
+    cp_buf_puts(b, ",\"segment\":");
+    put_segment(b, st->segment);
+    cp_buf_puts(b, ",\"rfm_segment\":");
+    put_code(b, cp_rfmseg_code(st->rfmq));
+    cp_buf_puts(b, ",\"lifecycle\":");
+    put_code(b, cp_lifecycle_code(st->stage));
+    cp_buf_puts(b, ",\"value_tier\":");
+    put_code(b, cp_tier_code(st->tier));
+    cp_buf_puts(b, ",\"value_at_risk\":");
+    if (isfinite(mo->clv))
+        put_money(b, (int64_t)llround(mo->clv * pow(10, cfg->currency_digits)),
+                  cfg->currency_digits);
+    else
+        cp_buf_puts(b, "null");
+    cp_buf_puts(b, ",\"currency\":");
+    cp_buf_json_str(b, cfg->currency, strlen(cfg->currency));
+}
+
+void cp_output_churn(cp_buf_t *b, const cp_churn_out_t *c,
+                     const cp_config_t *cfg)
+{
+    const int rec = c->action == CP_CHURN_ACT_RECOVER;
+    put_head(b, c->customer_id, c->customer_id_len, "churn", c->seq, c->time_ms,
+             rec ? "com.custpulse.churn.recovered"
+                 : "com.custpulse.churn.warning",
+             cfg);
+    cp_buf_printf(
+        b, "\"action\":\"%s\",\"seq\":%" PRId64 ",\"episode_started_at\":",
+        rec                                  ? "recovered"
+        : c->action == CP_CHURN_ACT_ESCALATE ? "escalate"
+                                             : "warn",
+        c->seq);
+    put_time_str(b, c->episode_ms);
+    cp_buf_printf(b, ",\"level\":\"%s\"", cp_churn_level_code(c->level));
+    if (rec) {
+        cp_buf_printf(b, ",\"recovered_by\":\"%s\",\"score\":",
+                      c->recovered_by_order ? "order" : "signals");
+        put_num6(b, c->ev->score);
+    } else {
+        cp_buf_puts(b, ",\"previous_level\":");
+        put_code(b, c->action == CP_CHURN_ACT_ESCALATE
+                        ? cp_churn_level_code(c->previous_level)
+                        : NULL);
+        cp_buf_puts(b, ",\"score\":");
+        put_num6(b, c->ev->score);
+        put_reasons(b, c, cfg->currency_digits);
+        put_warning_context(b, c, cfg);
+    }
     put_cause(b, c->event_id, c->topic, c->partition, c->offset);
 }

@@ -70,4 +70,32 @@ typedef struct cp_model_change_s {
 void cp_output_model_change(cp_buf_t *b, const cp_model_change_t *c,
                             const cp_config_t *cfg);
 
+/* A churn warning, escalation or recovery (docs/churn.md, schema
+ * schemas/churn-warning.schema.json). */
+typedef struct cp_churn_out_s {
+    const char *customer_id;
+    size_t customer_id_len;
+    cp_churn_action_t action; /* WARN, ESCALATE or RECOVER */
+    int64_t seq;
+    cp_churn_level_t level;          /* warned level; RECOVER: the episode's */
+    cp_churn_level_t previous_level; /* ESCALATE: the level before */
+    int64_t episode_ms;              /* the episode's start */
+    int recovered_by_order;          /* RECOVER: an order (else signals) */
+    const cp_churn_eval_t *ev;       /* the rules at the evaluation */
+    const cp_churn_params_t *cp;
+    const cp_state_t *st;  /* the state after the event, levels updated */
+    const cp_models_t *mo; /* the models at the event's "now" */
+    int64_t time_ms;       /* the causing event's occurred_at */
+    const char *event_id;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} cp_churn_out_t;
+
+/* Appends the churn CloudEvent of c to b: type
+ * com.custpulse.churn.warning (action warn / escalate) or
+ * com.custpulse.churn.recovered, id from (customer, "churn", seq). */
+void cp_output_churn(cp_buf_t *b, const cp_churn_out_t *c,
+                     const cp_config_t *cfg);
+
 #endif
