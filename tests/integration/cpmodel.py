@@ -169,6 +169,7 @@ def _load_libm(fname, fallback):
 
 # scoring/decay.c's 2^x and scoring/quantile.c's log2, from the same library.
 exp2 = _load_libm("exp2", lambda x: 2.0 ** x)
+LN2 = 0.69314718055994530942  # scoring/churn.c
 log2 = _load_libm("log2", math.log2)
 
 
@@ -242,7 +243,36 @@ DEFAULTS = {
     "value.predicted_ref": "200.00",
     "value.high_score": "0.6",
     "value.alive": "0.5",
+    # churn warnings (docs/churn.md; common/config.c defaults)
+    "churn.overdue.k": "2",
+    "churn.overdue.floor_days": "14",
+    "churn.overdue.fallback_gap_days": "45",
+    "churn.engagement.peak_half_life_days": "60",
+    "churn.engagement.fraction": "0.25",
+    "churn.engagement.recover_fraction": "0.5",
+    "churn.engagement.min_peak": "5",
+    "churn.service.complaints": "0.5",
+    "churn.service.recover_complaints": "0.25",
+    "churn.service.csat_max": "2",
+    "churn.service.csat_window_days": "30",
+    "churn.value.short_half_life_days": "30",
+    "churn.value.long_half_life_days": "180",
+    "churn.value.fraction": "0.3",
+    "churn.value.recover_fraction": "0.6",
+    "churn.weight.overdue": "0.5",
+    "churn.weight.p_alive_low": "0.5",
+    "churn.weight.engagement_drop": "0.25",
+    "churn.weight.service_risk": "0.4",
+    "churn.weight.value_drop": "0.3",
+    "churn.level.low": "0.2",
+    "churn.level.medium": "0.45",
+    "churn.level.high": "0.7",
+    "churn.min_level": "low",
 }
+
+CHURN_REASONS = ("overdue", "p_alive_low", "engagement_drop", "service_risk",
+                 "value_drop")
+CHURN_LEVELS = (None, "low", "medium", "high")
 
 
 class Segment:
@@ -293,6 +323,27 @@ class Params:
                               / self.minor_per_unit)
         self.high_score = f("value.high_score")
         self.alive = f("value.alive")
+        # churn (consumer/evaluate.c churn_params); no BTYD: p_alive_low off
+        day = 86400000.0
+        self.ch_k = f("churn.overdue.k")
+        self.ch_floor = f("churn.overdue.floor_days")
+        self.ch_fallback = f("churn.overdue.fallback_gap_days")
+        self.ch_peak_hl = f("churn.engagement.peak_half_life_days") * day
+        self.ch_eng_frac = f("churn.engagement.fraction")
+        self.ch_eng_rec = f("churn.engagement.recover_fraction")
+        self.ch_min_peak = f("churn.engagement.min_peak")
+        self.ch_compl = f("churn.service.complaints")
+        self.ch_compl_rec = f("churn.service.recover_complaints")
+        self.ch_csat_max = i("churn.service.csat_max")
+        self.ch_csat_window = f("churn.service.csat_window_days") * day
+        self.ch_short_hl = f("churn.value.short_half_life_days") * day
+        self.ch_long_hl = f("churn.value.long_half_life_days") * day
+        self.ch_value_frac = f("churn.value.fraction")
+        self.ch_value_rec = f("churn.value.recover_fraction")
+        self.ch_weight = [f("churn.weight." + r) for r in CHURN_REASONS]
+        self.ch_level = (f("churn.level.low"), f("churn.level.medium"),
+                         f("churn.level.high"))
+        self.ch_min_level = CHURN_LEVELS.index(k["churn.min_level"])
 
     def config(self):
         """The config keys for custpulse: the overrides and the rules."""
@@ -665,6 +716,12 @@ class Customer:
         self.sq = None               # sq: quantile RFM segment emitted
         self.hpos = None             # h: (R, F, M) buckets counted in rq
         self.rfmq = None             # the quantile RFM model last evaluated
+        # churn (docs/churn.md): gp, sp, cw
+        self.peak = Decay()          # gp (its ref is g's)
+        self.spend_s = Decay()       # sp: short sum
+        self.spend_l = Decay()       # sp: long sum
+        self.spend_orders = 0        # sp: orders in the sums (<= 2)
+        self.cw = None               # cw: (level, since ms) of an episode
 
     # -- derived --------------------------------------------------------------
     @property
@@ -713,11 +770,22 @@ class Customer:
                 return False
             if self.orders > orders_before and before == "churned":
                 self.won_back_day = utc_day(t)
+            if self.orders > orders_before:  # cp_churn_on_order
+                w = float(money_minor(ev["amount"]))
+                self.spend_s.add(w, t, self.params.ch_short_hl)
+                self.spend_l.add(w, t, self.params.ch_long_hl)
+                self.spend_orders = min(2, self.spend_orders + 1)
         elif typ in BROWSE_TYPES:
             k = BROWSE_TYPES.index(typ)
             self.browse[k] += 1
             self.engagement.add(self.params.eng_weight[k], t,
                                 self.params.eng_half_life_ms)
+            # cp_churn_on_browse
+            g = self.engagement
+            held = (self.peak.at(g.ref, self.params.ch_peak_hl)
+                    if self.peak.n else 0.0)
+            self.peak.score = held if held > g.score else g.score
+            self.peak.ref, self.peak.n = g.ref, 1
         elif typ in SUPPORT_TYPES:
             self.support.apply(ev, t, self.params)
         elif typ == "profile.updated":
@@ -974,6 +1042,153 @@ class Customer:
         self.custom = inside
         return changes
 
+    # -- churn (scoring/churn.c) ---------------------------------------------
+    @staticmethod
+    def _ratio(a, ha, b, hb, now):
+        """decay_ratio: a(now) / b(now) from the shared reference."""
+        if not a.n or not b.n or not b.score > 0:
+            return math.nan
+        if a.ref != b.ref:
+            return a.at(now, ha) / b.at(now, hb)
+        dt = float(now - a.ref) if now > a.ref else 0.0
+        return a.score / b.score * exp2(-dt * (1.0 / ha - 1.0 / hb))
+
+    def churn_eval(self, now_ms, today):
+        """cp_churn_eval_at without BTYD parameters (P(alive) NaN): a dict
+        of the conditions' figures, reasons (codes), score, level and
+        signals_recovered."""
+        p = self.params
+        ev = {"days": -1, "gap": math.nan, "gap_own": False,
+              "threshold": math.nan, "p_alive": math.nan}
+        over = False
+        if self.orders >= 1 and self.first is not None:
+            ev["days"] = max(0, today - self.last_day)
+            span = self.last_day - self.first_day
+            ev["gap_own"] = self.repeat_days >= 1 and span > 0
+            ev["gap"] = (span / self.repeat_days if ev["gap_own"]
+                         else p.ch_fallback)
+            thr = p.ch_k * ev["gap"]
+            ev["threshold"] = thr if thr > p.ch_floor else p.ch_floor
+            over = ev["days"] > ev["threshold"]
+        hg = p.eng_half_life_ms
+        peak, hpk = ((self.peak, p.ch_peak_hl) if self.peak.n
+                     else (self.engagement, hg))
+        ev["engagement"] = self.engagement.at(now_ms, hg)
+        ev["peak"] = peak.at(now_ms, hpk)
+        ev["eng_ratio"] = r = self._ratio(self.engagement, hg, peak, hpk,
+                                          now_ms)
+        eng_peak = ev["peak"] >= p.ch_min_peak
+        eng_low, eng_ok = r < p.ch_eng_frac, r >= p.ch_eng_rec
+        k = self.support
+        c = ev["complaints"] = k.complaints.at(now_ms,
+                                               p.complaint_half_life_ms)
+        ev["csat_last"] = k.csat_last
+        ev["csat_age"] = math.nan
+        csat_low = False
+        if k.csat_last:
+            age = float(now_ms - k.csat_last_ms) if now_ms > k.csat_last_ms \
+                else 0.0
+            ev["csat_age"] = age / 86400000.0
+            csat_low = (k.csat_last <= p.ch_csat_max
+                        and age < p.ch_csat_window)
+        hs, hl = p.ch_short_hl, p.ch_long_hl
+        ev["rate_s"] = self.spend_s.at(now_ms, hs) * LN2 / hs * 86400000.0
+        ev["rate_l"] = self.spend_l.at(now_ms, hl) * LN2 / hl * 86400000.0
+        vr = ev["value_ratio"] = (
+            math.nan if self.spend_orders < 2 else
+            self._ratio(self.spend_s, hs, self.spend_l, hl, now_ms) *
+            (hl / hs))
+        norm = not math.isnan(vr)
+        reasons = []
+        if over:
+            reasons.append("overdue")
+        if eng_peak and eng_low:
+            reasons.append("engagement_drop")
+        if c >= p.ch_compl or csat_low:
+            reasons.append("service_risk")
+        if norm and vr < p.ch_value_frac:
+            reasons.append("value_drop")
+        ev["reasons"] = reasons
+        keep = 1.0
+        for i, code in enumerate(CHURN_REASONS):
+            if code in reasons:
+                keep *= 1.0 - p.ch_weight[i]
+        score = ev["score"] = 1.0 - keep
+        lo, med, hi = p.ch_level
+        ev["level"] = (0 if not score > 0 else 3 if score >= hi else
+                       2 if score >= med else 1 if score >= lo else 0)
+        ev["recovered"] = (not reasons and (not eng_peak or eng_ok)
+                           and c < p.ch_compl_rec and not csat_low
+                           and (not norm or vr >= p.ch_value_rec))
+        return ev
+
+    def churn_step(self, now_ms, today):
+        """One cp_churn_step after an evaluation: (action, level, previous
+        level, episode start, ordered, ev) or None; self.cw updated."""
+        ev = self.churn_eval(now_ms, today)
+        level = ev["level"]
+        warns = level >= self.params.ch_min_level and level > 0
+        if self.cw is None:
+            if not warns:
+                return None
+            self.cw = (level, now_ms)
+            return ("warn", level, None, now_ms, False, ev)
+        was, since = self.cw
+        ordered = (self.orders >= 1 and self.last is not None
+                   and self.last > since)
+        if not warns and (ordered or ev["recovered"]):
+            self.cw = None
+            return ("recovered", was, None, since, ordered, ev)
+        if level > was:
+            self.cw = (level, since)
+            return ("escalate", level, was, since, False, ev)
+        return None
+
+    def churn_data(self, action, level, prev, since, ordered, ev):
+        """The data of the churn CloudEvent (consumer/output.c), without
+        seq and cause."""
+        p = self.params
+        data = {"action": action, "episode_started_at": format_time_ms(since),
+                "level": CHURN_LEVELS[level]}
+        if action == "recovered":
+            data["recovered_by"] = "order" if ordered else "signals"
+            data["score"] = num6(ev["score"])
+            return data
+        data["previous_level"] = CHURN_LEVELS[prev] if prev else None
+        data["score"] = num6(ev["score"])
+        figures = {
+            "overdue": lambda: {
+                "days_since_last_order": ev["days"],
+                "gap_days": num6(ev["gap"]),
+                "gap_source": "own" if ev["gap_own"] else "population",
+                "threshold_days": num6(ev["threshold"])},
+            "engagement_drop": lambda: {
+                "engagement": num6(ev["engagement"]),
+                "peak": num6(ev["peak"]), "ratio": num6(ev["eng_ratio"]),
+                "threshold": num6(p.ch_eng_frac)},
+            "service_risk": lambda: {
+                "complaints": num6(ev["complaints"]),
+                "complaints_threshold": num6(p.ch_compl),
+                "csat_last": ev["csat_last"] or None,
+                "csat_age_days": num6(ev["csat_age"])},
+            "value_drop": lambda: {
+                "spend_rate_short": num6(ev["rate_s"] / p.minor_per_unit),
+                "spend_rate_long": num6(ev["rate_l"] / p.minor_per_unit),
+                "ratio": num6(ev["value_ratio"]),
+                "threshold": num6(p.ch_value_frac)},
+        }
+        data["reasons"] = [
+            {"code": r, "weight": num6(p.ch_weight[CHURN_REASONS.index(r)]),
+             "figures": figures[r]()} for r in ev["reasons"]]
+        data.update({
+            "p_alive": None,
+            "expected_purchases": {"30d": None, "90d": None, "365d": None},
+            "days_since_last_order": ev["days"] if ev["days"] >= 0 else None,
+            "segment": self.segment, "rfm_segment": self.sq,
+            "lifecycle": self.stage, "value_tier": self.tier,
+            "value_at_risk": None, "currency": "USD"})
+        return data
+
     def inspect_models(self, now_ms, rfmq=None):
         """The "models" section of `custpulse inspect` (consumer/main.c
         models_json) at now_ms, without BTYD parameters; floats unrounded.
@@ -1054,9 +1269,24 @@ def _cloudevent(c, model, frm, to, scores, data_extra, t, ev, rec, source):
     }
 
 
+def _churn_cloudevent(c, data, t, ev, rec, source):
+    data = dict(data, seq=c.seq)
+    data["cause"] = {"event_id": ev["event_id"], "topic": rec["topic"],
+                     "partition": rec["partition"], "offset": rec["offset"]}
+    rec_type = data["action"] == "recovered"
+    return {
+        "specversion": "1.0", "id": event_id(c.cid, "churn", c.seq),
+        "source": source,
+        "type": "com.custpulse.churn." + ("recovered" if rec_type
+                                          else "warning"),
+        "subject": c.cid, "time": format_time_ms(t),
+        "datacontenttype": "application/json", "data": data,
+    }
+
+
 def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
            dedup_event_ids=16, dedup_orders=32, params=None, now_ms=None,
-           customers=None, clock=0, rfmq=None):
+           customers=None, clock=0, rfmq=None, churn=False):
     """Runs valid events through the model in the given order. records:
     dicts with 'value' (the event dict, any family), 'topic', 'partition',
     'offset'. "Now" is clock = event (the running maximum of event times,
@@ -1067,7 +1297,10 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
     RfmqLive snapshot; None: DEFAULT_RFMQ, harness.config()'s fixed mode);
     in live mode every record of a customer records its buckets (h), as
     its write does. Returns (customers by id, the expected outputs of
-    these records in emission order as parsed CloudEvent dicts)."""
+    these records in emission order as parsed CloudEvent dicts).
+    churn: topic.churn is set (harness.config() sets it empty): churn
+    warnings and recoveries are among the outputs (their type tells them
+    apart) and cw is kept."""
     rfmq = rfmq or DEFAULT_RFMQ
     customers = {} if customers is None else customers
     outputs = []
@@ -1097,6 +1330,11 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
                          "reference": ref.json()}
             outputs.append(_cloudevent(c, model, frm, to, scores, extra, t,
                                        ev, rec, source))
+        step = c.churn_step(now, utc_day(now)) if churn else None
+        if step:
+            c.seq += 1
+            outputs.append(_churn_cloudevent(c, c.churn_data(*step), t, ev,
+                                             rec, source))
     return customers, outputs
 
 
@@ -1104,7 +1342,8 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
 # section 2, layouts 1 to 3); v, e and r are not compared exactly (e and r:
 # storecodec.model_memories).
 STATE_FIELDS = ("lv", "o", "m", "q", "n", "f", "l", "z", "b", "s", "sq",
-                "sl", "se", "ss", "sv", "sc", "yw", "g", "gc", "k", "h")
+                "sl", "se", "ss", "sv", "sc", "yw", "g", "gc", "k", "h",
+                "gp", "sp", "cw")
 
 
 def expected_hash(c: Customer):
@@ -1135,6 +1374,13 @@ def expected_hash(c: Customer):
         h["yw"] = str(c.won_back_day)
     if c.engagement.n:
         h["g"] = "%s:%d" % (g17(c.engagement.score), c.engagement.ref)
+    if c.peak.n and c.engagement.n:
+        h["gp"] = g17(c.peak.score)
+    if c.spend_orders:
+        h["sp"] = "%s,%s,%d,%d" % (g17(c.spend_s.score), g17(c.spend_l.score),
+                                   c.spend_s.ref, c.spend_orders)
+    if c.cw is not None:
+        h["cw"] = "%s,%d" % (CHURN_LEVELS[c.cw[0]], c.cw[1])
     if any(c.browse):
         h["gc"] = ",".join(str(n) for n in c.browse)
     if c.support.events:

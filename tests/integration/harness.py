@@ -1013,7 +1013,9 @@ def config(stack, **overrides):
     The quantile RFM runs in fixed mode (rfmq.mode = fixed, the default
     thresholds: cpmodel.DEFAULT_RFMQ): live snapshots depend on when they
     are taken, which would make exact CloudEvent comparisons (and clean
-    vs. crashed runs) depend on timing; a test of live mode overrides it."""
+    vs. crashed runs) depend on timing; a test of live mode overrides it.
+    Churn warnings are off (topic.churn = ""): a test of them sets the
+    topic (cpmodel.replay(churn=True) mirrors them)."""
     cfg = {
         "kafka.bootstrap.servers": stack.bootstrap,
         "redis.host": "127.0.0.1",
@@ -1025,6 +1027,9 @@ def config(stack, **overrides):
     if TOPIC_NS:
         for k, v in topic_defaults().items():
             cfg[k] = topic_name(v)
+    # Churn warnings off unless a test turns them on (test_churn_events):
+    # the exact-output tests mirror segment changes, not warnings.
+    cfg["topic.churn"] = ""
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)

@@ -31,7 +31,11 @@ DLQ_TOPIC = topic_name("custpulse.dlq")
 CE_CONTENT_TYPE = b"application/cloudevents+json"
 
 # Fields of a customer hash that cpmodel.expected_hash() does not cover.
-INTERNAL_FIELDS = {"v", "e", "r"}
+INTERNAL_FIELDS = {"v", "e", "r", "dd"}
+# dd (the next evaluation instant, scoring/due.c) is not mirrored by
+# cpmodel: check_customer_states checks its form and the due index
+# (check_due_index) its copy; test_churn_events compares it with values
+# worked out by hand.
 # customer_hashes() shows a customer's outbox key <prefix>x:{<id>} (layout
 # 3), when it exists, as this pseudo-field holding the key's x; an outbox
 # written by layout 2 or before is x and xq inside the hash. A check for
@@ -228,11 +232,62 @@ def check_customer_states(got, customers, prefix="cp:"):
               f"{cid!r}: outbox left after the run (the outbox key, or "
               f"x/xq in the hash): {sorted(left & OUTBOX_FIELDS)}")
         check(not left, f"{cid!r}: unexpected fields {sorted(left)}")
+        dd = h.get("dd")
+        check(dd is None or (dd.isdigit() and dd[0] != "0"),
+              f"{cid!r}: dd = {dd!r} is not a positive integer")
         check_eq(storecodec.stored_memories(h),
                  storecodec.model_memories(c),
                  f"{cid!r}: e and r decoded (event-id hashes; order hash, "
                  "net, cancelled, day)")
     return compared
+
+
+def due_keys(redis, prefix="cp:"):
+    """The due index shards, <prefix>due:<shard>."""
+    return sorted(redis.keys(prefix + "due:*"))
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (common/hash.c, the Java default partitioner)."""
+    m, r = 0x5bd1e995, 24
+    h = (0x9747b28c ^ len(data)) & 0xffffffff
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> r
+        k = (k * m) & 0xffffffff
+        h = (h * m) & 0xffffffff
+        h ^= k
+    tail = data[4 * n4:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if len(tail) >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h
+
+
+def check_due_index(redis, hashes, shards, prefix="cp:"):
+    """The due index holds exactly the customers with a dd, each at its dd
+    in shard murmur2(id) mod shards. hashes: customer_hashes()."""
+    want = {}
+    for cid, h in hashes.items():
+        if "dd" in h:
+            shard = (murmur2(cid.encode()) & 0x7fffffff) % shards
+            want.setdefault(f"{prefix}due:{shard}", {})[cid] = int(h["dd"])
+    got = {}
+    for k in due_keys(redis, prefix):
+        flat = redis.cmd("ZRANGE", k, 0, -1, "WITHSCORES")
+        got[k] = {m.decode(): int(float(sc)) for m, sc in
+                  zip(flat[::2], flat[1::2])}
+    check_eq(got, want, "due index (shard: {customer: dd})")
+    return want
 
 
 def check_near(got, want, what, tol=1e-9):

@@ -17,9 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
 from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
-                        Timer, check, check_customer_states, check_eq,
-                        check_output_records, checks_made, customer_hashes,
-                        order_event, records_for, say)
+                        Timer, check, check_customer_states,
+                        check_due_index, check_eq, check_output_records,
+                        checks_made, customer_hashes, due_keys, order_event,
+                        records_for, say)
 from itest_util import check_inspect as check_inspect_output  # noqa: E402
 
 REF = cpmodel.Fixed(recency_days=30, frequency=2, monetary="100.00")
@@ -224,8 +225,13 @@ def main():
         check_eq((int(ep["o"]), ep["f"]),
                  (last + 1, f"{row['timestamp']}:{fnv1a64(row['value'])}"),
                  "partition position o and fingerprint f")
-        check_eq(r.dbsize(), len(customers) + 1,
-                 "DBSIZE (customers + 1 epoch; fixed mode: no cp:pop)")
+        # One orders partition: one due index shard (dd, docs/churn.md).
+        # (none when no customer has a due time: dd absent = never)
+        check_due_index(r, hashes, 1)
+        check(set(due_keys(r)) <= {"cp:due:0"}, "due index shards")
+        check_eq(r.dbsize(), len(customers) + 1 + len(due_keys(r)),
+                 "DBSIZE (customers + 1 epoch + the due shard; fixed mode: "
+                 "no cp:pop)")
         check_eq(r.keys("cp:pop"), [], "cp:pop in fixed mode")
         say(f"DBSIZE = {len(customers)} customers + 1 epoch ({epoch})")
 

@@ -30,7 +30,7 @@ from harness import Custpulse, Stack, config, wait_until  # noqa: E402
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
                         Timer, all_hashes, check, check_customer_states,
                         check_eq, check_output_records, check_record_envelope,
-                        checks_made, customer_hashes, digest_hashes,
+                        checks_made, customer_hashes, digest_hashes, due_keys,
                         order_event, outputs_by_customer, records_for, say,
                         without_epochs)
 
@@ -146,8 +146,11 @@ def check_final(st, cfg, customers, n_events):
     check_customer_states(got, customers)
     check_eq(r.keys("cp:ep:*"), [f"cp:ep:{ORDERS_TOPIC}:0"],
              "epoch keys (one per orders partition)")
-    check_eq(r.dbsize(), len(customers) + 1,
-             "DBSIZE (no key besides customers and the epoch)")
+    check_eq(r.dbsize(), len(customers) + 1 + len(due_keys(r)),
+             "DBSIZE (no key besides customers, the epoch and the due "
+             "index)")
+    check_eq(set(due_keys(r)) <= {"cp:due:0"}, True,
+             "due index (one orders partition)")
     check_eq(r.hgetall(f"cp:ep:{ORDERS_TOPIC}:0").get("o"), str(n_events),
              "partition position o (the offset after the last event)")
     r.close()
