@@ -3,6 +3,7 @@
  * the derived event ids (vectors computed independently with Python's
  * mmh3.hash64, see docs/contracts.md section 4).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,12 +94,100 @@ static void test_live_change_to_none(void **state)
     cp_config_free(cfg);
 }
 
+/* Churn CloudEvents: a recovery and an escalation with two reasons (the
+ * figures of docs/churn.md's overdue and service_risk rules), exact text;
+ * the id is (customer, "churn", seq)'s. */
+static void test_churn_events(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    char err[128];
+    assert_int_equal(cp_config_finalize(cfg, err, sizeof(err)), CP_OK);
+    cp_churn_params_t cp = {.weight = {0.5, 0.5, 0.25, 0.4, 0.3},
+                            .service_complaints = 0.5,
+                            .p_alive_low = 0.3};
+    cp_churn_eval_t ev = {.reasons = 1u << CP_CHURN_OVERDUE |
+                                     1u << CP_CHURN_SERVICE_RISK,
+                          .score = 0.7,
+                          .days_since_last = 70,
+                          .gap_days = 30,
+                          .gap_own = 1,
+                          .overdue_days = 60,
+                          .p_alive = NAN,
+                          .complaints = 1.2,
+                          .csat_last = 0,
+                          .csat_age_days = NAN};
+    cp_state_t st;
+    cp_state_init(&st);
+    st.stage = CP_LC_ACTIVE;
+    cp_models_t mo = {.has_btyd = 0, .clv = NAN};
+    cp_churn_out_t c = {.customer_id = "c1",
+                        .customer_id_len = 2,
+                        .action = CP_CHURN_ACT_ESCALATE,
+                        .seq = 4,
+                        .level = CP_CHURN_LEVEL_HIGH,
+                        .previous_level = CP_CHURN_LEVEL_LOW,
+                        .episode_ms = 1709287200000LL,
+                        .ev = &ev,
+                        .cp = &cp,
+                        .st = &st,
+                        .mo = &mo,
+                        .time_ms = 1712750400000LL,
+                        .event_id = "e-9",
+                        .topic = "customer.support",
+                        .partition = 0,
+                        .offset = 3};
+    char id[37];
+    cp_output_event_id("c1", 2, "churn", 4, id);
+    cp_buf_t b;
+    cp_buf_init(&b);
+    cp_output_churn(&b, &c, cfg);
+    assert_non_null(strstr(b.data, id));
+    assert_string_equal(
+        strstr(b.data, "\"type\""),
+        "\"type\":\"com.custpulse.churn.warning\",\"subject\":\"c1\","
+        "\"time\":\"2024-04-10T12:00:00.000Z\",\"datacontenttype\":"
+        "\"application/json\",\"data\":{\"action\":\"escalate\",\"seq\":4,"
+        "\"episode_started_at\":\"2024-03-01T10:00:00.000Z\",\"level\":"
+        "\"high\",\"previous_level\":\"low\",\"score\":0.7,\"reasons\":[{"
+        "\"code\":\"overdue\",\"weight\":0.5,\"figures\":{"
+        "\"days_since_last_order\":70,\"gap_days\":30,\"gap_source\":\"own\","
+        "\"threshold_days\":60}},{\"code\":\"service_risk\",\"weight\":0.4,"
+        "\"figures\":{\"complaints\":1.2,\"complaints_threshold\":0.5,"
+        "\"csat_last\":null,\"csat_age_days\":null}}],\"p_alive\":null,"
+        "\"expected_purchases\":{\"30d\":null,\"90d\":null,\"365d\":null},"
+        "\"days_since_last_order\":70,\"segment\":null,\"rfm_segment\":null,"
+        "\"lifecycle\":\"active\",\"value_tier\":null,\"value_at_risk\":null,"
+        "\"currency\":\"USD\",\"cause\":{\"event_id\":\"e-9\",\"topic\":"
+        "\"customer.support\",\"partition\":0,\"offset\":3}}}");
+
+    cp_buf_reset(&b);
+    c.action = CP_CHURN_ACT_RECOVER;
+    c.seq = 5;
+    c.recovered_by_order = 1;
+    ev.reasons = 0;
+    ev.score = 0;
+    cp_output_churn(&b, &c, cfg);
+    assert_string_equal(
+        strstr(b.data, "\"type\""),
+        "\"type\":\"com.custpulse.churn.recovered\",\"subject\":\"c1\","
+        "\"time\":\"2024-04-10T12:00:00.000Z\",\"datacontenttype\":"
+        "\"application/json\",\"data\":{\"action\":\"recovered\",\"seq\":5,"
+        "\"episode_started_at\":\"2024-03-01T10:00:00.000Z\",\"level\":"
+        "\"high\",\"recovered_by\":\"order\",\"score\":0,\"cause\":{"
+        "\"event_id\":\"e-9\",\"topic\":\"customer.support\",\"partition\":0,"
+        "\"offset\":3}}}");
+    cp_buf_free(&b);
+    cp_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_fixed_change),
         cmocka_unit_test(test_live_change_to_none),
+        cmocka_unit_test(test_churn_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
