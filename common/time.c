@@ -369,18 +369,26 @@ void cp_tz_free(cp_tz_t *tz)
     free(tz);
 }
 
-/* Local date of the second `secs` in an IANA zone, as a day number. */
-static int64_t iana_day(const cp_tz_t *tz, int64_t secs)
+/* Local time of the second `secs` in an IANA zone; 0, or -1 for years
+ * beyond int. */
+static int iana_local(const cp_tz_t *tz, int64_t secs, struct tm *tm)
 {
     time_t t = (time_t)secs;
-    struct tm tm;
     int ok;
 
     pthread_mutex_lock(&tz_lock);
     tz_apply_locked(tz->spec);
-    ok = localtime_r(&t, &tm) != NULL;
+    ok = localtime_r(&t, tm) != NULL;
     pthread_mutex_unlock(&tz_lock);
-    if (!ok) /* only for years beyond int: fall back to UTC */
+    return ok ? 0 : -1;
+}
+
+/* Local date of the second `secs` in an IANA zone, as a day number. */
+static int64_t iana_day(const cp_tz_t *tz, int64_t secs)
+{
+    struct tm tm;
+
+    if (iana_local(tz, secs, &tm) != 0) /* fall back to UTC */
         return floor_div(secs, 86400);
     return days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1,
                            tm.tm_mday);
@@ -398,15 +406,9 @@ int64_t cp_tz_day(const cp_tz_t *tz, int64_t ms)
 /* UTC offset in seconds of an IANA zone at `secs` (local - UTC). */
 static int64_t iana_offset(const cp_tz_t *tz, int64_t secs)
 {
-    time_t t = (time_t)secs;
     struct tm tm;
-    int ok;
 
-    pthread_mutex_lock(&tz_lock);
-    tz_apply_locked(tz->spec);
-    ok = localtime_r(&t, &tm) != NULL;
-    pthread_mutex_unlock(&tz_lock);
-    if (!ok)
+    if (iana_local(tz, secs, &tm) != 0)
         return 0;
     int64_t local =
         days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) *

@@ -247,39 +247,14 @@ def due_keys(redis, prefix="cp:"):
     return sorted(redis.keys(prefix + "due:*"))
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (common/hash.c, the Java default partitioner)."""
-    m, r = 0x5bd1e995, 24
-    h = (0x9747b28c ^ len(data)) & 0xffffffff
-    n4 = len(data) // 4
-    for i in range(n4):
-        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
-        k = (k * m) & 0xffffffff
-        k ^= k >> r
-        k = (k * m) & 0xffffffff
-        h = (h * m) & 0xffffffff
-        h ^= k
-    tail = data[4 * n4:]
-    if len(tail) >= 3:
-        h ^= tail[2] << 16
-    if len(tail) >= 2:
-        h ^= tail[1] << 8
-    if len(tail) >= 1:
-        h ^= tail[0]
-        h = (h * m) & 0xffffffff
-    h ^= h >> 13
-    h = (h * m) & 0xffffffff
-    h ^= h >> 15
-    return h
-
-
 def check_due_index(redis, hashes, shards, prefix="cp:"):
     """The due index holds exactly the customers with a dd, each at its dd
-    in shard murmur2(id) mod shards. hashes: customer_hashes()."""
+    in shard murmur2(id) mod shards (the partition Kafka's default
+    partitioner gives the id). hashes: customer_hashes()."""
     want = {}
     for cid, h in hashes.items():
         if "dd" in h:
-            shard = (murmur2(cid.encode()) & 0x7fffffff) % shards
+            shard = kafka_partition(cid.encode(), shards)
             want.setdefault(f"{prefix}due:{shard}", {})[cid] = int(h["dd"])
     got = {}
     for k in due_keys(redis, prefix):
