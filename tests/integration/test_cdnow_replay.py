@@ -23,7 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SOURCE_DIR, Custpulse, Stack, config  # noqa: E402
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
-                        Timer, all_hashes, check, check_eq,
+                        Timer, all_hashes, check, check_due_index, check_eq,
                         check_record_envelope, checks_made, digest_hashes,
                         end_offsets, outputs_by_customer, say,
                         without_epochs)
@@ -190,12 +190,18 @@ def main():
         check_customers(hashes, want)
         say(f"o, m, f, l, n, b, lv of all {N_CUSTOMERS} customers equal the "
             "recomputation from CDNOW_master.txt")
-        # Besides customers: the population sums and one fencing epoch per
-        # orders partition.
+        # Besides customers: the population sums, one fencing epoch per
+        # orders partition and the due index, one shard per orders
+        # partition, holding every customer at its dd.
         check_eq(set(hashes) - {k for k in hashes if k.startswith("cp:c:{")},
                  {"cp:pop"} | {f"cp:ep:{ORDERS_TOPIC}:{p}"
-                               for p in range(PARTITIONS)},
+                               for p in range(PARTITIONS)}
+                 | {f"cp:due:{p}" for p in range(PARTITIONS)},
                  "keys besides the customers")
+        custs = {k[len("cp:c:{"):-1]: {f: v.decode() for f, v in h.items()
+                                       if f == "dd"}
+                 for k, h in hashes.items() if k.startswith("cp:c:{")}
+        check_due_index(r, custs, PARTITIONS)
         exp = check_population(hashes["cp:pop"], want)
         say(f"cp:pop: n={exp['n']} sf={exp['sf']} sm={exp['sm']} "
             f"sl={exp['sl']}")

@@ -239,7 +239,10 @@ def check_missing_topic_exits(st):
     before = topic_partitions(st)
     check(not set(before) & set(CREATED_TOPICS),
           f"topics exist before the run: {before}")
-    cfg = config(st, **{"topic.orders": "absent.orders"})
+    # topic.churn: its default (config() turns warnings off for the
+    # exact-output tests), so every output topic is created.
+    cfg = config(st, **{"topic.orders": "absent.orders",
+                        "topic.churn": "customer.churn-warnings"})
     with Timer() as t:
         res = Custpulse(st, cfg).run(["run", "--exit-at-end"], timeout=60)
     check_eq(res.returncode, 0, "--exit-at-end with a missing input topic")
