@@ -120,7 +120,7 @@ RECORD_BATCH = 65536           # bytes: producer batch.size of the input
 # w:<topic>:<partition> watermark. v (the write counter) may differ.
 COMPARED_FIELDS = ("lv", "o", "m", "n", "f", "l", "z", "b", "s", "sq", "q",
                    "sl", "se", "ss", "sv", "sc", "yw", "g", "gc", "k", "h",
-                   "e", "r")
+                   "e", "r", "gp", "sp", "cw", "dd")
 COMPARED_PREFIXES = ("a:", "w:")
 ALLOWED_EXTRA = {"v"}
 OUTBOX_FIELDS = ("x", "xq")
