@@ -550,8 +550,13 @@ static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
     const cp_churn_warn_t before = cs->warn;
     /* Read before the step: a recovery clears the episode. */
     int ordered = cp_churn_ordered_since(st, &cs->warn);
-    cp_churn_action_t act = cp_churn_step(
-        &cs->warn, ev.level, ordered, ev.signals_recovered, m->now_ms, &e->cp);
+    /* An episode starts at the causing event's time, not at "now": with
+     * clock = wall "now" is the batch's wall clock, and the stored start
+     * (cw) and the warning's episode_started_at must be the same in every
+     * run (re-deliveries, restarts). */
+    cp_churn_action_t act =
+        cp_churn_step(&cs->warn, ev.level, ordered, ev.signals_recovered,
+                      m->in.ev.occurred_ms, &e->cp);
     if (act == CP_CHURN_ACT_NONE)
         return;
     st->seq++;

@@ -1122,17 +1122,18 @@ class Customer:
                            and (not norm or vr >= p.ch_value_rec))
         return ev
 
-    def churn_step(self, now_ms, today):
+    def churn_step(self, now_ms, today, start_ms):
         """One cp_churn_step after an evaluation: (action, level, previous
-        level, episode start, ordered, ev) or None; self.cw updated."""
+        level, episode start, ordered, ev) or None; self.cw updated. An
+        episode starts at start_ms, the causing event's time."""
         ev = self.churn_eval(now_ms, today)
         level = ev["level"]
         warns = level >= self.params.ch_min_level and level > 0
         if self.cw is None:
             if not warns:
                 return None
-            self.cw = (level, now_ms)
-            return ("warn", level, None, now_ms, False, ev)
+            self.cw = (level, start_ms)
+            return ("warn", level, None, start_ms, False, ev)
         was, since = self.cw
         ordered = (self.orders >= 1 and self.last is not None
                    and self.last > since)
@@ -1330,7 +1331,7 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
                          "reference": ref.json()}
             outputs.append(_cloudevent(c, model, frm, to, scores, extra, t,
                                        ev, rec, source))
-        step = c.churn_step(now, utc_day(now)) if churn else None
+        step = c.churn_step(now, utc_day(now), t) if churn else None
         if step:
             c.seq += 1
             outputs.append(_churn_cloudevent(c, c.churn_data(*step), t, ev,
