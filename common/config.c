@@ -153,6 +153,10 @@ static const centry_t config_table[] = {
     E_ENUM("clock", clock, "wall", clock_values,
            "Source of \"now\": `wall` = system clock, read once per batch; "
            "`event` = greatest event time seen."),
+    E_INT("clock.lateness_ms", clock_lateness_ms, "0", 0, 31622400000LL, 0,
+          "`clock = event`: allowed lateness. The due-time sweep runs "
+          "customers due up to the greatest event time seen less this, so "
+          "events up to this late still come before a time-caused change."),
     E_ENUM("rfm.reference", rfm_reference, "live", ref_values,
            "What the RFM segment compares with: live population averages "
            "or the `rfm.fixed.*` values."),
@@ -370,6 +374,13 @@ static const centry_t config_table[] = {
           "Evaluate every customer with orders at least once per this many "
           "days (so new population thresholds reach it); 0 = only when a "
           "result moves with time."),
+    E_INT("due.sweep_ms", due_sweep_ms, "1000", 0, 3600000, 0,
+          "Period of the due-time sweep: customers whose next evaluation "
+          "time has passed are evaluated without an event (cause `time`); "
+          "0 = off (results change only with events)."),
+    E_INT("due.sweep_batch", due_sweep_batch, "500", 1, 100000, 0,
+          "Most customers evaluated by one sweep batch (oldest due first); "
+          "sweep and event batches alternate while both have work."),
 
     /* pipeline */
     E_INT("batch.size", batch_size, "1000", 1, 100000, 0,

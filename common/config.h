@@ -174,7 +174,11 @@ typedef struct cp_config_s {
                             scoring's cp_churn_level_t, which has NONE = 0) */
 
     /* due times */
-    int64_t due_max_days; /* 0: no upper bound */
+    int64_t due_max_days;      /* 0: no upper bound */
+    int due_sweep_ms;          /* 0: no time-driven evaluation */
+    int due_sweep_batch;       /* most customers per sweep batch */
+    int64_t clock_lateness_ms; /* clock = event: the sweep's "now" is the
+                                  greatest event time seen less this */
 
     /* pipeline */
     int batch_size;

@@ -27,6 +27,7 @@
 
 static void begin_stop(cp_app_t *app, int code);
 static void try_poll(cp_app_t *app);
+static int maybe_sweep(cp_app_t *app);
 static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
                            rd_kafka_topic_partition_list_t *list);
 static void start_check(cp_app_t *app, cp_part_t *part);
@@ -274,6 +275,26 @@ static void check_end(cp_app_t *app)
      * revoke, with the next assignment still to come. */
     if (active == 0 && app->n_parts > 0)
         return;
+    /* Every evaluation due by the final clock runs before the exit
+     * (docs/churn.md "Time-driven evaluation"). */
+    int shards = 0; /* orders partitions owned: due index shards */
+    for (int i = 0; i < app->n_parts; i++)
+        shards += app->parts[i].active &&
+                  strcmp(app->parts[i].topic, app->cfg->topic_orders) == 0;
+    if (app->cfg->due_sweep_ms > 0 && shards > 0 && app->final_sweep != 2) {
+        if (!app->final_sweep)
+            cp_log(CP_LOG_INFO,
+                   "all assigned partitions reached their end; "
+                   "sweeping due customers",
+                   CP_LEND);
+        app->final_sweep = 1;
+        app->sweep_wanted = 1;
+        if (maybe_sweep(app) || app->due_shards <= 0 ||
+            !cp_redis_ready(app->redis))
+            return; /* a sweep runs, or waits for what it needs (tick) */
+        if (app->sweep_wanted)
+            return; /* an epoch first: the sweep timer comes back */
+    }
     cp_log(CP_LOG_INFO, "all assigned partitions reached their end", CP_LEND);
     begin_stop(app, 0);
 }
@@ -706,11 +727,74 @@ static void try_poll(cp_app_t *app)
         if (cp_kafka_mock_faults_arm(app->embedded, err, sizeof(err)) != CP_OK)
             cp_log(CP_LOG_ERROR, "mock faults", CP_LS("error", err), CP_LEND);
     }
-    if (b->n_msgs > 0)
+    if (b->n_msgs > 0) {
+        app->last_was_sweep = 0;
         cp__batch_start(app, b->n_msgs);
-    else
+    } else if (!maybe_sweep(app)) {
         check_end(app);
+    }
     act_on_pending_stop(app);
+}
+
+/* ---- the due-time sweep (docs/churn.md "Time-driven evaluation") ----------
+ */
+
+/* The sweep's "now": the system clock, or (clock = event) the greatest
+ * event time seen less the allowed lateness; INT64_MIN before any event. */
+static int64_t sweep_now(const cp_app_t *app)
+{
+    if (app->cfg->clock != CP_CLOCK_EVENT)
+        return cp_time_wall_ms();
+    if (app->clock_max_ms <= 0)
+        return INT64_MIN;
+    return app->clock_max_ms - app->cfg->clock_lateness_ms;
+}
+
+/* Starts a sweep batch if one is wanted and can run now; returns 1 if it
+ * started. */
+static int maybe_sweep(cp_app_t *app)
+{
+    if (!app->sweep_wanted || app->state != CP_APP_RUNNING ||
+        app->batch.phase != CP_BATCH_IDLE || app->due_shards <= 0 ||
+        !app->redis_ready || !cp_redis_ready(app->redis))
+        return 0;
+    int64_t now = sweep_now(app);
+    if (now == INT64_MIN) {
+        app->sweep_wanted = 0; /* nothing can be due before any event */
+        return 0;
+    }
+    app->sweep_wanted = 0;
+    app->last_was_sweep = 1;
+    cp__batch_sweep(app, now);
+    return 1;
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    cp_app_t *app = t->data;
+    if (app->state != CP_APP_RUNNING)
+        return;
+    app->sweep_wanted = 1;
+    maybe_sweep(app);
+}
+
+void cp__app_sweep_done(cp_app_t *app, int full)
+{
+    /* full & 1: more due than one batch takes, go on (after an event
+     * batch, if any); full & 2: a shard was not ready (its epoch is being
+     * taken), come back soon. */
+    if (full & 1)
+        app->sweep_wanted = 1;
+    else if ((full & 2) && app->state == CP_APP_RUNNING)
+        uv_timer_start(&app->sweep_timer, on_sweep_timer, 100,
+                       (uint64_t)app->cfg->due_sweep_ms);
+    if (app->state == CP_APP_STOPPING) {
+        begin_stop(app, app->exit_code);
+        return;
+    }
+    if (app->final_sweep == 1 && full == 0)
+        app->final_sweep = 2; /* nothing due by the final clock is left */
+    try_poll(app);
 }
 
 static void on_cq_readable(uv_poll_t *h, int status, int events)
@@ -813,6 +897,8 @@ static void on_tick(uv_timer_t *t)
         try_poll(app);
     retry_check_epochs(app);
     fetch_due_shards(app);
+    if (app->final_sweep == 1 && app->batch.phase == CP_BATCH_IDLE)
+        check_end(app);
     if (app->btyd_loaded && uv_now(app->loop) - app->btyd_read_ms >=
                                 (uint64_t)app->cfg->btyd_refresh_ms)
         read_btyd(app);
@@ -828,6 +914,9 @@ void cp__app_batch_done(cp_app_t *app)
         begin_stop(app, app->exit_code);
         return;
     }
+    /* Event and sweep batches alternate while both have work. */
+    if (maybe_sweep(app))
+        return;
     check_end(app);
     try_poll(app);
 }
@@ -1297,7 +1386,11 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("attrs_dropped", s->attrs_dropped),
            CP_LI("btyd_loads", s->btyd_loads),
            CP_LI("rfmq_snapshots", s->rfmq_snapshots),
-           CP_LI("exit_code", app->exit_code), CP_LEND);
+           CP_LI("sweeps", s->sweeps),
+           CP_LI("sweep_customers", s->sweep_customers),
+           CP_LI("due_evaluations", s->due_evaluations),
+           CP_LI("due_stale", s->due_stale), CP_LI("exit_code", app->exit_code),
+           CP_LEND);
 }
 
 static void on_stats_timer(uv_timer_t *t)
@@ -1323,6 +1416,7 @@ static void close_all(cp_app_t *app)
     app->state = CP_APP_CLOSED;
     uv_close((uv_handle_t *)&app->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&app->sweep_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->stats_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->shutdown_timer, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
@@ -1572,6 +1666,12 @@ static void app_start(cp_app_t *app)
     app->retry_timer.data = app->shutdown_timer.data = app;
     app->tick_timer.data = app;
     uv_timer_start(&app->tick_timer, on_tick, 0, 1000);
+    uv_timer_init(app->loop, &app->sweep_timer);
+    app->sweep_timer.data = app;
+    if (app->cfg->due_sweep_ms > 0)
+        uv_timer_start(&app->sweep_timer, on_sweep_timer,
+                       (uint64_t)app->cfg->due_sweep_ms,
+                       (uint64_t)app->cfg->due_sweep_ms);
     uv_timer_init(app->loop, &app->stats_timer);
     app->stats_timer.data = app;
     if (app->cfg->stats_interval_ms > 0)

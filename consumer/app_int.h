@@ -65,6 +65,11 @@ typedef struct cp_cust_s {
     int *ep_parts;  /* arena: partitions (app->parts) of its last write */
     int n_ep_parts;
     int cleared; /* outbox clear acknowledged by Redis */
+    /* A sweep's customer (no messages): the orders partition (index into
+     * app->parts) whose due index shard it was found in, whose epoch
+     * fences its write; -1 for an event batch's customer. */
+    int sweep_part;
+    int reindexed; /* sweep: the reindex script answered */
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -84,6 +89,7 @@ typedef struct cp_rec_s {
 
 typedef enum {
     CP_BATCH_IDLE = 0,
+    CP_BATCH_SCAN,    /* sweep: due index ranges in flight */
     CP_BATCH_READ,    /* HGETALL round trip in flight */
     CP_BATCH_WRITE,   /* CAS round trip in flight */
     CP_BATCH_PRODUCE, /* waiting for delivery reports */
@@ -116,6 +122,14 @@ typedef struct cp_batch_s {
     int round_accepted; /* writes accepted this round */
     cp_pop_t pop;       /* live mode: population read this round */
     int64_t now_wall_ms;
+    /* A sweep batch (docs/churn.md "Time-driven evaluation"): no
+     * messages; customers from the due index, evaluated up to sweep_now. */
+    int sweep;
+    int64_t sweep_now;
+    int sweep_full;            /* a shard had more due than was taken */
+    struct cp_due_hit_s *hits; /* arena: index entries found */
+    int n_hits;
+    int cap_hits;
 } cp_batch_t;
 
 /* ---- partitions --------------------------------------------------------- */
@@ -158,6 +172,10 @@ typedef struct cp_stats_s {
     uint64_t attrs_dropped;
     uint64_t btyd_loads;
     uint64_t rfmq_snapshots;
+    uint64_t sweeps;          /* sweep batches with customers */
+    uint64_t sweep_customers; /* customers read by sweeps */
+    uint64_t due_evaluations; /* time-caused evaluations (sweep or event) */
+    uint64_t due_stale;       /* index entries found not due: re-indexed */
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -223,6 +241,14 @@ typedef struct cp_app_s {
 
     cp_batch_t batch;
     int64_t clock_max_ms; /* clock = event: greatest event time seen */
+    /* The due-time sweep: its timer, and whether a sweep batch is wanted
+     * next (set by the timer and by a full sweep; event and sweep batches
+     * alternate while both have work). final_sweep: --exit-at-end, every
+     * input at its end, sweeping up to the final clock before stopping. */
+    uv_timer_t sweep_timer;
+    int sweep_wanted;
+    int last_was_sweep;
+    int final_sweep;
 
     cp_part_t *parts;
     int n_parts;
@@ -259,9 +285,15 @@ void cp__batch_drop_partitions(cp_app_t *app,
                                const rd_kafka_topic_partition_list_t *list);
 /* Abandons the batch at a shutdown deadline: nothing is stored. */
 void cp__batch_abandon(cp_app_t *app);
+/* Starts a sweep batch (batch idle): the owned due index shards' entries
+ * due by `now`, oldest first, at most due.sweep_batch; calls
+ * cp__app_sweep_done when it ends. */
+void cp__batch_sweep(cp_app_t *app, int64_t now);
 
 /* app.c */
 void cp__app_batch_done(cp_app_t *app);
+/* A sweep batch ended; full: a shard had more due than it took. */
+void cp__app_sweep_done(cp_app_t *app, int full);
 void cp__app_schedule_retry(cp_app_t *app, uint64_t ms);
 /* Index of the assigned (topic, partition) in app->parts, or -1. */
 int cp__app_part_index(cp_app_t *app, const char *topic, int32_t partition);

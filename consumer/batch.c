@@ -26,6 +26,15 @@
 
 #define RETRY_MS 500
 #define CONFLICT_ROUNDS 5 /* immediate re-reads before backing off */
+/* Due evaluations of one customer in one sweep batch; one still behind
+ * stays due and goes on in the next. Before an event there is no such
+ * bound (the event must come after all of them: outputs must not depend
+ * on when sweeps ran), only a guard against a due time that fails to
+ * advance. */
+#define DUE_STEPS_MAX 256
+#define DUE_STEPS_GUARD (1 << 22)
+/* An unreadable customer found by a sweep is looked at again after this. */
+#define UNREADABLE_RETRY_MS ((int64_t)24 * 3600 * 1000)
 
 static void go_read(cp_app_t *app);
 static void go_produce(cp_app_t *app);
@@ -82,6 +91,7 @@ static int cust_find_or_add(cp_app_t *app, cp_batch_t *b, const char *id,
         if (slot == 0) {
             cp_cust_t *c = &b->custs[b->n_custs];
             memset(c, 0, offsetof(cp_cust_t, stored));
+            c->sweep_part = -1;
             c->id = id;
             c->id_len = len;
             if (cp_store_keys(app->cfg->redis_prefix, id, len, &b->arena,
@@ -175,9 +185,9 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
     }
 }
 
-void cp__batch_start(cp_app_t *app, int n)
+/* A new batch of n messages (0: a sweep). */
+static void batch_reset(cp_batch_t *b, int n, int sweep)
 {
-    cp_batch_t *b = &app->batch;
     b->n_msgs = n;
     b->n_custs = 0;
     b->n_recs = 0;
@@ -186,8 +196,17 @@ void cp__batch_start(cp_app_t *app, int n)
     b->wait_repl = 0;
     b->repl_needed = 0;
     b->produce_failures = 0;
+    b->redis_failed = 0;
+    b->retry_later = 0;
+    b->sweep = sweep;
     memset(b->table, 0, sizeof(*b->table) * (b->table_mask + 1));
     b->now_wall_ms = cp_time_wall_ms();
+}
+
+void cp__batch_start(cp_app_t *app, int n)
+{
+    cp_batch_t *b = &app->batch;
+    batch_reset(b, n, 0);
     decode_all(app, b);
     if (b->n_custs == 0)
         go_produce(app);
@@ -441,7 +460,31 @@ static void to_outbox(cp_app_t *app, cp_cust_t *c)
     to_outbox_code(app, c, CP_OUTBOX_SEGMENTS);
 }
 
-static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+/* What an evaluation is stamped with: an applied event, or the clock
+ * reaching the customer's due instant (docs/churn.md "Time-driven
+ * evaluation"), whose changes carry cause kind "time" and the due instant
+ * as their time, so their ids and content are the same in every run. */
+typedef struct cp_cause_s {
+    int64_t now_ms;       /* the evaluation's "now" */
+    int64_t time_ms;      /* the event's occurred_at, or the due instant */
+    const char *event_id; /* NULL: caused by time */
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} cp_cause_t;
+
+static cp_cause_t event_cause(const cp_bmsg_t *m)
+{
+    cp_cause_t k = {.now_ms = m->now_ms,
+                    .time_ms = m->in.ev.occurred_ms,
+                    .event_id = m->in.event_id,
+                    .topic = rd_kafka_topic_name(m->rkm->rkt),
+                    .partition = m->rkm->partition,
+                    .offset = m->rkm->offset};
+    return k;
+}
+
+static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
                         cp_rfm8_t to, int64_t today, const cp_rfm_ref_t *ref)
 {
     cp_state_t *st = &c->stored.st;
@@ -457,11 +500,11 @@ static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                           .monetary = st->monetary,
                           .ref_mode = app->cfg->rfm_reference,
                           .ref = *ref,
-                          .time_ms = m->in.ev.occurred_ms,
-                          .event_id = m->in.event_id,
-                          .topic = rd_kafka_topic_name(m->rkm->rkt),
-                          .partition = m->rkm->partition,
-                          .offset = m->rkm->offset};
+                          .time_ms = k->time_ms,
+                          .event_id = k->event_id,
+                          .topic = k->topic,
+                          .partition = k->partition,
+                          .offset = k->offset};
     cp_buf_reset(&b->json);
     cp_output_segment_change(&b->json, &ch, app->cfg);
     to_outbox(app, c);
@@ -482,7 +525,7 @@ static cp_rfm_ref_t reference(const cp_app_t *app, int64_t today)
 /* One change of another model than rfm8 into the outbox; rq (the
  * quantile RFM scores, with the snapshot they were taken against) only for
  * CP_MODEL_RFM. */
-static void emit_model_rq(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+static void emit_model_rq(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
                           cp_model_t kind, const char *name, const char *from,
                           const char *to, const cp_models_t *mo, int64_t today,
                           const cp_rfmq_score_t *rq, int64_t rq_snapshot)
@@ -500,11 +543,11 @@ static void emit_model_rq(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                             .st = st,
                             .mo = mo,
                             .today = today,
-                            .time_ms = m->in.ev.occurred_ms,
-                            .event_id = m->in.event_id,
-                            .topic = rd_kafka_topic_name(m->rkm->rkt),
-                            .partition = m->rkm->partition,
-                            .offset = m->rkm->offset};
+                            .time_ms = k->time_ms,
+                            .event_id = k->event_id,
+                            .topic = k->topic,
+                            .partition = k->partition,
+                            .offset = k->offset};
     if (rq) {
         ch.rq = *rq;
         ch.rq_snapshot = rq_snapshot;
@@ -514,11 +557,11 @@ static void emit_model_rq(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
     to_outbox(app, c);
 }
 
-static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+static void emit_model(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
                        cp_model_t kind, const char *name, const char *from,
                        const char *to, const cp_models_t *mo, int64_t today)
 {
-    emit_model_rq(app, c, m, kind, name, from, to, mo, today, NULL, 0);
+    emit_model_rq(app, c, k, kind, name, from, to, mo, today, NULL, 0);
 }
 
 /* The quantile RFM scores of st: against the snapshot held (live) or the
@@ -539,14 +582,14 @@ static cp_rfmq_score_t rfmq_score(const cp_app_t *app, const cp_state_t *st,
 /* The churn rules after the models (docs/churn.md "Consumer
  * integration"): one step of the warning state machine; a warning,
  * escalation or recovery goes into the outbox with the next seq. */
-static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
                            const cp_models_t *mo, int64_t today)
 {
     cp_state_t *st = &c->stored.st;
     cp_churn_state_t *cs = &c->stored.cs;
     const cp_eval_t *e = &app->eval;
     cp_churn_eval_t ev;
-    cp_churn_eval(st, cs, mo, m->now_ms, today, &e->p, &e->cp, &ev);
+    cp_churn_eval(st, cs, mo, k->now_ms, today, &e->p, &e->cp, &ev);
     const cp_churn_warn_t before = cs->warn;
     /* Read before the step: a recovery clears the episode. */
     int ordered = cp_churn_ordered_since(st, &cs->warn);
@@ -554,9 +597,8 @@ static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
      * clock = wall "now" is the batch's wall clock, and the stored start
      * (cw) and the warning's episode_started_at must be the same in every
      * run (re-deliveries, restarts). */
-    cp_churn_action_t act =
-        cp_churn_step(&cs->warn, ev.level, ordered, ev.signals_recovered,
-                      m->in.ev.occurred_ms, &e->cp);
+    cp_churn_action_t act = cp_churn_step(
+        &cs->warn, ev.level, ordered, ev.signals_recovered, k->time_ms, &e->cp);
     if (act == CP_CHURN_ACT_NONE)
         return;
     st->seq++;
@@ -575,11 +617,11 @@ static void evaluate_churn(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
                           .cp = &e->cp,
                           .st = st,
                           .mo = mo,
-                          .time_ms = m->in.ev.occurred_ms,
-                          .event_id = m->in.event_id,
-                          .topic = rd_kafka_topic_name(m->rkm->rkt),
-                          .partition = m->rkm->partition,
-                          .offset = m->rkm->offset};
+                          .time_ms = k->time_ms,
+                          .event_id = k->event_id,
+                          .topic = k->topic,
+                          .partition = k->partition,
+                          .offset = k->offset};
     cp_buf_reset(&app->batch.json);
     cp_output_churn(&app->batch.json, &out, app->cfg);
     to_outbox_code(app, c, CP_OUTBOX_CHURN);
@@ -601,7 +643,7 @@ static int64_t due_instant(const cp_app_t *app, const cp_stored_t *s,
 /* Evaluates every model after an applied event and emits each change, in
  * the order of cp_model_t (docs/contracts.md section 4), then the churn
  * rules, and computes the next due time. */
-static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
+static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
                      int64_t today)
 {
     cp_state_t *st = &c->stored.st;
@@ -609,37 +651,37 @@ static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
     cp_rfm_ref_t ref = reference(app, today);
     cp_rfm8_t seg = cp_rfm8_classify(st, today, &ref);
     if (seg != st->segment)
-        emit_change(app, c, m, seg, today, &ref);
+        emit_change(app, c, k, seg, today, &ref);
 
     cp_models_t mo;
-    cp_models_eval(st, m->now_ms, today, &e->p, &mo);
+    cp_models_eval(st, k->now_ms, today, &e->p, &mo);
     int64_t snap;
     cp_rfmq_score_t rq = rfmq_score(app, st, today, &snap);
     if (rq.seg != st->rfmq) {
-        emit_model_rq(app, c, m, CP_MODEL_RFM, NULL, cp_rfmseg_code(st->rfmq),
+        emit_model_rq(app, c, k, CP_MODEL_RFM, NULL, cp_rfmseg_code(st->rfmq),
                       cp_rfmseg_code(rq.seg), &mo, today, &rq, snap);
         st->rfmq = rq.seg;
     }
     if (mo.stage != st->stage) {
-        emit_model(app, c, m, CP_MODEL_LIFECYCLE, NULL,
+        emit_model(app, c, k, CP_MODEL_LIFECYCLE, NULL,
                    cp_lifecycle_code(st->stage), cp_lifecycle_code(mo.stage),
                    &mo, today);
         st->stage = mo.stage;
     }
     if (mo.eng != st->eng) {
-        emit_model(app, c, m, CP_MODEL_ENGAGEMENT, NULL,
+        emit_model(app, c, k, CP_MODEL_ENGAGEMENT, NULL,
                    cp_engagement_code(st->eng), cp_engagement_code(mo.eng), &mo,
                    today);
         st->eng = mo.eng;
     }
     if (mo.sat != st->sat) {
-        emit_model(app, c, m, CP_MODEL_SATISFACTION, NULL,
+        emit_model(app, c, k, CP_MODEL_SATISFACTION, NULL,
                    cp_satisfaction_code(st->sat), cp_satisfaction_code(mo.sat),
                    &mo, today);
         st->sat = mo.sat;
     }
     if (mo.value.tier != st->tier) {
-        emit_model(app, c, m, CP_MODEL_VALUE, NULL, cp_tier_code(st->tier),
+        emit_model(app, c, k, CP_MODEL_VALUE, NULL, cp_tier_code(st->tier),
                    cp_tier_code(mo.value.tier), &mo, today);
         st->tier = mo.value.tier;
     }
@@ -648,14 +690,29 @@ static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_bmsg_t *m,
         uint64_t bit = (uint64_t)1 << i;
         if ((in & bit) == (st->custom & bit))
             continue;
-        emit_model(app, c, m, CP_MODEL_CUSTOM, e->seg_names[i],
+        emit_model(app, c, k, CP_MODEL_CUSTOM, e->seg_names[i],
                    st->custom & bit ? "in" : "out", in & bit ? "in" : "out",
                    &mo, today);
         st->custom ^= bit;
     }
     if (e->churn_on)
-        evaluate_churn(app, c, m, &mo, today);
-    c->stored.due_ms = due_instant(app, &c->stored, m->now_ms, today);
+        evaluate_churn(app, c, k, &mo, today);
+    c->stored.due_ms = due_instant(app, &c->stored, k->now_ms, today);
+}
+
+/* Runs the customer's due evaluations up to `until` (inclusive), each at
+ * its due instant, oldest first, at most max; returns how many ran. */
+static int catch_up(cp_app_t *app, cp_cust_t *c, int64_t until, int max)
+{
+    int n = 0;
+    while (c->stored.due_ms <= until && n < max) {
+        cp_cause_t k = {.now_ms = c->stored.due_ms,
+                        .time_ms = c->stored.due_ms};
+        evaluate(app, c, &k, cp_tz_day(app->tz, k.now_ms));
+        n++;
+    }
+    app->stats.due_evaluations += (uint64_t)n;
+    return n;
 }
 
 /* The attributes of a profile.updated into the stored customer. */
@@ -699,6 +756,13 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             continue;
         }
         const cp_event_t *ev = &m->in.ev;
+        /* Time first: every evaluation due by the event's own time (and
+         * by "now") runs before it, whether or not a sweep got to it, so
+         * the outputs do not depend on when sweeps ran. */
+        if (app->cfg->due_sweep_ms > 0)
+            catch_up(app, c,
+                     ev->occurred_ms < m->now_ms ? ev->occurred_ms : m->now_ms,
+                     DUE_STEPS_GUARD);
         cp_pop_t before = cp_pop_delta(NULL, &s->st);
         /* Won back: an order placed while the customer was churned (the
          * stage on the order's own day, before the order). */
@@ -732,7 +796,8 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
         cp_pop_t after = cp_pop_delta(NULL, &s->st);
         pop_move(&b->pop, &before, &after);
         pop_move(delta, &before, &after);
-        evaluate(app, c, m, today);
+        cp_cause_t cause = event_cause(m);
+        evaluate(app, c, &cause, today);
     }
     return changed;
 }
@@ -767,6 +832,8 @@ static void write_reply_done(cp_app_t *app)
         go_repl(app);
         return;
     }
+    if (b->sweep)
+        cp_fp(CP_FP_SWEEP_AFTER_WRITE);
     cp_fp(CP_FP_AFTER_REDIS_WRITE);
     go_produce(app);
 }
@@ -856,6 +923,8 @@ static void after_repl(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
     if (!b->repl_needed) {
+        if (b->sweep)
+            cp_fp(CP_FP_SWEEP_AFTER_WRITE);
         cp_fp(CP_FP_AFTER_REDIS_WRITE);
         go_produce(app);
         return;
@@ -928,6 +997,23 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
 static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
 {
     cp_batch_t *b = &app->batch;
+    if (c->sweep_part >= 0) {
+        /* A sweep's write: fenced by its shard's orders partition, whose
+         * position it does not move. */
+        cp_epoch_ref_t *ep = cp_arena_alloc(&b->arena, sizeof(*ep));
+        c->ep_parts = cp_arena_alloc(&b->arena, sizeof(int));
+        if (!ep || !c->ep_parts)
+            oom();
+        const cp_part_t *part = &app->parts[c->sweep_part];
+        ep->key = part->epkey;
+        ep->epoch = part->epoch;
+        ep->pos = -1;
+        ep->fp = "";
+        c->ep_parts[0] = c->sweep_part;
+        c->n_ep_parts = 1;
+        *n = 1;
+        return ep;
+    }
     cp_epoch_ref_t *eps =
         cp_arena_alloc(&b->arena, sizeof(*eps) * (size_t)c->n_msgs);
     const rd_kafka_message_t **last =
@@ -996,6 +1082,7 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     cp_store_hist_t hist = {.key = app->rqkey, .n = 0};
     cp_stored_t *s = &c->stored;
     c->keys.dkey = due_key(app, c);
+    c->keys.dmark = c->sweep_part >= 0 ? app->batch.sweep_now : -1;
     s->h_track = app->cfg->rfmq_mode == 0;
     if (s->h_track) {
         s->h_new = cp_rfmq_pos(&s->st);
@@ -1017,6 +1104,109 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     }
 }
 
+/* ---- sweep customers ------------------------------------------------------
+ */
+
+static void on_ignored(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    (void)r;
+    (void)reply;
+    (void)pd;
+}
+
+/* <prefix>due:<shard>, in the arena. */
+static const char *shard_key(cp_app_t *app, int shard)
+{
+    size_t len = strlen(app->cfg->redis_prefix) + 16;
+    char *key = cp_arena_alloc(&app->batch.arena, len);
+    if (!key)
+        oom();
+    snprintf(key, len, "%sdue:%d", app->cfg->redis_prefix, shard);
+    return key;
+}
+
+static void clear_reply_done(cp_app_t *app);
+
+static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_cust_t *c = pd;
+    cp_app_t *app = cp_redis_opaque(r);
+    cp_batch_t *b = &app->batch;
+    if (b->phase != CP_BATCH_WRITE && b->phase != CP_BATCH_CLEAR)
+        return;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        c->reindexed = 1;
+    else if (reply && reply->type == REDIS_REPLY_ERROR &&
+             strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        cp_redis_reload_scripts(r);
+    /* Otherwise the entry stays as it is: the next sweep finds it again
+     * and puts it right then. */
+    if (b->phase == CP_BATCH_WRITE)
+        write_reply_done(app);
+    else
+        clear_reply_done(app);
+}
+
+/* A sweep found c in another shard than its own (the orders topic gained
+ * partitions): the entry there goes (its own shard gets one with the
+ * write or the reindex). */
+static void drop_moved(cp_app_t *app, cp_cust_t *c, const char *dkey)
+{
+    const char *found = shard_key(app, app->parts[c->sweep_part].partition);
+    if (!dkey || strcmp(dkey, found) == 0)
+        return;
+    const char *argv[] = {"ZREM", found, c->id};
+    size_t lens[] = {4, strlen(found), c->id_len};
+    cp_redis_cmd(app->redis, on_ignored, NULL, 3, argv, lens);
+}
+
+/* Puts c's index entry right from its hash (the reindex script: dd, or
+ * no entry without one). */
+static void reindex(cp_app_t *app, cp_cust_t *c)
+{
+    const char *dkey = due_key(app, c);
+    if (!dkey)
+        return;
+    const char *argv[] = {
+        "EVALSHA", cp_redis_script_sha(app->redis, CP_SCRIPT_REINDEX),
+        "2",       c->keys.key,
+        dkey,      c->id};
+    size_t lens[] = {7, 40, 1, c->keys.key_len, strlen(dkey), c->id_len};
+    send_or_fail(app, on_reindexed, c, 6, argv, lens);
+    drop_moved(app, c, dkey);
+}
+
+/* A sweep's customer: its evaluations due by the sweep's "now". Returns 1
+ * when it needs a write. Otherwise its index entry was stale (an event
+ * moved dd since, or a sweep's outbox mark) and is put right: now, or
+ * after the clear when an outbox is left to produce. */
+static int sweep_customer(cp_app_t *app, cp_cust_t *c)
+{
+    if (catch_up(app, c, app->batch.sweep_now, DUE_STEPS_MAX) > 0) {
+        drop_moved(app, c, due_key(app, c));
+        return 1;
+    }
+    c->phase = CP_CUST_DONE;
+    app->stats.due_stale++;
+    if (!c->stored.outbox_len)
+        reindex(app, c);
+    return 0;
+}
+
+/* A sweep found a customer whose state cannot be read (logged): it is
+ * looked at again a day later instead of at every sweep. */
+static void defer_unreadable(cp_app_t *app, cp_cust_t *c)
+{
+    const char *found = shard_key(app, app->parts[c->sweep_part].partition);
+    char score[24];
+    int n = snprintf(score, sizeof(score), "%" PRId64,
+                     app->batch.sweep_now + UNREADABLE_RETRY_MS);
+    const char *argv[] = {"ZADD", found, "XX", score, c->id};
+    size_t lens[] = {4, strlen(found), 2, (size_t)n, c->id_len};
+    cp_redis_cmd(app->redis, on_ignored, NULL, 5, argv, lens);
+    c->phase = CP_CUST_DONE;
+}
+
 /* Every live message's partition holds an epoch (its acquisition may have
  * failed with the connection, or been refused). */
 static int epochs_held(const cp_app_t *app)
@@ -1029,6 +1219,10 @@ static int epochs_held(const cp_app_t *app)
             app->parts[m->part].epoch == 0)
             return 0;
     }
+    for (int i = 0; i < b->n_custs; i++)
+        if (b->custs[i].sweep_part >= 0 && b->custs[i].phase == CP_CUST_READ &&
+            app->parts[b->custs[i].sweep_part].epoch == 0)
+            return 0;
     return 1;
 }
 
@@ -1049,11 +1243,21 @@ static void apply_and_write(cp_app_t *app)
         if (c->phase != CP_CUST_READ)
             continue;
         if (c->unreadable) {
-            reject_customer(app, c);
+            if (c->sweep_part >= 0)
+                defer_unreadable(app, c);
+            else
+                reject_customer(app, c);
+            continue;
+        }
+        if (c->sweep_part >= 0 && app->parts[c->sweep_part].fenced) {
+            c->phase = CP_CUST_DONE; /* the shard has a new owner */
             continue;
         }
         cp_pop_t delta = {0, 0, 0, 0};
-        if (!apply_customer(app, c, &delta)) {
+        if (c->sweep_part >= 0) {
+            if (!sweep_customer(app, c))
+                continue;
+        } else if (!apply_customer(app, c, &delta)) {
             c->phase = CP_CUST_DONE; /* nothing new; outbox may remain */
             continue;
         }
@@ -1110,10 +1314,13 @@ static void add_outbox_recs(cp_app_t *app, int ci)
 /* A customer's outbox is produced by this batch unless the customer is
  * unreadable or every message of it belongs to a fenced partition (the
  * new owner re-drives the outbox at its read). */
-static int owns_outbox(const cp_batch_t *b, const cp_cust_t *c)
+static int owns_outbox(const cp_app_t *app, const cp_cust_t *c)
 {
+    const cp_batch_t *b = &app->batch;
     if (c->unreadable)
         return 0;
+    if (c->sweep_part >= 0)
+        return !app->parts[c->sweep_part].fenced;
     for (int k = 0; k < c->n_msgs; k++)
         if (!b->msgs[c->msgs[k]].ignored)
             return 1;
@@ -1127,7 +1334,7 @@ static void build_records(cp_app_t *app)
     for (int i = 0; i < b->n_msgs; i++)
         n += b->msgs[i].reject != CP_REJECT_NONE;
     for (int i = 0; i < b->n_custs; i++)
-        if (owns_outbox(b, &b->custs[i]))
+        if (owns_outbox(app, &b->custs[i]))
             n += count_outbox_lines(&b->custs[i].stored);
     b->recs =
         n ? cp_arena_alloc(&b->arena, sizeof(cp_rec_t) * (size_t)n) : NULL;
@@ -1149,7 +1356,7 @@ static void build_records(cp_app_t *app)
         rec->cust = -1;
     }
     for (int i = 0; i < b->n_custs; i++)
-        if (owns_outbox(b, &b->custs[i]))
+        if (owns_outbox(app, &b->custs[i]))
             add_outbox_recs(app, i);
 }
 
@@ -1302,7 +1509,7 @@ static void clear_reply_done(cp_app_t *app)
         return;
     for (int i = 0; i < b->n_custs; i++) {
         const cp_cust_t *c = &b->custs[i];
-        if (c->stored.outbox_len && owns_outbox(b, c) && !c->cleared) {
+        if (c->stored.outbox_len && owns_outbox(app, c) && !c->cleared) {
             b->wait_clear = 1;
             next_round(app);
             return;
@@ -1339,7 +1546,7 @@ static void go_clear(cp_app_t *app)
     b->pending = 1; /* guard */
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
-        if (!c->stored.outbox_len || !owns_outbox(b, c) || c->cleared)
+        if (!c->stored.outbox_len || !owns_outbox(app, c) || c->cleared)
             continue;
         char seq[24];
         int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
@@ -1350,6 +1557,8 @@ static void go_clear(cp_app_t *app)
         size_t lens[] = {7,        40, 1, c->keys.key_len, c->keys.xkey_len,
                          (size_t)n};
         send_or_fail(app, on_cleared, c, 6, argv, lens);
+        if (c->sweep_part >= 0)
+            reindex(app, c); /* the outbox mark goes: dd again */
     }
     if (b->pending > 1)
         app->stats.redis_round_trips++;
@@ -1426,8 +1635,188 @@ static void finish(cp_app_t *app)
     b->recs = NULL;
     cp_arena_reset(&b->arena);
     b->phase = CP_BATCH_IDLE;
+    if (b->sweep) {
+        b->sweep = 0;
+        cp__app_sweep_done(app, b->sweep_full);
+        return;
+    }
     app->stats.batches++;
     cp__app_batch_done(app);
+}
+
+/* ---- SWEEP -----------------------------------------------------------------
+ *
+ * One ZRANGEBYSCORE per owned shard (the due index of each assigned
+ * orders partition, docs/churn.md "Time-driven evaluation"), all in one
+ * round trip; the entries due by the sweep's "now", oldest first, at most
+ * due.sweep_batch over all shards, then the batch path from READ on. */
+
+typedef struct cp_due_hit_s {
+    const char *id; /* arena */
+    size_t len;
+    double score;
+    int part; /* app->parts index of the shard's orders partition */
+} cp_due_hit_t;
+
+static int sweep_budget(const cp_app_t *app)
+{
+    int n = app->cfg->due_sweep_batch;
+    return n < app->cfg->batch_size ? n : app->cfg->batch_size;
+}
+
+static int hit_cmp(const void *x, const void *y)
+{
+    const cp_due_hit_t *a = x, *b = y;
+    if (a->score != b->score)
+        return a->score < b->score ? -1 : 1;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->id, b->id, n);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static void add_hit(cp_app_t *app, const char *id, size_t len, double score,
+                    int part)
+{
+    cp_batch_t *b = &app->batch;
+    if (b->n_hits == b->cap_hits) {
+        int cap = b->cap_hits ? b->cap_hits * 2 : 64;
+        cp_due_hit_t *n = cp_arena_alloc(&b->arena, sizeof(*n) * (size_t)cap);
+        if (!n)
+            oom();
+        if (b->n_hits)
+            memcpy(n, b->hits, sizeof(*n) * (size_t)b->n_hits);
+        b->hits = n;
+        b->cap_hits = cap;
+    }
+    char *copy = cp_arena_alloc(&b->arena, len + 1);
+    if (!copy)
+        oom();
+    memcpy(copy, id, len);
+    copy[len] = '\0';
+    b->hits[b->n_hits++] = (cp_due_hit_t){copy, len, score, part};
+}
+
+static void sweep_end(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    cp_arena_reset(&b->arena);
+    b->hits = NULL;
+    b->n_hits = b->cap_hits = 0;
+    b->sweep = 0;
+    b->phase = CP_BATCH_IDLE;
+    cp__app_sweep_done(app, b->sweep_full);
+}
+
+static void scan_reply_done(cp_app_t *app)
+{
+    cp_batch_t *b = &app->batch;
+    if (--b->pending > 0)
+        return;
+    if (b->redis_failed || b->retry_later) {
+        b->sweep_full = 0; /* the next tick tries again */
+        sweep_end(app);
+        return;
+    }
+    int budget = sweep_budget(app);
+    if (b->n_hits > budget)
+        b->sweep_full |= 1;
+    qsort(b->hits, (size_t)b->n_hits, sizeof(*b->hits), hit_cmp);
+    for (int i = 0; i < b->n_hits && b->n_custs < budget; i++) {
+        int ci = cust_find_or_add(app, b, b->hits[i].id, b->hits[i].len);
+        if (ci < 0)
+            oom();
+        if (b->custs[ci].sweep_part < 0)
+            b->custs[ci].sweep_part = b->hits[i].part;
+    }
+    if (b->n_custs == 0) {
+        sweep_end(app);
+        return;
+    }
+    app->stats.sweeps++;
+    app->stats.sweep_customers += (uint64_t)b->n_custs;
+    go_read(app);
+}
+
+static void on_scan(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    cp_batch_t *b = &app->batch;
+    int part = (int)(intptr_t)pd;
+    if (b->phase != CP_BATCH_SCAN)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        round_failed_reply(
+            app, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL,
+            "scan due index");
+        scan_reply_done(app);
+        return;
+    }
+    if ((int)(reply->elements / 2) >= sweep_budget(app))
+        b->sweep_full |= 1;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *m = reply->element[i], *sc = reply->element[i + 1];
+        char *end = NULL;
+        double score = sc->type == REDIS_REPLY_STRING && sc->str
+                           ? strtod(sc->str, &end)
+                           : 0;
+        if (m->type == REDIS_REPLY_STRING && m->len >= 1 &&
+            m->len <= CP_ID_MAX && !memchr(m->str, '\0', (size_t)m->len) &&
+            end && *end == '\0') {
+            add_hit(app, m->str, (size_t)m->len, score, part);
+            continue;
+        }
+        /* Not a customer id custpulse writes: it would come back at every
+         * sweep. */
+        cp_log(CP_LOG_WARN, "due index entry is not a customer id; removed",
+               CP_LI("shard", app->parts[part].partition), CP_LEND);
+        if (m->type == REDIS_REPLY_STRING) {
+            const char *key = shard_key(app, app->parts[part].partition);
+            const char *argv[] = {"ZREM", key, m->str};
+            size_t lens[] = {4, strlen(key), (size_t)m->len};
+            cp_redis_cmd(app->redis, on_ignored, NULL, 3, argv, lens);
+        }
+    }
+    scan_reply_done(app);
+}
+
+void cp__batch_sweep(cp_app_t *app, int64_t now)
+{
+    cp_batch_t *b = &app->batch;
+    batch_reset(b, 0, 1);
+    b->sweep_now = now;
+    b->sweep_full = 0;
+    b->hits = NULL;
+    b->n_hits = b->cap_hits = 0;
+    b->phase = CP_BATCH_SCAN;
+    b->pending = 1; /* guard */
+    char nowbuf[24], lim[16];
+    int nlen = snprintf(nowbuf, sizeof(nowbuf), "%" PRId64, now);
+    int llen = snprintf(lim, sizeof(lim), "%d", sweep_budget(app));
+    for (int i = 0; i < app->n_parts; i++) {
+        cp_part_t *part = &app->parts[i];
+        if (!part->active || part->fenced || part->alarmed ||
+            part->partition >= app->due_shards ||
+            strcmp(part->topic, app->cfg->topic_orders) != 0)
+            continue;
+        if (part->checking || part->epoch == 0) {
+            /* Not ready yet: this sweep goes on without the shard and
+             * another comes soon. */
+            if (!part->checking && !part->acquiring &&
+                cp__app_acquire_epoch(app, i) != 0)
+                b->redis_failed = 1;
+            b->sweep_full |= 2;
+            continue;
+        }
+        const char *key = shard_key(app, part->partition);
+        const char *argv[] = {"ZRANGEBYSCORE", key,     "-inf", nowbuf,
+                              "WITHSCORES",    "LIMIT", "0",    lim};
+        size_t lens[] = {13, strlen(key), 4, (size_t)nlen,
+                         10, 5,           1, (size_t)llen};
+        send_or_fail(app, on_scan, (void *)(intptr_t)i, 8, argv, lens);
+    }
+    if (b->pending > 1)
+        app->stats.redis_round_trips++;
+    scan_reply_done(app);
 }
 
 /* ---- external events ------------------------------------------------------

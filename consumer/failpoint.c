@@ -28,6 +28,7 @@ static fp_entry_t fps[CP_FP__COUNT] = {
     [CP_FP_BEFORE_OUTBOX_CLEAR] = {"before_outbox_clear", 0, 0, FP_NONE, 0},
     [CP_FP_BEFORE_COMMIT] = {"before_commit", 0, 0, FP_NONE, 0},
     [CP_FP_PRODUCER_FATAL] = {"producer_fatal", 0, 0, FP_NONE, 0},
+    [CP_FP_SWEEP_AFTER_WRITE] = {"sweep_after_write", 0, 0, FP_NONE, 0},
 };
 
 int cp__fp_armed;

@@ -17,6 +17,7 @@ typedef enum {
     CP_FP_BEFORE_OUTBOX_CLEAR,
     CP_FP_BEFORE_COMMIT,
     CP_FP_PRODUCER_FATAL,
+    CP_FP_SWEEP_AFTER_WRITE,
     CP_FP__COUNT
 } cp_fp_t;
 

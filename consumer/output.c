@@ -123,10 +123,19 @@ static void put_envelope(cp_buf_t *b, const char *customer_id, size_t id_len,
     cp_buf_json_str(b, model, strlen(model));
 }
 
-/* `,"cause":{...}}}`: the causing event, closing data and the event. */
+/* `,"cause":{...}}}`: the causing event, closing data and the event; a
+ * time-caused change (event_id NULL) names the due instant it was
+ * evaluated at. */
 static void put_cause(cp_buf_t *b, const char *event_id, const char *topic,
-                      int32_t partition, int64_t offset)
+                      int32_t partition, int64_t offset, int64_t time_ms)
 {
+    if (!event_id) {
+        char ts[32];
+        cp_time_format_utc(time_ms, ts, sizeof(ts));
+        cp_buf_printf(
+            b, ",\"cause\":{\"kind\":\"time\",\"evaluated_at\":\"%s\"}}}", ts);
+        return;
+    }
     cp_buf_puts(b, ",\"cause\":{\"event_id\":");
     cp_buf_json_str(b, event_id, strlen(event_id));
     cp_buf_puts(b, ",\"topic\":");
@@ -153,7 +162,7 @@ void cp_output_segment_change(cp_buf_t *b, const cp_seg_change_t *c,
     cp_buf_json_str(b, cfg->currency, strlen(cfg->currency));
     cp_buf_puts(b, ",\"reference\":");
     put_reference(b, c, cfg);
-    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset, c->time_ms);
 }
 
 static const char *model_name(cp_model_t k)
@@ -282,7 +291,7 @@ void cp_output_model_change(cp_buf_t *b, const cp_model_change_t *c,
     put_code(b, c->to);
     cp_buf_printf(b, ",\"seq\":%" PRId64 ",\"scores\":", c->seq);
     put_scores(b, c, cfg);
-    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset, c->time_ms);
 }
 
 /* ---- churn warnings -------------------------------------------------------
@@ -443,5 +452,5 @@ void cp_output_churn(cp_buf_t *b, const cp_churn_out_t *c,
         put_reasons(b, c, cfg->currency_digits);
         put_warning_context(b, c, cfg);
     }
-    put_cause(b, c->event_id, c->topic, c->partition, c->offset);
+    put_cause(b, c->event_id, c->topic, c->partition, c->offset, c->time_ms);
 }

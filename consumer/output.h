@@ -25,8 +25,9 @@ typedef struct cp_seg_change_s {
     int64_t monetary; /* minor units */
     cp_ref_mode_t ref_mode;
     cp_rfm_ref_t ref;
-    int64_t time_ms; /* the causing event's occurred_at */
-    const char *event_id;
+    int64_t time_ms;      /* the causing event's occurred_at, or the due
+                             instant of a time-caused change */
+    const char *event_id; /* NULL: caused by time (cause.kind "time") */
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -57,8 +58,9 @@ typedef struct cp_model_change_s {
     const cp_state_t *st;  /* the state after the event */
     const cp_models_t *mo; /* the models at the event's "now" */
     int64_t today;
-    int64_t time_ms; /* the causing event's occurred_at */
-    const char *event_id;
+    int64_t time_ms;      /* the causing event's occurred_at, or the due
+                             instant of a time-caused change */
+    const char *event_id; /* NULL: caused by time (cause.kind "time") */
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -85,8 +87,9 @@ typedef struct cp_churn_out_s {
     const cp_churn_params_t *cp;
     const cp_state_t *st;  /* the state after the event, levels updated */
     const cp_models_t *mo; /* the models at the event's "now" */
-    int64_t time_ms;       /* the causing event's occurred_at */
-    const char *event_id;
+    int64_t time_ms;       /* the causing event's occurred_at, or the due
+                              instant of a time-caused change */
+    const char *event_id;  /* NULL: caused by time (cause.kind "time") */
     const char *topic;
     int32_t partition;
     int64_t offset;

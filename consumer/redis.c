@@ -59,7 +59,7 @@ struct cp_redis_s {
 
 static const char *script_src[CP_SCRIPT__COUNT] = {
     cp_store_write_lua, cp_store_clear_lua, cp_store_epoch_lua,
-    cp_rfmq_snapshot_lua};
+    cp_rfmq_snapshot_lua, cp_store_reindex_lua};
 
 static void connect_now(cp_redis_t *r);
 static void conn_lost(cp_redis_t *r, const char *why);

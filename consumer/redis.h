@@ -44,6 +44,7 @@ typedef enum {
     CP_SCRIPT_CLEAR = 1,
     CP_SCRIPT_EPOCH = 2,
     CP_SCRIPT_RFMQ_SNAPSHOT = 3,
+    CP_SCRIPT_REINDEX = 4,
     CP_SCRIPT__COUNT
 } cp_script_t;
 

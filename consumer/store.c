@@ -163,6 +163,15 @@ const char cp_store_clear_lua[] =
     "if legacy then redis.call('HDEL', KEYS[1], 'x', 'xq') end\n"
     "return 1\n";
 
+const char cp_store_reindex_lua[] =
+    "local dd = redis.call('HGET', KEYS[1], 'dd')\n"
+    "if dd and string.match(dd, '^%d+$') then\n"
+    "  redis.call('ZADD', KEYS[2], dd, ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "return 0\n";
+
 void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
                           char out[CP_FP_SIZE])
 {
@@ -199,6 +208,7 @@ cp_err_t cp_store_keys(const char *prefix, const char *id, size_t id_len,
     keys->key = key_of(prefix, 'c', id, id_len, a, &keys->key_len);
     keys->xkey = key_of(prefix, 'x', id, id_len, a, &keys->xkey_len);
     keys->dkey = NULL;
+    keys->dmark = -1;
     keys->id = id;
     keys->id_len = id_len;
     return keys->key && keys->xkey ? CP_OK : CP_ENOMEM;
@@ -1449,10 +1459,13 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
     err = err ? err : add_str(av, a, "EVALSHA");
     err = err ? err : add_str(av, a, sha);
     /* The due index: 2 = ZADD dd id, 1 = ZREM id, 0 = not touched. */
-    const int nz = !keys->dkey                       ? 0
-                   : s->due_ms != CP_STORE_DUE_NEVER ? 2
-                   : (s->had & CP_F_DD)              ? 1
-                                                     : 0;
+    const int mark = keys->dmark >= 0 && s->outbox_len > 0;
+    const int64_t score =
+        mark && keys->dmark < s->due_ms ? keys->dmark : s->due_ms;
+    const int nz = !keys->dkey                               ? 0
+                   : s->due_ms != CP_STORE_DUE_NEVER || mark ? 2
+                   : (s->had & CP_F_DD)                      ? 1
+                                                             : 0;
     err = err ? err
               : add_i64(av, a,
                         2 + n_eps + (pop_delta ? 1 : 0) + (nh ? 1 : 0) +
@@ -1490,7 +1503,7 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
     }
     err = err ? err : add_i64(av, a, nz);
     if (nz == 2)
-        err = err ? err : add_i64(av, a, s->due_ms);
+        err = err ? err : add_i64(av, a, score);
     if (nz)
         err = err ? err : cp_argv_add(av, a, keys->id, keys->id_len);
     /* The state's fields go to a second vector first: the deletions

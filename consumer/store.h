@@ -149,6 +149,12 @@ typedef struct cp_store_keys_s {
      * the hash, like <prefix>pop). NULL: not kept (cp_store_keys leaves it
      * NULL; the caller sets it). */
     const char *dkey;
+    /* >= 0: while the write leaves an outbox, index the customer at
+     * min(this, dd) instead of dd (a sweep write: its records have no
+     * input offset to come back with, so an outbox left by a crash must
+     * make the customer due at once; the reindex script puts dd back
+     * after the clear). -1 (cp_store_keys): dd. */
+    int64_t dmark;
     const char *id;
     size_t id_len;
 } cp_store_keys_t;
@@ -279,5 +285,10 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
 extern const char cp_store_write_lua[];
 extern const char cp_store_clear_lua[];
 extern const char cp_store_epoch_lua[];
+/* Re-indexes a customer from its hash: KEYS customer hash, due index;
+ * ARGV id. ZADD at the hash's dd, or ZREM without one; returns 1 (added)
+ * or 0 (removed). Atomic with the hash, so a stale index entry can only
+ * be replaced by the truth. */
+extern const char cp_store_reindex_lua[];
 
 #endif

@@ -43,8 +43,13 @@ static void fuzz_field(const char *f, size_t flen, const char *v, size_t vlen,
                        int layout3, cp_arena_t *a)
 {
     static cp_stored_t s;
-    static const cp_store_keys_t keys = {"cp:c:{f}", 8,   "cp:x:{f}", 8,
-                                         NULL,       "f", 1};
+    static const cp_store_keys_t keys = {.key = "cp:c:{f}",
+                                         .key_len = 8,
+                                         .xkey = "cp:x:{f}",
+                                         .xkey_len = 8,
+                                         .dmark = -1,
+                                         .id = "f",
+                                         .id_len = 1};
     char err[128];
     cp_store_ctx_t ctx = {tz, segments, 3};
     cp_stored_init(&s);

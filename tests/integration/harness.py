@@ -1015,7 +1015,9 @@ def config(stack, **overrides):
     are taken, which would make exact CloudEvent comparisons (and clean
     vs. crashed runs) depend on timing; a test of live mode overrides it.
     Churn warnings are off (topic.churn = ""): a test of them sets the
-    topic (cpmodel.replay(churn=True) mirrors them)."""
+    topic (cpmodel.replay(churn=True) mirrors them). Time-driven
+    evaluation is off (due.sweep_ms = 0: results change only with events,
+    as cpmodel.replay mirrors them); test_time_driven turns it on."""
     cfg = {
         "kafka.bootstrap.servers": stack.bootstrap,
         "redis.host": "127.0.0.1",
@@ -1030,6 +1032,7 @@ def config(stack, **overrides):
     # Churn warnings off unless a test turns them on (test_churn_events):
     # the exact-output tests mirror segment changes, not warnings.
     cfg["topic.churn"] = ""
+    cfg["due.sweep_ms"] = "0"
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)

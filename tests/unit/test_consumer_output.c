@@ -94,6 +94,34 @@ static void test_live_change_to_none(void **state)
     cp_config_free(cfg);
 }
 
+/* A time-caused change (no event): cause kind "time" with the due
+ * instant, which is also the CloudEvent's time. */
+static void test_time_cause(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    char err[128];
+    assert_int_equal(cp_config_finalize(cfg, err, sizeof(err)), CP_OK);
+    cp_seg_change_t c = {.customer_id = "c9",
+                         .customer_id_len = 2,
+                         .from = CP_RFM8_IMPORTANT_DEVELOP,
+                         .to = CP_RFM8_IMPORTANT_RETAIN,
+                         .seq = 4,
+                         .ref_mode = CP_REF_FIXED,
+                         .time_ms = 1712361600000, /* 2024-04-06 */
+                         .event_id = NULL};
+    cp_buf_t b;
+    cp_buf_init(&b);
+    cp_output_segment_change(&b, &c, cfg);
+    const char *tail = "\"cause\":{\"kind\":\"time\",\"evaluated_at\":"
+                       "\"2024-04-06T00:00:00.000Z\"}}}";
+    assert_true(b.len > strlen(tail));
+    assert_string_equal(b.data + b.len - strlen(tail), tail);
+    assert_non_null(strstr(b.data, "\"time\":\"2024-04-06T00:00:00.000Z\""));
+    cp_buf_free(&b);
+    cp_config_free(cfg);
+}
+
 /* Churn CloudEvents: a recovery and an escalation with two reasons (the
  * figures of docs/churn.md's overdue and service_risk rules), exact text;
  * the id is (customer, "churn", seq)'s. */
@@ -187,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_fixed_change),
         cmocka_unit_test(test_live_change_to_none),
+        cmocka_unit_test(test_time_cause),
         cmocka_unit_test(test_churn_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,10 +38,20 @@ static cp_err_t end(cp_stored_t *s)
     return cp_store_parse_end(s, err, sizeof(err));
 }
 
-static const cp_store_keys_t keys_k = {"cp:c:{k}", 8,   "cp:x:{k}", 8,
-                                       NULL,       "k", 1};
-static const cp_store_keys_t keys_z = {"cp:c:{z}", 8,   "cp:x:{z}", 8,
-                                       NULL,       "z", 1};
+static const cp_store_keys_t keys_k = {.key = "cp:c:{k}",
+                                       .key_len = 8,
+                                       .xkey = "cp:x:{k}",
+                                       .xkey_len = 8,
+                                       .dmark = -1,
+                                       .id = "k",
+                                       .id_len = 1};
+static const cp_store_keys_t keys_z = {.key = "cp:c:{z}",
+                                       .key_len = 8,
+                                       .xkey = "cp:x:{z}",
+                                       .xkey_len = 8,
+                                       .dmark = -1,
+                                       .id = "z",
+                                       .id_len = 1};
 
 /* Index of the argument equal to s, or -1. */
 static int find_arg(const cp_argv_t *av, const char *s)
