@@ -722,6 +722,7 @@ class Customer:
         self.spend_l = Decay()       # sp: long sum
         self.spend_orders = 0        # sp: orders in the sums (<= 2)
         self.cw = None               # cw: (level, since ms) of an episode
+        self.eval_now = None         # "now" of the last evaluation
 
     # -- derived --------------------------------------------------------------
     @property
@@ -1250,14 +1251,21 @@ class _Fields(dict):
         raise KeyError(key)
 
 
+def _cause(t, ev, rec):
+    """data.cause: the event, or (ev None) the clock at the due instant t."""
+    if ev is None:
+        return {"kind": "time", "evaluated_at": format_time_ms(t)}
+    return {"event_id": ev["event_id"], "topic": rec["topic"],
+            "partition": rec["partition"], "offset": rec["offset"]}
+
+
 def _cloudevent(c, model, frm, to, scores, data_extra, t, ev, rec, source):
     data = {"model": model, "from": frm, "to": to, "seq": c.seq}
     if model == "rfm8":
         data.update(data_extra)
     else:
         data["scores"] = scores
-    data["cause"] = {"event_id": ev["event_id"], "topic": rec["topic"],
-                     "partition": rec["partition"], "offset": rec["offset"]}
+    data["cause"] = _cause(t, ev, rec)
     return {
         "specversion": "1.0",
         "id": event_id(c.cid, model, c.seq),
@@ -1272,8 +1280,7 @@ def _cloudevent(c, model, frm, to, scores, data_extra, t, ev, rec, source):
 
 def _churn_cloudevent(c, data, t, ev, rec, source):
     data = dict(data, seq=c.seq)
-    data["cause"] = {"event_id": ev["event_id"], "topic": rec["topic"],
-                     "partition": rec["partition"], "offset": rec["offset"]}
+    data["cause"] = _cause(t, ev, rec)
     rec_type = data["action"] == "recovered"
     return {
         "specversion": "1.0", "id": event_id(c.cid, "churn", c.seq),
@@ -1285,9 +1292,155 @@ def _churn_cloudevent(c, data, t, ev, rec, source):
     }
 
 
+def _evaluate_out(c, now, today, t, ev, rec, ref, rfmq, churn, source):
+    """One evaluation at `now` (consumer/batch.c evaluate) caused by the
+    event ev (rec its record) or, ev None, by time at its due instant t =
+    now: the outputs in emission order."""
+    outputs = []
+    for model, frm, to, scores in c.evaluate(now, ref, rfmq):
+        c.seq += 1
+        extra = None
+        if model == "rfm8":
+            extra = {"recency_days": c.recency_days(now),
+                     "frequency": c.orders,
+                     "monetary": money_str(c.monetary), "currency": "USD",
+                     "reference": ref.json()}
+        outputs.append(_cloudevent(c, model, frm, to, scores, extra, t,
+                                   ev, rec, source))
+    step = c.churn_step(now, today, t) if churn else None
+    if step:
+        c.seq += 1
+        outputs.append(_churn_cloudevent(c, c.churn_data(*step), t, ev,
+                                         rec, source))
+    c.eval_now = now
+    return outputs
+
+
+def _value_drop_at(c, after):
+    """The first instant (ms) > after at which value_drop becomes true for
+    a silent customer, or None: the closed form of the ratio's fall,
+    then the exact float test of churn_eval, millisecond by millisecond
+    around it (independent of scoring/due.c's galloping search)."""
+    p = c.params
+    if c.spend_orders < 2:
+        return None
+    hs, hl = p.ch_short_hl, p.ch_long_hl
+
+    def low(t):
+        vr = Customer._ratio(c.spend_s, hs, c.spend_l, hl, t) * (hl / hs)
+        return vr < p.ch_value_frac
+
+    if low(after + 1):
+        return after + 1 if not low(after) else None
+    ref = max(c.spend_s.ref, after)
+    vr0 = Customer._ratio(c.spend_s, hs, c.spend_l, hl, ref) * (hl / hs)
+    rate = 1.0 / hs - 1.0 / hl
+    guess = ref + int(math.log2(vr0 / p.ch_value_frac) / rate)
+    t = max(after + 1, guess - 3)
+    while low(t) and t > after + 1:
+        t -= 1
+    while not low(t):
+        t += 1
+    return t
+
+
+def emits_at(c, t, ref, rfmq, churn):
+    """Would evaluating c at t (a time-caused evaluation) emit something?
+    The same decisions as _evaluate_out, without changing c."""
+    today = utc_day(t)
+    if c.classify(t, ref) != c.segment:
+        return True
+    mo = c.models(t, today)
+    r, f, _ = rfmq.scores(c, today)
+    if rfmq_segment(r, f) != c.sq:
+        return True
+    if (mo["stage"] != c.stage or mo["eng"] != c.eng or mo["sat"] != c.sat
+            or mo["value"]["tier"] != c.tier):
+        return True
+    if c.params.segments and c.custom_at(mo, today) != c.custom:
+        return True
+    if not churn:
+        return False
+    ev = c.churn_eval(t, today)
+    level = ev["level"]
+    warns = level >= c.params.ch_min_level and level > 0
+    if c.cw is None:
+        return warns
+    was, since = c.cw
+    ordered = c.orders >= 1 and c.last is not None and c.last > since
+    return (not warns and (ordered or ev["recovered"])) or level > was
+
+
+def next_change(c, after, until, ref, rfmq, churn, exhaustive=False):
+    """The first instant in (after, until] at which evaluating the silent
+    customer emits something, or None: a UTC midnight, or the value_drop
+    instant. Independent of scoring/due.c: every midnight tried in turn
+    (exhaustive), or, for an orders-only customer whose results only move
+    one way while it is silent (recency and the lifecycle advance, churn
+    reasons are only added), the first midnight found by bisection over
+    "emits at that midnight", which is then monotone. Orders-only
+    customers (browsing and support decay by the millisecond: not
+    covered)."""
+    if any(c.browse) or c.support.events:
+        raise ValueError("next_change: orders-only customers")
+    rfmq = rfmq or DEFAULT_RFMQ
+    vd = _value_drop_at(c, after) if churn else None
+    if vd is not None and (vd > until or not emits_at(c, vd, ref, rfmq,
+                                                       churn)):
+        vd = None
+    lo, hi = utc_day(after) + 1, utc_day(until)
+    if vd is not None:
+        hi = min(hi, utc_day(vd))  # a midnight before vd, or vd
+    first = None
+    if exhaustive:
+        for d in range(lo, hi + 1):
+            if emits_at(c, d * 86400000, ref, rfmq, churn):
+                first = d
+                break
+    elif lo <= hi and emits_at(c, hi * 86400000, ref, rfmq, churn):
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if emits_at(c, mid * 86400000, ref, rfmq, churn):
+                hi = mid
+            else:
+                lo = mid + 1
+        first = lo
+    if first is not None and (vd is None or first * 86400000 <= vd):
+        return first * 86400000
+    return vd
+
+
+def catch_up(c, until, ref, rfmq, churn, source="custpulse",
+             exhaustive=False):
+    """Time-caused evaluations of c up to `until` (inclusive), each at its
+    instant (consumer/batch.c catch_up, as far as outputs go): the
+    outputs."""
+    outputs = []
+    while True:
+        t = next_change(c, c.eval_now, until, ref, rfmq, churn, exhaustive)
+        if t is None:
+            return outputs
+        outputs += _evaluate_out(c, t, utc_day(t), t, None, None, ref,
+                                 rfmq, churn, source)
+
+
+def sweep(customers, until, ref, rfmq=None, churn=False,
+          source="custpulse", exhaustive=False):
+    """The due-time sweep up to `until` over every customer (the final
+    sweep of --exit-at-end): the outputs, customers in id order."""
+    rfmq = rfmq or DEFAULT_RFMQ
+    out = []
+    for cid in sorted(customers):
+        if customers[cid].eval_now is not None:
+            out += catch_up(customers[cid], until, ref, rfmq, churn, source,
+                            exhaustive)
+    return out
+
+
 def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
            dedup_event_ids=16, dedup_orders=32, params=None, now_ms=None,
-           customers=None, clock=0, rfmq=None, churn=False):
+           customers=None, clock=0, rfmq=None, churn=False, timed=False,
+           exhaustive=False):
     """Runs valid events through the model in the given order. records:
     dicts with 'value' (the event dict, any family), 'topic', 'partition',
     'offset'. "Now" is clock = event (the running maximum of event times,
@@ -1301,7 +1454,10 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
     these records in emission order as parsed CloudEvent dicts).
     churn: topic.churn is set (harness.config() sets it empty): churn
     warnings and recoveries are among the outputs (their type tells them
-    apart) and cw is kept."""
+    apart) and cw is kept. timed: due.sweep_ms > 0 (harness.config() sets
+    0): before each event, the customer's time-caused evaluations due by
+    min(event time, now) run first (catch_up; orders-only customers;
+    exhaustive: every midnight tried, see next_change)."""
     rfmq = rfmq or DEFAULT_RFMQ
     customers = {} if customers is None else customers
     outputs = []
@@ -1316,26 +1472,16 @@ def replay(records, ref: Fixed, source="custpulse", segments_topic=None,
                 ev["customer_id"], dedup_event_ids, dedup_orders, params)
         key = (rec["topic"], rec["partition"])
         c.watermarks[key] = max(c.watermarks.get(key, -1), rec["offset"])
+        if timed and c.eval_now is not None:
+            outputs += catch_up(c, min(t, now), ref, rfmq, churn, source,
+                                exhaustive)
         applied = c.apply(ev)
         if rfmq.mode == "live":
             c.hpos = c.rfmq_pos()
         if not applied:
             continue
-        for model, frm, to, scores in c.evaluate(now, ref, rfmq):
-            c.seq += 1
-            extra = None
-            if model == "rfm8":
-                extra = {"recency_days": c.recency_days(now),
-                         "frequency": c.orders,
-                         "monetary": money_str(c.monetary), "currency": "USD",
-                         "reference": ref.json()}
-            outputs.append(_cloudevent(c, model, frm, to, scores, extra, t,
-                                       ev, rec, source))
-        step = c.churn_step(now, utc_day(now), t) if churn else None
-        if step:
-            c.seq += 1
-            outputs.append(_churn_cloudevent(c, c.churn_data(*step), t, ev,
-                                             rec, source))
+        outputs += _evaluate_out(c, now, utc_day(now), t, ev, rec, ref, rfmq,
+                                 churn, source)
     return customers, outputs
 
 
