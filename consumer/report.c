@@ -189,7 +189,7 @@ static int cohort_needed(const report_t *rep, int64_t d)
 }
 
 /* Reads md:<d> of every listed day and mc:<d> of the cohorts needed, in
- * one pipeline. A cohort counts when its hash has a field. */
+ * one pipeline. A cohort counts when its hash has a readable field. */
 static int read_hashes(report_t *rep)
 {
     char *key = rep->key;
