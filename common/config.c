@@ -119,6 +119,10 @@ static const centry_t config_table[] = {
           NULL,
           "Output topic of churn warnings and recoveries (docs/churn.md); "
           "empty = churn warnings off."),
+    E_STR("topic.metrics", topic_metrics, "customer.metrics", CF_EMPTY_OK,
+          NULL,
+          "Output topic of the daily population metrics (docs/metrics.md); "
+          "empty = metrics off."),
     E_STR("topic.dlq", topic_dlq, "custpulse.dlq", 0, NULL,
           "Dead-letter topic for invalid input messages."),
     E_INT("topic.partitions", topic_partitions, "3", 1, 10000, 0,

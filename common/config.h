@@ -66,6 +66,7 @@ typedef struct cp_config_s {
     char *topic_profile;  /* "": not consumed */
     char *topic_segments;
     char *topic_churn;
+    char *topic_metrics; /* "": population metrics off */
     char *topic_dlq;
     int topic_partitions;  /* for output/DLQ topics created at start-up */
     int topic_replication; /* -1: broker default */

@@ -27,6 +27,18 @@ cp_err_t cp_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
  * Instants before 1970 are floored ("-1" is 1969-12-31T23:59:59.999Z). */
 size_t cp_time_format_utc(int64_t ms, char *buf, size_t size);
 
+/* Parses the calendar date "YYYY-MM-DD" (exactly len = 10 bytes, month and
+ * day checked, leap years included) into its day number, days since
+ * 1970-01-01 (a local day number, as cp_tz_day gives, when the date is a
+ * local one). Returns CP_OK, CP_EPARSE (syntax, an impossible date) or
+ * CP_ERANGE (before 1970-01-01). *day_out is written only on CP_OK. */
+cp_err_t cp_time_parse_date(const char *s, size_t len, int64_t *day_out);
+
+/* Writes day number `day` as "YYYY-MM-DD" (10 chars + NUL); returns 10, or
+ * 0 when size < 11 or the date is outside years 0000..9999 (nothing
+ * written). */
+size_t cp_time_format_date(int64_t day, char *buf, size_t size);
+
 /* Wall clock, epoch ms (CLOCK_REALTIME). Not for use in scoring/. */
 int64_t cp_time_wall_ms(void);
 /* Monotonic clock in ms, for deadlines. */

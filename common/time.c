@@ -213,6 +213,34 @@ size_t cp_time_format_utc(int64_t ms, char *buf, size_t size)
     return 24;
 }
 
+cp_err_t cp_time_parse_date(const char *s, size_t len, int64_t *day_out)
+{
+    rfc3339_t t;
+
+    if (len != 10 || parse_date(s, &t) != 0)
+        return CP_EPARSE;
+    int64_t day = days_from_civil(t.year, t.mon, t.day);
+    if (day < 0)
+        return CP_ERANGE;
+    *day_out = day;
+    return CP_OK;
+}
+
+size_t cp_time_format_date(int64_t day, char *buf, size_t size)
+{
+    /* 0000-01-01 and 9999-12-31; the bounds also keep civil_from_days
+     * clear of overflow. */
+    static const int64_t min_day = -719528, max_day = 2932896;
+    int64_t y;
+    int m, d;
+
+    if (size < 11 || day < min_day || day > max_day)
+        return 0;
+    civil_from_days(day, &y, &m, &d);
+    snprintf(buf, size, "%04d-%02d-%02d", (int)y, m, d);
+    return 10;
+}
+
 /* ---------------------------------------------------------------- clocks */
 
 static int64_t clock_ms(clockid_t id)

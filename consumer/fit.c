@@ -27,7 +27,6 @@
 #include "hash.h"
 #include "log.h"
 
-#define DAY_MS INT64_C(86400000)
 #define MAX_MS INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
 #define MIN_REPEAT 10                   /* customers with x > 0 a fit needs */
 #define PROGRESS_MS 1000                /* Redis progress log interval */
@@ -49,30 +48,17 @@ static const struct {
 /* ---- dates --------------------------------------------------------------- */
 
 /* Days since 1970-01-01 of the calendar date "YYYY-MM-DD" or "YYYYMMDD"
- * (exactly len bytes), or -1 if it is not a valid date in 1970..9999.
- * cp_time's RFC 3339 parser does the range checks (month, day, leap). */
+ * (exactly len bytes), or -1 if it is not a valid date in 1970..9999. */
 static int64_t date_day(const char *s, size_t len)
 {
-    char ts[32];
-    if (len == 8 && strspn(s, "0123456789") >= 8)
-        snprintf(ts, sizeof(ts), "%.4s-%.2s-%.2sT00:00:00Z", s, s + 4, s + 6);
-    else if (len == 10 && s[4] == '-' && s[7] == '-')
-        snprintf(ts, sizeof(ts), "%.10sT00:00:00Z", s);
-    else
-        return -1;
-    int64_t ms;
-    if (cp_time_parse_rfc3339(ts, strlen(ts), &ms) != CP_OK)
-        return -1;
-    return ms / DAY_MS;
-}
-
-/* "YYYY-MM-DD" of a day number into out (11 bytes). */
-static void day_format(int64_t day, char out[11])
-{
-    char ts[32] = "?";
-    cp_time_format_utc(day * DAY_MS, ts, sizeof(ts)); /* days are in range */
-    memcpy(out, ts, 10);
-    out[10] = '\0';
+    char ymd[11];
+    if (len == 8 && strspn(s, "0123456789") >= 8) {
+        snprintf(ymd, sizeof(ymd), "%.4s-%.2s-%.2s", s, s + 4, s + 6);
+        s = ymd;
+        len = 10;
+    }
+    int64_t day;
+    return cp_time_parse_date(s, len, &day) == CP_OK ? day : -1;
 }
 
 int cp_fit_arg(cp_fit_args_t *args, const char *arg, const char *next)
@@ -852,7 +838,7 @@ static int64_t write_params(redisContext *c, const char *key,
     h.len[0] = 4;
     h.len[1] = strlen(key);
     char at[11];
-    day_format(o->at, at);
+    cp_time_format_date(o->at, at, sizeof(at));
     hset_add(&h, "model", o->model);
     hset_add(&h, "unit", o->unit);
     hset_num(&h, "r", o->bg.par.r);
@@ -903,7 +889,7 @@ static int64_t write_params(redisContext *c, const char *key,
 static void print_counts(const fit_out_t *o, const fit_data_t *d)
 {
     char at[11];
-    day_format(o->at, at);
+    cp_time_format_date(o->at, at, sizeof(at));
     printf("source = %s\nmodel = %s\nunit = %s\nat = %s\n", o->source, o->model,
            o->unit, at);
     printf("customers = %zu\nrepeat_customers = %zu\nexcluded = %zu\n", d->n,

@@ -1,5 +1,6 @@
 /*
- * main.c - the custpulse command line: run, inspect, config, hash-id.
+ * main.c - the custpulse command line: run, inspect, config, hash-id, fit,
+ * report.
  *
  *   custpulse run     [-c FILE] [-X key=value]... [--exit-at-end]
  *   custpulse inspect [-c FILE] [-X key=value]... CUSTOMER_ID
@@ -7,6 +8,8 @@
  *   custpulse hash-id [-c FILE] [-X key=value]... [--] CUSTOMER_ID...
  *   custpulse fit     [-c FILE] [-X key=value]... [--csv PATH]
  *                     [--at YYYY-MM-DD] [--dry-run]          (fit.h)
+ *   custpulse report  [-c FILE] [-X key=value]... [--from YYYY-MM-DD]
+ *                     [--to YYYY-MM-DD] [--json]             (report.h)
  *
  * Exit codes: 0 success, 1 runtime failure or unknown customer, 2 usage or
  * configuration error.
@@ -25,6 +28,7 @@
 #include "fit.h"
 #include "log.h"
 #include "money.h"
+#include "report.h"
 #include "store.h"
 
 extern char **environ;
@@ -41,7 +45,8 @@ typedef struct cp_cli_s {
     const char *customer;
     const char **ids; /* hash-id: the customer ids, in order */
     int n_ids;
-    cp_fit_args_t fit; /* fit: --csv, --at, --dry-run */
+    cp_fit_args_t fit;       /* fit: --csv, --at, --dry-run */
+    cp_report_args_t report; /* report: --from, --to, --json */
 } cp_cli_t;
 
 static void usage(FILE *out)
@@ -55,10 +60,18 @@ static void usage(FILE *out)
           "       custpulse fit     [-c FILE] [-X key=value]... "
           "[--csv PATH]\n"
           "                         [--at YYYY-MM-DD] [--dry-run]\n"
+          "       custpulse report  [-c FILE] [-X key=value]... "
+          "[--from YYYY-MM-DD]\n"
+          "                         [--to YYYY-MM-DD] [--json]\n"
           "\n"
           "fit estimates the BTYD parameters (btyd.model, btyd.unit) from\n"
           "the customers in Redis or a transactions file and writes them to\n"
           "<redis.key_prefix>btyd (docs/btyd.md).\n"
+          "\n"
+          "report prints the daily population metrics (active, new,\n"
+          "churned, won back, churn rate, customers per lifecycle stage\n"
+          "and segment, cohort retention) from the counters in Redis\n"
+          "(docs/metrics.md); --json: one JSON object per day.\n"
           "\n"
           "hash-id prints \"<id>\\th:<16 hex>\" per id: the id as the logs\n"
           "show it below log.level debug; log.id_key must be set.\n",
@@ -102,6 +115,10 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
                  (used = cp_fit_arg(&cli->fit, a,
                                     i + 1 < argc ? argv[i + 1] : NULL)) > 0)
             i += used - 1;
+        else if (!strcmp(cli->cmd, "report") &&
+                 (used = cp_report_arg(&cli->report, a,
+                                       i + 1 < argc ? argv[i + 1] : NULL)) > 0)
+            i += used - 1;
         else
             return -1;
     }
@@ -113,7 +130,7 @@ static int parse_args(int argc, char **argv, cp_cli_t *cli)
         return -1;
     return strcmp(cli->cmd, "run") && strcmp(cli->cmd, "inspect") &&
                    strcmp(cli->cmd, "config") && strcmp(cli->cmd, "fit") &&
-                   !hash_id
+                   strcmp(cli->cmd, "report") && !hash_id
                ? -1
                : 0;
 }
@@ -544,6 +561,8 @@ int main(int argc, char **argv)
         rc = cmd_inspect(cfg, cli.customer);
     } else if (cfg && !strcmp(cli.cmd, "fit")) {
         rc = cp_fit_run(cfg, &cli.fit, redis_connect_sync);
+    } else if (cfg && !strcmp(cli.cmd, "report")) {
+        rc = cp_report_run(cfg, &cli.report, redis_connect_sync);
     } else if (cfg) {
         rc = cp_app_run(cfg, cli.exit_at_end);
         cfg = NULL; /* owned by the app */

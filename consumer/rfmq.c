@@ -3,11 +3,12 @@
  */
 #include "rfmq.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "num.h"
 
 static const char dim_char[3] = {'r', 'f', 'm'};
 
@@ -71,25 +72,6 @@ int cp_rfmq_moves(const cp_rfmq_pos_t *from, const cp_rfmq_pos_t *to,
     return n;
 }
 
-/* Canonical decimal (as written by this code): "-?(0|[1-9][0-9]*)". */
-static int parse_i64(const char *v, size_t len, int64_t *out)
-{
-    char buf[32];
-    size_t neg = len > 0 && v[0] == '-';
-    if (len == neg || len >= sizeof(buf) || v[neg] < '0' || v[neg] > '9' ||
-        (v[neg] == '0' && len > neg + 1))
-        return -1;
-    memcpy(buf, v, len);
-    buf[len] = '\0';
-    char *end;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = x;
-    return 0;
-}
-
 static int by_bucket(const void *a, const void *b)
 {
     const cp_q_bin_t *x = a, *y = b;
@@ -120,8 +102,8 @@ cp_err_t cp_rfmq_thresholds(const char *const *fields, const size_t *flens,
                                                              : -1)
                                             : -1;
         int64_t bucket, count;
-        if (d < 0 || parse_i64(f + 2, flens[i] - 2, &bucket) != 0 ||
-            parse_i64(values[i], vlens[i], &count) != 0) {
+        if (d < 0 || cp_num_parse_i64(f + 2, flens[i] - 2, &bucket) != CP_OK ||
+            cp_num_parse_i64(values[i], vlens[i], &count) != CP_OK) {
             snprintf(err, err_size, "unreadable histogram field '%.*s'",
                      (int)(flens[i] > 32 ? 32 : flens[i]), f);
             rc = CP_EPARSE;
@@ -174,7 +156,7 @@ int cp_rfmq_thresholds_parse(const char *v, size_t len, cp_rfmq_snap_t *s)
                 j++;
             if (j - i == 1 && v[i] == '-')
                 s->t[d][k] = CP_Q_NONE;
-            else if (parse_i64(v + i, j - i, &s->t[d][k]) != 0 ||
+            else if (cp_num_parse_i64(v + i, j - i, &s->t[d][k]) != CP_OK ||
                      s->t[d][k] == CP_Q_NONE)
                 return -1;
             if (k && s->t[d][k] < s->t[d][k - 1])

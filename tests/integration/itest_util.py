@@ -44,6 +44,26 @@ OUTBOX_KEY = "<outbox key>"
 OUTBOX_FIELDS = {"x", "xq", OUTBOX_KEY}
 
 
+def schema_validator(path, ref=None):
+    """A JSON Schema validator (formats checked) of the schema file at path,
+    or of the part of it at ref ("#/$defs/data"). Needs jsonschema
+    (Debian's python3-jsonschema), imported here so that tests without
+    schemas do not."""
+    try:
+        import jsonschema
+    except ImportError:  # an interpreter beside Debian's: use its package
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import jsonschema
+    with open(path) as f:
+        schema = json.load(f)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    if ref is not None:
+        schema = {"$schema": schema["$schema"], "$ref": ref,
+                  "$defs": schema.get("$defs", {})}
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
 # ---------------------------------------------------------------------------
 # Checks and reporting
 # ---------------------------------------------------------------------------

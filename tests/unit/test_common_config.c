@@ -97,6 +97,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->topic_support, "customer.support");
     assert_string_equal(cfg->topic_segments, "customer.segment-changes");
     assert_string_equal(cfg->topic_churn, "customer.churn-warnings");
+    assert_string_equal(cfg->topic_metrics, "customer.metrics");
     assert_string_equal(cfg->topic_dlq, "custpulse.dlq");
     assert_int_equal(cfg->topic_partitions, 3);
     assert_int_equal(cfg->topic_replication, -1);

@@ -256,6 +256,55 @@ static void test_format_parse_round_trip(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- dates */
+
+static void test_dates(void **state)
+{
+    char buf[16];
+    int64_t day = -1;
+
+    (void)state;
+    assert_int_equal(cp_time_parse_date("1970-01-01", 10, &day), CP_OK);
+    assert_int_equal(day, 0);
+    assert_int_equal(cp_time_parse_date("2024-03-01", 10, &day), CP_OK);
+    assert_int_equal(day, 19783);
+    assert_int_equal(cp_time_parse_date("2000-02-29", 10, &day), CP_OK);
+    assert_int_equal(day, 11016);
+    assert_int_equal(cp_time_parse_date("9999-12-31", 10, &day), CP_OK);
+    assert_int_equal(day, 2932896);
+    day = -1;
+    assert_int_equal(cp_time_parse_date("1969-12-31", 10, &day), CP_ERANGE);
+    assert_int_equal(cp_time_parse_date("2023-02-29", 10, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("2024-13-01", 10, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("2024-3-01", 9, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("2024/03/01", 10, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("2024-03-01x", 11, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("2024-03-01", 9, &day), CP_EPARSE);
+    assert_int_equal(cp_time_parse_date("20240301", 8, &day), CP_EPARSE);
+    assert_int_equal(day, -1); /* untouched on errors */
+
+    assert_int_equal(cp_time_format_date(19783, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "2024-03-01");
+    assert_int_equal(cp_time_format_date(-1, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "1969-12-31");
+    assert_int_equal(cp_time_format_date(2932896, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "9999-12-31");
+    assert_int_equal(cp_time_format_date(-719528, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "0000-01-01");
+    assert_int_equal(cp_time_format_date(2932897, buf, sizeof(buf)), 0);
+    assert_int_equal(cp_time_format_date(-719529, buf, sizeof(buf)), 0);
+    assert_int_equal(cp_time_format_date(INT64_MAX, buf, sizeof(buf)), 0);
+    assert_int_equal(cp_time_format_date(INT64_MIN, buf, sizeof(buf)), 0);
+    assert_int_equal(cp_time_format_date(0, buf, 10), 0);
+    for (int64_t d = 0; d <= 2932896; d += 997) {
+        int64_t back = -1;
+
+        assert_int_equal(cp_time_format_date(d, buf, sizeof(buf)), 10);
+        assert_int_equal(cp_time_parse_date(buf, 10, &back), CP_OK);
+        assert_int_equal(back, d);
+    }
+}
+
 /* -------------------------------------------------------------- clocks */
 
 static void test_clocks(void **state)
@@ -530,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_format_utc),
         cmocka_unit_test(test_format_utc_limits),
         cmocka_unit_test(test_format_parse_round_trip),
+        cmocka_unit_test(test_dates),
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_tz_utc_floor),
         cmocka_unit_test(test_tz_fixed_offsets),
