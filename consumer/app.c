@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "app_int.h"
+#include "metrics_out.h"
+#include "num.h"
+#include "report.h"
 #include "failpoint.h"
 #include "kafka.h"
 #include "log.h"
@@ -28,6 +31,7 @@
 static void begin_stop(cp_app_t *app, int code);
 static void try_poll(cp_app_t *app);
 static int maybe_sweep(cp_app_t *app);
+static int metrics_pending(cp_app_t *app);
 static void check_assigned(cp_app_t *app, rd_kafka_t *rk,
                            rd_kafka_topic_partition_list_t *list);
 static void start_check(cp_app_t *app, cp_part_t *part);
@@ -295,6 +299,8 @@ static void check_end(cp_app_t *app)
         if (app->sweep_wanted)
             return; /* an epoch first: the sweep timer comes back */
     }
+    if (metrics_pending(app))
+        return; /* the daily metrics up to the final clock first */
     cp_log(CP_LOG_INFO, "all assigned partitions reached their end", CP_LEND);
     begin_stop(app, 0);
 }
@@ -368,10 +374,20 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
            CP_LS("reason", reason), CP_LEND);
 }
 
+static void metrics_delivered(cp_app_t *app, size_t i, rd_kafka_resp_err_t err);
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
+    cp_app_t *app = opaque;
     (void)rk;
-    cp__batch_delivered(opaque, rkm->_private, rkm->err);
+    const char *p = rkm->_private;
+    const char *m0 = (const char *)app->mrecs;
+    if (m0 && p >= m0 && p < m0 + app->n_mrecs * sizeof(*app->mrecs)) {
+        metrics_delivered(app, (size_t)(p - m0) / sizeof(*app->mrecs),
+                          rkm->err);
+        return;
+    }
+    cp__batch_delivered(app, rkm->_private, rkm->err);
 }
 
 static void act_on_pending_stop(cp_app_t *app)
@@ -886,6 +902,8 @@ static void fetch_due_shards(cp_app_t *app);
 static void read_btyd(cp_app_t *app);
 static void take_rq_snapshot(cp_app_t *app);
 
+static void metrics_tick(cp_app_t *app);
+
 static void on_tick(uv_timer_t *t)
 {
     cp_app_t *app = t->data;
@@ -897,7 +915,8 @@ static void on_tick(uv_timer_t *t)
         try_poll(app);
     retry_check_epochs(app);
     fetch_due_shards(app);
-    if (app->final_sweep == 1 && app->batch.phase == CP_BATCH_IDLE)
+    metrics_tick(app);
+    if (app->final_sweep && app->batch.phase == CP_BATCH_IDLE)
         check_end(app);
     if (app->btyd_loaded && uv_now(app->loop) - app->btyd_read_ms >=
                                 (uint64_t)app->cfg->btyd_refresh_ms)
@@ -906,6 +925,245 @@ static void on_tick(uv_timer_t *t)
         uv_now(app->loop) - app->rq_taken_ms >=
             (uint64_t)app->cfg->rfmq_snapshot_ms)
         take_rq_snapshot(app);
+}
+
+/* ---- daily metrics (docs/metrics.md "Output") ---------------------------
+ *
+ * The owner of orders partition 0 emits one customer.metrics record per
+ * complete local day: a worker job reads the counters with a synchronous
+ * connection (cp_report_records, the code of `custpulse report`) from the
+ * day after <prefix>mstate's `emitted` up to the day before the clock's
+ * (the sweep's "now"); the loop produces them (key = the day) and, once
+ * all are delivered, records `emitted`. A crash in between emits them
+ * again, with the same ids. */
+
+typedef struct cp_metrics_job_s {
+    uv_work_t req;
+    cp_app_t *app;
+    int64_t upto;
+    int64_t emitted; /* read from <prefix>mstate; -1 none */
+    cp_metrics_rec_t *recs;
+    size_t n;
+    size_t skipped;
+    int failed;
+    char err[256];
+} cp_metrics_job_t;
+
+static int metrics_owner(const cp_app_t *app)
+{
+    for (int i = 0; i < app->n_parts; i++) {
+        const cp_part_t *p = &app->parts[i];
+        if (p->active && !p->fenced && p->partition == 0 &&
+            strcmp(p->topic, app->cfg->topic_orders) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The last complete day by the clock; INT64_MIN before any event
+ * (clock = event). */
+static int64_t metrics_upto(const cp_app_t *app)
+{
+    int64_t now = sweep_now(app);
+    return now == INT64_MIN ? INT64_MIN : cp_tz_day(app->tz, now) - 1;
+}
+
+static void metrics_work(uv_work_t *req)
+{
+    cp_metrics_job_t *job = req->data;
+    const cp_config_t *cfg = job->app->cfg;
+    redisContext *c = cp_redis_connect_sync(cfg, job->err, sizeof(job->err));
+    if (!c) {
+        job->failed = 1;
+        return;
+    }
+    job->emitted = -1;
+    redisReply *r = redisCommand(c, "HGET %s emitted", job->app->mstatekey);
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        snprintf(job->err, sizeof(job->err), "redis: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        job->failed = 1;
+    } else if (r->type == REDIS_REPLY_STRING &&
+               cp_num_parse_i64(r->str, r->len, &job->emitted) != CP_OK) {
+        job->emitted = -1; /* not ours: start again from the first day */
+    }
+    freeReplyObject(r);
+    if (!job->failed && job->emitted < job->upto &&
+        cp_report_records(c, cfg, job->app->tz, job->emitted + 1, job->upto,
+                          &job->recs, &job->n, &job->skipped) != 0) {
+        snprintf(job->err, sizeof(job->err), "redis: %s",
+                 c->err ? c->errstr : "reading the counters failed");
+        job->failed = 1;
+    }
+    redisFree(c);
+}
+
+static void metrics_recorded(cp_app_t *app);
+
+static void on_mstate(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    cp_app_t *app = cp_redis_opaque(r);
+    (void)pd;
+    if (app->metrics_state != 3)
+        return;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        app->metrics_done = app->metrics_upto;
+        app->metrics_failures = 0;
+    } else {
+        app->metrics_failures++; /* emitted again next time: same ids */
+    }
+    metrics_recorded(app);
+}
+
+static void metrics_record(cp_app_t *app)
+{
+    char day[24];
+    snprintf(day, sizeof(day), "%" PRId64, app->metrics_upto);
+    const char *argv[] = {"HSET", app->mstatekey, "emitted", day};
+    size_t lens[] = {4, strlen(app->mstatekey), 7, strlen(day)};
+    app->metrics_state = 3;
+    if (cp_redis_cmd(app->redis, on_mstate, NULL, 4, argv, lens) != CP_OK) {
+        app->metrics_failures++;
+        metrics_recorded(app);
+    }
+}
+
+static void metrics_recorded(cp_app_t *app)
+{
+    cp_report_records_free(app->mrecs, app->n_mrecs);
+    free(app->mrec_delivered);
+    app->mrecs = NULL;
+    app->mrec_delivered = NULL;
+    app->n_mrecs = 0;
+    app->metrics_state = 0;
+    if (app->final_sweep)
+        check_end(app);
+}
+
+/* Produces the records not delivered and not in flight. */
+static void metrics_produce(cp_app_t *app)
+{
+    for (size_t i = 0; i < app->n_mrecs; i++) {
+        if (app->mrec_delivered[i] != 0)
+            continue;
+        cp_metrics_rec_t *rec = &app->mrecs[i];
+        char key[16];
+        cp_time_format_date(rec->day, key, sizeof(key));
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "content-type", -1,
+                            "application/cloudevents+json", -1);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            app->producer, RD_KAFKA_V_TOPIC(app->cfg->topic_metrics),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(rec->json, rec->len), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+        if (err) {
+            rd_kafka_headers_destroy(h);
+            return; /* again at the next tick */
+        }
+        app->mrec_delivered[i] = -1;
+    }
+}
+
+static void metrics_delivered(cp_app_t *app, size_t i, rd_kafka_resp_err_t err)
+{
+    if (app->metrics_state != 2 || i >= app->n_mrecs)
+        return;
+    if (err) {
+        app->mrec_delivered[i] = 0; /* produced again at the next tick */
+        return;
+    }
+    app->mrec_delivered[i] = 1;
+    app->stats.metrics_days++;
+    if (--app->mrec_pending == 0)
+        metrics_record(app);
+}
+
+static void metrics_done(uv_work_t *req, int status)
+{
+    cp_metrics_job_t *job = req->data;
+    cp_app_t *app = job->app;
+    if (status != 0 || app->state == CP_APP_CLOSED || job->failed) {
+        if (job->failed && app->state != CP_APP_CLOSED) {
+            app->metrics_failures++;
+            cp_log(CP_LOG_WARN, "daily metrics not read; retrying",
+                   CP_LS("error", job->err), CP_LEND);
+        }
+        cp_report_records_free(job->recs, job->n);
+        app->metrics_state = 0;
+        free(job);
+        if (app->state != CP_APP_CLOSED && app->final_sweep)
+            check_end(app);
+        return;
+    }
+    if (job->skipped)
+        cp_log(CP_LOG_WARN, "metric counters that do not parse were skipped",
+               CP_LI("values", job->skipped), CP_LEND);
+    app->metrics_upto = job->upto;
+    app->mrecs = job->recs;
+    app->n_mrecs = job->n;
+    free(job);
+    if (app->n_mrecs == 0) {
+        metrics_record(app); /* nothing to emit up to there */
+        return;
+    }
+    app->mrec_delivered = calloc(app->n_mrecs, sizeof(int));
+    if (!app->mrec_delivered) {
+        metrics_recorded(app);
+        return;
+    }
+    app->mrec_pending = app->n_mrecs;
+    app->metrics_state = 2;
+    metrics_produce(app);
+}
+
+/* Starts emitting the complete days not emitted yet, if this instance
+ * emits them and nothing is in flight; returns 1 when started. */
+static int metrics_start(cp_app_t *app)
+{
+    if (!app->cfg->topic_metrics[0] || app->metrics_state != 0 ||
+        !app->redis_ready || !app->producer || !metrics_owner(app))
+        return 0;
+    int64_t upto = metrics_upto(app);
+    if (upto == INT64_MIN || upto < 0 || upto <= app->metrics_done)
+        return 0;
+    cp_metrics_job_t *job = calloc(1, sizeof(*job));
+    if (!job)
+        return 0;
+    job->app = app;
+    job->upto = upto;
+    job->req.data = job;
+    app->metrics_state = 1;
+    uv_queue_work(app->loop, &job->req, metrics_work, metrics_done);
+    return 1;
+}
+
+static void metrics_tick(cp_app_t *app)
+{
+    if (app->state != CP_APP_RUNNING)
+        return;
+    if (app->metrics_state == 2)
+        metrics_produce(app);
+    else
+        metrics_start(app);
+}
+
+/* --exit-at-end: the days up to the final clock are emitted (or being)
+ * before the exit; returns 1 while that is not done. Gives up after 3
+ * failures in a row (logged). */
+static int metrics_pending(cp_app_t *app)
+{
+    if (!app->cfg->topic_metrics[0] || !metrics_owner(app))
+        return 0;
+    if (app->metrics_failures >= 3) {
+        cp_log(CP_LOG_ERROR, "daily metrics not emitted before the exit",
+               CP_LI("failures", app->metrics_failures), CP_LEND);
+        return 0;
+    }
+    if (app->metrics_state != 0)
+        return 1;
+    return metrics_start(app);
 }
 
 void cp__app_batch_done(cp_app_t *app)
@@ -1280,11 +1538,13 @@ static void topics_work(uv_work_t *req)
 {
     cp_topics_job_t *job = req->data;
     const cp_config_t *cfg = job->app->cfg;
-    const char *topics[3];
+    const char *topics[4];
     int n = 0;
     topics[n++] = cfg->topic_segments;
     if (cfg->topic_churn[0])
         topics[n++] = cfg->topic_churn; /* empty: churn warnings off */
+    if (cfg->topic_metrics[0])
+        topics[n++] = cfg->topic_metrics; /* empty: metrics off */
     topics[n++] = cfg->topic_dlq;
     int logged = 0;
     while (!atomic_load(&stop_flag)) {
@@ -1389,8 +1649,9 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("sweeps", s->sweeps),
            CP_LI("sweep_customers", s->sweep_customers),
            CP_LI("due_evaluations", s->due_evaluations),
-           CP_LI("due_stale", s->due_stale), CP_LI("exit_code", app->exit_code),
-           CP_LEND);
+           CP_LI("due_stale", s->due_stale),
+           CP_LI("metrics_days", s->metrics_days),
+           CP_LI("exit_code", app->exit_code), CP_LEND);
 }
 
 static void on_stats_timer(uv_timer_t *t)
@@ -1622,6 +1883,14 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     plen = strlen(cfg->redis_prefix) + 5;
     app->btydkey = malloc(plen);
     snprintf(app->btydkey, plen, "%sbtyd", cfg->redis_prefix);
+    plen = strlen(cfg->redis_prefix) + sizeof(CP_METRICS_DAYS_KEY);
+    app->mdayskey = malloc(plen);
+    snprintf(app->mdayskey, plen, "%s%s", cfg->redis_prefix,
+             CP_METRICS_DAYS_KEY);
+    plen = strlen(cfg->redis_prefix) + 7;
+    app->mstatekey = malloc(plen);
+    snprintf(app->mstatekey, plen, "%smstate", cfg->redis_prefix);
+    app->metrics_done = -1;
     if (cp_eval_init(&app->eval, cfg, app->tz, err, sizeof(err)) != CP_OK) {
         cp_log(CP_LOG_ERROR, "invalid custom segment", CP_LS("error", err),
                CP_LEND);
@@ -1731,6 +2000,10 @@ static void app_free(cp_app_t *app)
     }
     free(app->parts);
     free(app->popkey);
+    free(app->mdayskey);
+    free(app->mstatekey);
+    cp_report_records_free(app->mrecs, app->n_mrecs);
+    free(app->mrec_delivered);
     free(app->rqkey);
     free(app->rqskey);
     free(app->btydkey);

@@ -44,6 +44,7 @@ typedef struct cp_bmsg_s {
     cp_order_in_t in;
     int cust;       /* index into batch.custs, valid events only */
     int64_t now_ms; /* "now" for this event */
+    int done;       /* its effect is written: not applied again this batch */
 } cp_bmsg_t;
 
 typedef enum {
@@ -70,6 +71,11 @@ typedef struct cp_cust_s {
      * fences its write; -1 for an event batch's customer. */
     int sweep_part;
     int reindexed; /* sweep: the reindex script answered */
+    /* Population metric increments of this round's write (docs/metrics.md;
+     * arena, NULL when metrics are off). more: the write stopped short
+     * (the increments would not fit): once written, read again and go on. */
+    cp_metrics_acc_t *macc;
+    int more;
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -176,6 +182,7 @@ typedef struct cp_stats_s {
     uint64_t sweep_customers; /* customers read by sweeps */
     uint64_t due_evaluations; /* time-caused evaluations (sweep or event) */
     uint64_t due_stale;       /* index entries found not due: re-indexed */
+    uint64_t metrics_days;    /* daily metrics records delivered */
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -226,6 +233,7 @@ typedef struct cp_app_s {
     int topics_ready;
     int subscribed;
     char *popkey;
+    char *mdayskey;        /* <prefix>mdays: days with metric counters */
     char *btydkey;         /* <prefix>btyd: parameters of `custpulse fit` */
     int btyd_state;        /* 0 to read, 1 read in flight, 2 read */
     int btyd_loaded;       /* the first read answered: start-up may go on */
@@ -249,6 +257,20 @@ typedef struct cp_app_s {
     int sweep_wanted;
     int last_was_sweep;
     int final_sweep;
+    /* The daily customer.metrics records (docs/metrics.md "Output"),
+     * emitted by the owner of orders partition 0 for each complete day:
+     * metrics_state 0 idle, 1 reading (worker job), 2 producing, 3
+     * recording <prefix>mstate's `emitted`. metrics_done: the last day
+     * known emitted (-1: none or not yet read). */
+    int metrics_state;
+    int64_t metrics_done;
+    int64_t metrics_upto; /* the last day of the records in flight */
+    struct cp_metrics_rec_s *mrecs;
+    size_t n_mrecs;
+    int *mrec_delivered; /* per record: 0 to produce, -1 in flight, 1 */
+    size_t mrec_pending;
+    int metrics_failures; /* in a row; --exit-at-end gives up at 3 */
+    char *mstatekey;      /* <prefix>mstate */
 
     cp_part_t *parts;
     int n_parts;

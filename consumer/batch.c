@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "app_int.h"
+#include "metrics_out.h"
 #include "failpoint.h"
 #include "hash.h"
 #include "log.h"
@@ -167,6 +168,7 @@ static void decode_all(cp_app_t *app, cp_batch_t *b)
                      app->parts[m->part].checking ||
                      app->parts[m->part].alarmed;
         m->outcome = CP_OUTCOME_NONE;
+        m->done = 0;
         m->reject = CP_REJECT_NONE;
         if (m->ignored)
             continue;
@@ -460,6 +462,85 @@ static void to_outbox(cp_app_t *app, cp_cust_t *c)
     to_outbox_code(app, c, CP_OUTBOX_SEGMENTS);
 }
 
+/* ---- population metrics (docs/metrics.md "Consumer integration") -------- */
+
+static void metrics_full(const cp_cust_t *c);
+
+/* Starts the customer's metric increments for this round's write. A
+ * customer not yet in the counters (no mk: a new customer, or a hash
+ * written while metrics were off) enters them with its stored stage and
+ * segment on `day` (a new customer has neither); one already counted in
+ * its cohort cannot be any more (its first order is past). Metrics off:
+ * no increments, and an mk is dropped (turning them on again counts the
+ * customer anew). */
+static void metrics_begin(cp_app_t *app, cp_cust_t *c, int64_t day)
+{
+    cp_stored_t *s = &c->stored;
+    if (!app->cfg->topic_metrics[0]) {
+        s->mk_on = 0;
+        return;
+    }
+    if (!c->macc) {
+        c->macc = cp_arena_alloc(&app->batch.arena, sizeof(*c->macc));
+        if (!c->macc)
+            oom();
+        cp_metrics_acc_init(c->macc);
+    }
+    if (s->mk_on)
+        return;
+    s->mk_on = 1;
+    s->mk_day = INT64_MIN;
+    s->mk_bits = 0;
+    if (s->exists) {
+        if (cp_metrics_on_baseline(c->macc, s->st.stage, s->st.segment, day))
+            metrics_full(c);
+        if (s->st.orders > 0 || s->st.repeat_days > 0)
+            s->mk_bits = CP_MK_COHORT | CP_MK_REPEAT;
+    }
+}
+
+/* An applied event's own increments: activity (once a day, the
+ * customer's latest active day moving forward), the first counted order
+ * (its cohort's size) and the first repeat order day (its cohort's
+ * retention), each once per customer (mk's bits). */
+static void metrics_event(cp_cust_t *c, const cp_event_t *ev,
+                          int64_t orders_before, int64_t repeat_before)
+{
+    cp_stored_t *s = &c->stored;
+    int full = 0;
+    if (s->mk_day == INT64_MIN || ev->occurred_day > s->mk_day) {
+        full |= cp_metrics_on_active(c->macc, ev->occurred_day);
+        s->mk_day = ev->occurred_day;
+    }
+    if (orders_before == 0 && s->st.orders > 0 && s->st.has_order_time &&
+        !(s->mk_bits & CP_MK_COHORT)) {
+        full |= cp_metrics_on_first_order(c->macc, s->st.first_day);
+        s->mk_bits |= CP_MK_COHORT;
+    }
+    if (repeat_before == 0 && s->st.repeat_days > 0 && s->st.has_order_time &&
+        !(s->mk_bits & CP_MK_REPEAT)) {
+        full |= cp_metrics_on_first_repeat(c->macc, s->st.first_day,
+                                           ev->occurred_day);
+        s->mk_bits |= CP_MK_REPEAT;
+    }
+    if (full)
+        metrics_full(c);
+}
+
+/* Room for one more evaluation or event (their increments at most). */
+static int metrics_room(const cp_cust_t *c)
+{
+    return !c->macc || cp_metrics_room(c->macc) >= CP_METRICS_EVENT_MAX;
+}
+
+/* Never: the caller made room first (metrics_room); the state is written
+ * without that change's increments rather than not at all. */
+static void metrics_full(const cp_cust_t *c)
+{
+    cp_log(CP_LOG_ERROR, "metric increments do not fit in one write; skipped",
+           CP_LCUST("customer", c->id), CP_LEND);
+}
+
 /* What an evaluation is stamped with: an applied event, or the clock
  * reaching the customer's due instant (docs/churn.md "Time-driven
  * evaluation"), whose changes carry cause kind "time" and the due instant
@@ -508,6 +589,9 @@ static void emit_change(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
     cp_buf_reset(&b->json);
     cp_output_segment_change(&b->json, &ch, app->cfg);
     to_outbox(app, c);
+    if (c->macc && cp_metrics_on_segment(c->macc, st->segment, to,
+                                         cp_tz_day(app->tz, k->time_ms)))
+        metrics_full(c);
     st->segment = to;
 }
 
@@ -666,6 +750,9 @@ static void evaluate(cp_app_t *app, cp_cust_t *c, const cp_cause_t *k,
         emit_model(app, c, k, CP_MODEL_LIFECYCLE, NULL,
                    cp_lifecycle_code(st->stage), cp_lifecycle_code(mo.stage),
                    &mo, today);
+        if (c->macc && cp_metrics_on_stage(c->macc, st->stage, mo.stage,
+                                           cp_tz_day(app->tz, k->time_ms)))
+            metrics_full(c);
         st->stage = mo.stage;
     }
     if (mo.eng != st->eng) {
@@ -706,6 +793,10 @@ static int catch_up(cp_app_t *app, cp_cust_t *c, int64_t until, int max)
 {
     int n = 0;
     while (c->stored.due_ms <= until && n < max) {
+        if (!metrics_room(c)) {
+            c->more = 1; /* the rest after this write */
+            break;
+        }
         cp_cause_t k = {.now_ms = c->stored.due_ms,
                         .time_ms = c->stored.due_ms};
         evaluate(app, c, &k, cp_tz_day(app->tz, k.now_ms));
@@ -745,9 +836,11 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
                                 app->cfg->dedup_orders, &app->eval.p.engagement,
                                 &app->eval.p.satisfaction};
     int changed = 0;
+    c->macc = NULL;
+    c->more = 0;
     for (int k = 0; k < c->n_msgs; k++) {
         cp_bmsg_t *m = &b->msgs[c->msgs[k]];
-        if (m->ignored)
+        if (m->ignored || m->done)
             continue;
         const char *topic = rd_kafka_topic_name(m->rkm->rkt);
         cp_wm_t *wm = cp_store_wm(s, topic, m->rkm->partition);
@@ -756,13 +849,21 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             continue;
         }
         const cp_event_t *ev = &m->in.ev;
+        metrics_begin(app, c, ev->occurred_day);
         /* Time first: every evaluation due by the event's own time (and
          * by "now") runs before it, whether or not a sweep got to it, so
          * the outputs do not depend on when sweeps ran. */
-        if (app->cfg->due_sweep_ms > 0)
+        if (app->cfg->due_sweep_ms > 0) {
             catch_up(app, c,
                      ev->occurred_ms < m->now_ms ? ev->occurred_ms : m->now_ms,
                      DUE_STEPS_GUARD);
+            changed |= c->more; /* what ran is written */
+        }
+        if (c->more || !metrics_room(c)) {
+            c->more = 1; /* this event and the rest after this write */
+            changed = 1;
+            break;
+        }
         cp_pop_t before = cp_pop_delta(NULL, &s->st);
         /* Won back: an order placed while the customer was churned (the
          * stage on the order's own day, before the order). */
@@ -772,6 +873,7 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
                                   &app->eval.p.lifecycle)
                 : CP_LC_NONE;
         int64_t orders_before = s->st.orders;
+        int64_t repeat_before = s->st.repeat_days;
         cp_apply_result_t res = cp_state_apply(&s->st, ev, &params);
         if (cp_store_wm_set(s, topic, m->rkm->partition, m->rkm->offset,
                             &b->arena) != CP_OK)
@@ -792,6 +894,8 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
         if (ev->type >= CP_EV_SESSION_STARTED &&
             ev->type <= CP_EV_CART_ABANDONED)
             cp_churn_on_browse(&s->cs, &s->st.engagement, &app->eval.cp);
+        if (c->macc)
+            metrics_event(c, ev, orders_before, repeat_before);
         int64_t today = cp_tz_day(app->tz, m->now_ms);
         cp_pop_t after = cp_pop_delta(NULL, &s->st);
         pop_move(&b->pop, &before, &after);
@@ -968,6 +1072,15 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
         return;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
         c->phase = CP_CUST_DONE;
+        if (c->more) {
+            /* Written up to where it stopped: what was applied is done,
+             * the rest goes in another round. */
+            c->phase = CP_CUST_READ;
+            for (int k = 0; k < c->n_msgs; k++) {
+                cp_bmsg_t *m = &app->batch.msgs[c->msgs[k]];
+                m->done |= m->outcome != CP_OUTCOME_NONE;
+            }
+        }
         app->stats.writes++;
         app->batch.round_accepted++;
         app->batch.repl_needed = app->cfg->redis_wait_replicas > 0;
@@ -1071,6 +1184,51 @@ static const char *due_key(cp_app_t *app, const cp_cust_t *c)
     return key;
 }
 
+/* The metric increments of c's write as the script's keys and
+ * arguments; NULL when there are none. */
+static const cp_store_metrics_t *metrics_args(cp_app_t *app, const cp_cust_t *c)
+{
+    if (!c->macc || c->macc->n == 0)
+        return NULL;
+    cp_arena_t *a = &app->batch.arena;
+    cp_store_metrics_t *ms = cp_arena_alloc(a, sizeof(*ms));
+    if (!ms)
+        oom();
+    ms->days_key = app->mdayskey;
+    ms->n_keys = 0;
+    ms->n_inc = 0;
+    for (int i = 0; i < c->macc->n; i++) {
+        const cp_metrics_inc_t *x = &c->macc->inc[i];
+        char key[256], field[64];
+        size_t klen = cp_metrics_key_name(app->cfg->redis_prefix,
+                                          (cp_metrics_key_t)x->key, x->day, key,
+                                          sizeof(key));
+        size_t flen = cp_metrics_field_name((cp_metrics_key_t)x->key, x->field,
+                                            field, sizeof(field));
+        if (!klen || klen >= sizeof(key) || !flen || flen >= sizeof(field))
+            continue; /* a day custpulse cannot name: not counted */
+        int j = 0;
+        while (j < ms->n_keys && strcmp(ms->keys[j], key) != 0)
+            j++;
+        if (j == ms->n_keys) {
+            char *k = cp_arena_strndup(a, key, klen);
+            if (!k)
+                oom();
+            ms->keys[j] = k;
+            ms->days[j] = x->day;
+            ms->n_keys++;
+        }
+        char *f = cp_arena_strndup(a, field, flen);
+        if (!f)
+            oom();
+        ms->inc[ms->n_inc].key = j;
+        ms->inc[ms->n_inc].field = f;
+        ms->inc[ms->n_inc].delta = x->delta;
+        ms->n_inc++;
+    }
+    return ms->n_inc ? ms : NULL;
+}
+
 static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
 {
     cp_argv_t av = {0};
@@ -1091,8 +1249,8 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
     if (cp_store_write_args(s, &app->eval.sctx,
                             cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
                             &c->keys, eps, n_eps, app->popkey,
-                            live ? delta : NULL, &hist, &app->batch.arena,
-                            &av) != CP_OK)
+                            live ? delta : NULL, &hist, metrics_args(app, c),
+                            &app->batch.arena, &av) != CP_OK)
         oom();
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
@@ -1182,6 +1340,10 @@ static void reindex(cp_app_t *app, cp_cust_t *c)
  * after the clear when an outbox is left to produce. */
 static int sweep_customer(cp_app_t *app, cp_cust_t *c)
 {
+    c->macc = NULL;
+    c->more = 0;
+    if (c->stored.due_ms <= app->batch.sweep_now)
+        metrics_begin(app, c, cp_tz_day(app->tz, c->stored.due_ms));
     if (catch_up(app, c, app->batch.sweep_now, DUE_STEPS_MAX) > 0) {
         drop_moved(app, c, due_key(app, c));
         return 1;

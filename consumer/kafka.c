@@ -262,10 +262,10 @@ cp_err_t cp_kafka_embedded_topics(rd_kafka_t *embedded, const cp_config_t *cfg,
                                   char *errstr, size_t errstr_size)
 {
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(embedded);
-    const char *topics[] = {cfg->topic_orders,   cfg->topic_segments,
-                            cfg->topic_churn,    cfg->topic_dlq,
-                            cfg->topic_browsing, cfg->topic_support,
-                            cfg->topic_profile};
+    const char *topics[] = {cfg->topic_orders,  cfg->topic_segments,
+                            cfg->topic_churn,   cfg->topic_metrics,
+                            cfg->topic_dlq,     cfg->topic_browsing,
+                            cfg->topic_support, cfg->topic_profile};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         if (!topics[i][0])
             continue; /* an input topic not consumed */

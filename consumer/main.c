@@ -28,6 +28,7 @@
 #include "fit.h"
 #include "log.h"
 #include "money.h"
+#include "redis.h"
 #include "report.h"
 #include "store.h"
 
@@ -173,33 +174,10 @@ static cp_config_t *load_config(const cp_cli_t *cli)
 
 static redisContext *redis_connect_sync(const cp_config_t *cfg)
 {
-    struct timeval tv = {cfg->redis_timeout_ms / 1000,
-                         (cfg->redis_timeout_ms % 1000) * 1000};
-    redisContext *c =
-        redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (!c || c->err) {
-        fprintf(stderr, "custpulse: cannot connect to redis: %s\n",
-                c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    redisReply *r = NULL;
-    if (cfg->redis_password && cfg->redis_password[0])
-        r = redisCommand(c, "AUTH %s", cfg->redis_password);
-    if (!cfg->redis_password || !cfg->redis_password[0] ||
-        (r && r->type != REDIS_REPLY_ERROR)) {
-        freeReplyObject(r);
-        r = redisCommand(c, "SELECT %d", cfg->redis_db);
-    }
-    int ok = r && r->type != REDIS_REPLY_ERROR;
-    if (!ok)
-        fprintf(stderr, "custpulse: redis: %s\n", r ? r->str : c->errstr);
-    freeReplyObject(r);
-    if (!ok) {
-        redisFree(c);
-        return NULL;
-    }
+    char err[256];
+    redisContext *c = cp_redis_connect_sync(cfg, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "custpulse: %s\n", err);
     return c;
 }
 

@@ -506,3 +506,36 @@ void cp_redis_close(cp_redis_t *r, void (*on_closed)(void *arg), void *arg)
     uv_close((uv_handle_t *)&r->deadline_timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->reconnect_timer, on_handle_closed);
 }
+
+redisContext *cp_redis_connect_sync(const cp_config_t *cfg, char *err,
+                                    size_t err_size)
+{
+    struct timeval tv = {cfg->redis_timeout_ms / 1000,
+                         (cfg->redis_timeout_ms % 1000) * 1000};
+    redisContext *c =
+        redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    if (!c || c->err) {
+        snprintf(err, err_size, "cannot connect to redis: %s",
+                 c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = NULL;
+    if (cfg->redis_password && cfg->redis_password[0])
+        r = redisCommand(c, "AUTH %s", cfg->redis_password);
+    if (!cfg->redis_password || !cfg->redis_password[0] ||
+        (r && r->type != REDIS_REPLY_ERROR)) {
+        freeReplyObject(r);
+        r = redisCommand(c, "SELECT %d", cfg->redis_db);
+    }
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        snprintf(err, err_size, "redis: %s", r ? r->str : c->errstr);
+    freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}

@@ -85,4 +85,11 @@ void *cp_redis_opaque(const cp_redis_t *r);
  * which the object is freed. */
 void cp_redis_close(cp_redis_t *r, void (*on_closed)(void *arg), void *arg);
 
+/* A synchronous connection for the commands and the daemon's worker
+ * jobs (custpulse report, inspect, fit, the daily metrics): connected,
+ * authenticated and on redis.db, with redis.timeout_ms; NULL with err set
+ * ("cannot connect to redis: ..." or "redis: <error>"). */
+struct redisContext *cp_redis_connect_sync(const cp_config_t *cfg, char *err,
+                                           size_t err_size);
+
 #endif

@@ -75,12 +75,22 @@ typedef struct report_s {
     size_t key_size;
     size_t skipped; /* values reported and skipped */
     size_t printed; /* days printed */
+    /* cp_report_records: the daily CloudEvents are collected here instead
+     * of printed, and skipped values are only counted. */
+    const cp_tz_t *tz;
+    cp_metrics_rec_t *recs;
+    size_t n_recs;
+    int quiet;
 } report_t;
 
 /* "custpulse: report: <where>: <what> '<s, escaped>'; skipped". */
 static void skip(report_t *rep, const char *where, const char *what,
                  const char *s, size_t len)
 {
+    if (rep->quiet) {
+        rep->skipped++;
+        return;
+    }
     fprintf(stderr, "custpulse: report: %s: %s '", where, what);
     for (size_t i = 0; i < len && i < SHOWN_MAX; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -95,6 +105,8 @@ static void skip(report_t *rep, const char *where, const char *what,
 
 static int redis_failed(const report_t *rep, const redisReply *r)
 {
+    if (rep->quiet)
+        return 1;
     fprintf(stderr, "custpulse: redis: %s\n",
             r && r->type == REDIS_REPLY_ERROR ? r->str : rep->c->errstr);
     return 1;
@@ -289,6 +301,20 @@ static int print_days(report_t *rep)
         cp_metrics_retention_t w[CP_METRICS_WINDOW];
         size_t n =
             cp_metrics_window(rep->cohorts, rep->n_cohorts, out[i].day, w);
+        if (rep->recs) {
+            cp_buf_reset(&b);
+            cp_output_metrics(&b, &out[i], w, n, rep->tz, rep->cfg);
+            cp_metrics_rec_t *rec = &rep->recs[rep->n_recs];
+            rec->json = cp_buf_failed(&b) ? NULL : malloc(b.len + 1);
+            if (!rec->json)
+                break;
+            memcpy(rec->json, b.data, b.len);
+            rec->json[b.len] = '\0';
+            rec->len = b.len;
+            rec->day = out[i].day;
+            rep->n_recs++;
+            continue;
+        }
         if (!rep->args->json) {
             print_text(&out[i], w, n, rep->cfg);
             rep->printed++;
@@ -305,9 +331,53 @@ static int print_days(report_t *rep)
     int failed = cp_buf_failed(&b);
     cp_buf_free(&b);
     free(out);
-    if (failed)
+    if (failed && !rep->quiet)
         fputs("custpulse: report: out of memory\n", stderr);
     return failed;
+}
+
+int cp_report_records(redisContext *c, const cp_config_t *cfg,
+                      const cp_tz_t *tz, int64_t from, int64_t to,
+                      cp_metrics_rec_t **recs, size_t *n, size_t *skipped)
+{
+    static const cp_report_args_t args = {0};
+    report_t rep = {.cfg = cfg,
+                    .args = &args,
+                    .c = c,
+                    .from = from,
+                    .to = to,
+                    .tz = tz,
+                    .quiet = 1};
+    *recs = NULL;
+    *n = 0;
+    rep.key_size = strlen(cfg->redis_prefix) + 32;
+    rep.key = malloc(rep.key_size);
+    int rc = rep.key ? read_days(&rep) : 1;
+    if (rc == 0)
+        rc = read_hashes(&rep);
+    if (rc == 0) {
+        rep.recs = calloc(rep.n ? rep.n : 1, sizeof(*rep.recs));
+        rc = rep.recs ? print_days(&rep) : 1;
+    }
+    if (rc == 0) {
+        *recs = rep.recs;
+        *n = rep.n_recs;
+    } else {
+        cp_report_records_free(rep.recs, rep.n_recs);
+    }
+    *skipped = rep.skipped;
+    free(rep.list);
+    free(rep.days);
+    free(rep.cohorts);
+    free(rep.key);
+    return rc;
+}
+
+void cp_report_records_free(cp_metrics_rec_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(recs[i].json);
+    free(recs);
 }
 
 int cp_report_run(const cp_config_t *cfg, const cp_report_args_t *args,

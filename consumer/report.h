@@ -18,7 +18,10 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "cp_time.h"
 #include "fit.h" /* cp_fit_connect_fn */
+
+struct redisContext;
 
 /* The report options of the command line. */
 typedef struct cp_report_args_s {
@@ -45,5 +48,23 @@ int cp_report_arg(cp_report_args_t *args, const char *arg, const char *next);
  * after --to). connect is called at most once. */
 int cp_report_run(const cp_config_t *cfg, const cp_report_args_t *args,
                   cp_fit_connect_fn *connect);
+
+/* One day's CloudEvent of customer.metrics (docs/metrics.md). */
+typedef struct cp_metrics_rec_s {
+    int64_t day;
+    char *json; /* malloc'd, NUL-terminated */
+    size_t len;
+} cp_metrics_rec_t;
+
+/* The daemon's side of the same reading: the daily CloudEvents
+ * (cp_output_metrics) of the days in [from, to] that have counters, read
+ * through the synchronous connection c, into *recs (cp_report_records_free)
+ * and *n, ascending. Nothing is printed: values that do not parse are
+ * skipped and counted in *skipped. Returns 0, or 1 when Redis failed or
+ * memory ran out (c->errstr may tell). Any thread. */
+int cp_report_records(struct redisContext *c, const cp_config_t *cfg,
+                      const cp_tz_t *tz, int64_t from, int64_t to,
+                      cp_metrics_rec_t **recs, size_t *n, size_t *skipped);
+void cp_report_records_free(cp_metrics_rec_t *recs, size_t n);
 
 #endif

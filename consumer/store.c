@@ -86,6 +86,25 @@ const char cp_store_write_lua[] =
     "local nz = tonumber(ARGV[zi])\n"
     "local zk = KEYS[3 + ne + (np > 0 and 1 or 0) + (hn > 0 and 1 or 0)]\n"
     "if nz > 0 then redis.call('ZSCORE', zk, ARGV[zi + nz]) end\n"
+    /* Metric counters likewise (docs/metrics.md): a key of another type
+     * fails here; a count that is not an integer, or would leave the
+     * int64 range, freezes them. */
+    "local mi = zi + 1 + nz\n"
+    "local nmk = tonumber(ARGV[mi])\n"
+    "local mb = 3 + ne + (np > 0 and 1 or 0) + (hn > 0 and 1 or 0) +\n"
+    "           (nz > 0 and 1 or 0)\n"
+    "local mmove = true\n"
+    "if nmk > 0 then\n"
+    "  local nmi = tonumber(ARGV[mi + 1])\n"
+    "  for j = 0, nmi - 1 do\n"
+    "    local b = mi + 2 + 3 * j\n"
+    "    local c = redis.call('HGET', KEYS[mb + tonumber(ARGV[b])],\n"
+    "                         ARGV[b + 1])\n"
+    "    if c and (not string.match(c, '^%-?%d+$') or\n"
+    "              math.abs(tonumber(c)) >= 9e18) then mmove = false end\n"
+    "  end\n"
+    "  redis.call('ZSCORE', KEYS[mb + nmk], '0')\n"
+    "end\n"
     "for j = 1, ne do\n"
     "  local k = KEYS[2 + j]\n"
     "  local cur = tonumber(redis.call('HGET', k, 'e') or '0') or 0\n"
@@ -121,6 +140,22 @@ const char cp_store_write_lua[] =
     "if nz == 2 then redis.call('ZADD', zk, ARGV[i + 1], ARGV[i + 2])\n"
     "elseif nz == 1 then redis.call('ZREM', zk, ARGV[i + 1]) end\n"
     "i = i + 1 + nz\n"
+    "i = i + 1\n"
+    "if nmk > 0 then\n"
+    "  local nmi = tonumber(ARGV[i]); i = i + 1\n"
+    "  for j = 1, nmi do\n"
+    "    if mmove then\n"
+    "      redis.call('HINCRBY', KEYS[mb + tonumber(ARGV[i])], ARGV[i + 1],\n"
+    "                 ARGV[i + 2])\n"
+    "    end\n"
+    "    i = i + 3\n"
+    "  end\n"
+    "  for j = 1, nmk do\n"
+    "    if mmove then redis.call('ZADD', KEYS[mb + nmk], ARGV[i], ARGV[i]) "
+    "end\n"
+    "    i = i + 1\n"
+    "  end\n"
+    "end\n"
     "local nd = tonumber(ARGV[i]); i = i + 1\n"
     "for j = 1, nd do redis.call('HDEL', KEYS[1], ARGV[i]); i = i + 1 end\n"
     "local nx = tonumber(ARGV[i]); i = i + 1\n"
@@ -238,6 +273,9 @@ void cp_stored_init(cp_stored_t *s)
     s->h_track = 0;
     cp_churn_state_init(&s->cs);
     s->due_ms = CP_STORE_DUE_NEVER;
+    s->mk_on = 0;
+    s->mk_day = INT64_MIN;
+    s->mk_bits = 0;
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -854,6 +892,26 @@ static int parse_warn(cp_stored_t *s, const char *v, size_t len)
     return 0;
 }
 
+/* mk: "<latest activity day>,<bits>" (docs/metrics.md); the day is "-"
+ * before any activity. */
+static int parse_mk(cp_stored_t *s, const char *v, size_t len)
+{
+    const char *p[2];
+    size_t n[2];
+    int64_t bits;
+    if (split(v, len, ',', p, n, 2) != 2 || parse_i64(p[1], n[1], &bits) != 0 ||
+        bits < 0 || bits > (CP_MK_COHORT | CP_MK_REPEAT))
+        return -1;
+    if (n[0] == 1 && p[0][0] == '-')
+        s->mk_day = INT64_MIN;
+    else if (parse_i64(p[0], n[0], &s->mk_day) != 0 ||
+             s->mk_day < -CP_DUE_DAY_MAX || s->mk_day > CP_DUE_DAY_MAX)
+        return -1;
+    s->mk_bits = (int)bits;
+    s->mk_on = 1;
+    return 0;
+}
+
 /* dd: "<epoch ms>", an instant custpulse can format (0..9999-12-31). */
 static int parse_due(cp_stored_t *s, const char *v, size_t len)
 {
@@ -942,6 +1000,9 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
     } else if (field_is(f, flen, "gp") || field_is(f, flen, "sp") ||
                field_is(f, flen, "cw") || field_is(f, flen, "dd")) {
         rc = parse_churn_field(s, f, flen, v, vlen);
+    } else if (field_is(f, flen, "mk")) {
+        s->had |= CP_F_MK;
+        rc = parse_mk(s, v, vlen);
     } else if (flen == 2 && f[0] == 's') {
         rc = parse_level(s, f, flen, v, vlen, ctx);
         if (rc > 0)
@@ -1283,6 +1344,15 @@ static cp_err_t add_churn_fields(const cp_stored_t *s, cp_arena_t *a,
         *now |= CP_F_DD;
         err = err ? err : add_pair_i64(av, a, "dd", s->due_ms);
     }
+    if (s->mk_on) {
+        *now |= CP_F_MK;
+        err = err ? err
+                  : add_pair_str(av, a, "mk",
+                                 s->mk_day == INT64_MIN
+                                     ? fmt(a, 8, "-,%d", s->mk_bits)
+                                     : fmt(a, 32, "%" PRId64 ",%d", s->mk_day,
+                                           s->mk_bits));
+    }
     return err;
 }
 
@@ -1406,11 +1476,11 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
     static const struct {
         unsigned bit;
         const char *f;
-    } opt[] = {{CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"},
-               {CP_F_SL, "sl"}, {CP_F_SE, "se"}, {CP_F_SS, "ss"},
-               {CP_F_SV, "sv"}, {CP_F_SC, "sc"}, {CP_F_E, "e"},
-               {CP_F_R, "r"},   {CP_F_H, "h"},   {CP_F_GP, "gp"},
-               {CP_F_SP, "sp"}, {CP_F_CW, "cw"}, {CP_F_DD, "dd"}};
+    } opt[] = {
+        {CP_F_S, "s"},   {CP_F_B, "b"},   {CP_F_SQ, "sq"}, {CP_F_SL, "sl"},
+        {CP_F_SE, "se"}, {CP_F_SS, "ss"}, {CP_F_SV, "sv"}, {CP_F_SC, "sc"},
+        {CP_F_E, "e"},   {CP_F_R, "r"},   {CP_F_H, "h"},   {CP_F_GP, "gp"},
+        {CP_F_SP, "sp"}, {CP_F_CW, "cw"}, {CP_F_DD, "dd"}, {CP_F_MK, "mk"}};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
         if ((s->had & opt[i].bit) && !(now & opt[i].bit))
             del[(*n_del)++] = opt[i].f;
@@ -1448,9 +1518,11 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
                              const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
-                             const cp_store_hist_t *hist, cp_arena_t *a,
+                             const cp_store_hist_t *hist,
+                             const cp_store_metrics_t *metrics, cp_arena_t *a,
                              cp_argv_t *av)
 {
+    const int nmk = metrics ? metrics->n_keys : 0;
     const int nh = hist ? hist->n : 0;
     cp_err_t err = CP_OK;
     if (s->parsing)
@@ -1469,7 +1541,7 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
     err = err ? err
               : add_i64(av, a,
                         2 + n_eps + (pop_delta ? 1 : 0) + (nh ? 1 : 0) +
-                            (nz ? 1 : 0));
+                            (nz ? 1 : 0) + (nmk ? nmk + 1 : 0));
     err = err ? err : cp_argv_add(av, a, keys->key, keys->key_len);
     err = err ? err : cp_argv_add(av, a, keys->xkey, keys->xkey_len);
     for (int i = 0; i < n_eps; i++)
@@ -1480,6 +1552,10 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         err = err ? err : add_str(av, a, hist->key);
     if (nz)
         err = err ? err : add_str(av, a, keys->dkey);
+    for (int i = 0; i < nmk; i++)
+        err = err ? err : add_str(av, a, metrics->keys[i]);
+    if (nmk)
+        err = err ? err : add_str(av, a, metrics->days_key);
     err = err ? err : add_i64(av, a, s->st.version);
     err = err ? err : add_i64(av, a, n_eps);
     for (int i = 0; i < n_eps; i++) {
@@ -1506,6 +1582,17 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         err = err ? err : add_i64(av, a, score);
     if (nz)
         err = err ? err : cp_argv_add(av, a, keys->id, keys->id_len);
+    err = err ? err : add_i64(av, a, nmk);
+    if (nmk) {
+        err = err ? err : add_i64(av, a, metrics->n_inc);
+        for (int i = 0; i < metrics->n_inc; i++) {
+            err = err ? err : add_i64(av, a, metrics->inc[i].key);
+            err = err ? err : add_str(av, a, metrics->inc[i].field);
+            err = err ? err : add_i64(av, a, metrics->inc[i].delta);
+        }
+        for (int i = 0; i < nmk; i++)
+            err = err ? err : add_i64(av, a, metrics->days[i]);
+    }
     /* The state's fields go to a second vector first: the deletions
      * (e.g. s of a customer whose last order was cancelled, removed
      * attributes, a legacy outbox) and the outbox come before them in the

@@ -13,6 +13,7 @@
 #include "churn.h"
 #include "cp_err.h"
 #include "cp_time.h"
+#include "metrics.h"
 #include "rfm.h"
 #include "rfmq.h"
 #include "state.h"
@@ -66,7 +67,8 @@ enum {
     CP_F_GP = 1 << 12,
     CP_F_SP = 1 << 13,
     CP_F_CW = 1 << 14,
-    CP_F_DD = 1 << 15
+    CP_F_DD = 1 << 15,
+    CP_F_MK = 1 << 16
 };
 
 /* dd absent: no evaluation is due (scoring's CP_DUE_NEVER). */
@@ -116,7 +118,36 @@ typedef struct cp_stored_s {
      * CP_STORE_DUE_NEVER). */
     cp_churn_state_t cs;
     int64_t due_ms;
+    /* Population metrics (docs/metrics.md "Consumer integration"): mk,
+     * "<latest activity day>,<bits>", present once the customer is in
+     * the counters (mk_on). Bits: CP_MK_COHORT (counted in its cohort's
+     * n), CP_MK_REPEAT (its first repeat day counted or not countable).
+     * mk_day: INT64_MIN before any activity. The write leaves mk as it
+     * is when mk_keep is set (metrics off: an existing mk is deleted). */
+    int mk_on;
+    int64_t mk_day;
+    int mk_bits;
 } cp_stored_t;
+
+#define CP_MK_COHORT 1
+#define CP_MK_REPEAT 2
+
+/* Metric increments a write adds atomically with the state
+ * (docs/metrics.md): HINCRBY into n_keys day and cohort hashes (keys[i],
+ * day number days[i]) and every days[i] into the day index days_key. */
+#define CP_STORE_MKEYS_MAX CP_METRICS_MAX
+typedef struct cp_store_metrics_s {
+    const char *days_key; /* <prefix>mdays */
+    const char *keys[CP_STORE_MKEYS_MAX];
+    int64_t days[CP_STORE_MKEYS_MAX];
+    int n_keys;
+    struct {
+        int key; /* index into keys */
+        const char *field;
+        int64_t delta;
+    } inc[CP_METRICS_MAX];
+    int n_inc;
+} cp_store_metrics_t;
 
 /* The histogram moves a write makes (cp_rfmq_moves) and the histogram
  * key they go to. */
@@ -259,8 +290,10 @@ void cp_store_fingerprint(int64_t timestamp_ms, const void *value, size_t len,
 /* Builds EVALSHA arguments of the write script for s, whose version read
  * from Redis was s->st.version (the new version is that + 1):
  *   EVALSHA sha numkeys key xkey [epkey...] [popkey] [histkey] [duekey]
+ *           [metric keys... mdays]
  *           expected_v ne [epoch pos fp]...
  *           npop [dn dsf dsm dsl] nh [hfield delta]... nz [dd] [id]
+ *           nmk [nmi [kidx field delta]... [day]...]
  *           ndel [fields...] nx [x xq] field value ...
  * The deleted fields (ndel) and the others are the customer hash's; x and
  * xq (nx = 2 when the outbox is not empty) are written to the outbox key,
@@ -277,7 +310,8 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
                              const char *sha, const cp_store_keys_t *keys,
                              const cp_epoch_ref_t *eps, int n_eps,
                              const char *popkey, const cp_pop_t *pop_delta,
-                             const cp_store_hist_t *hist, cp_arena_t *a,
+                             const cp_store_hist_t *hist,
+                             const cp_store_metrics_t *metrics, cp_arena_t *a,
                              cp_argv_t *av);
 
 /* The Lua sources of the write, outbox-clear and epoch scripts. The clear

@@ -133,6 +133,18 @@ int cp_metrics_on_segment(cp_metrics_acc_t *acc, cp_rfm8_t from, cp_rfm8_t to,
                     segment_valid(to) ? CP_MF_SEG + (int)to : -1, -1);
 }
 
+int cp_metrics_on_baseline(cp_metrics_acc_t *acc, cp_lifecycle_t stage,
+                           cp_rfm8_t segment, int64_t day)
+{
+    cp_metrics_inc_t x[2];
+    int k = 0;
+    if (stage_valid((int)stage))
+        x[k++] = inc(CP_METRICS_DAY, day, CP_MF_LC + (int)stage, 1);
+    if (segment_valid((int)segment))
+        x[k++] = inc(CP_METRICS_DAY, day, CP_MF_SEG + (int)segment, 1);
+    return k ? acc_add(acc, x, k) : 0;
+}
+
 int cp_metrics_on_active(cp_metrics_acc_t *acc, int64_t day)
 {
     cp_metrics_inc_t x = inc(CP_METRICS_DAY, day, CP_MF_ACT, 1);

@@ -102,6 +102,12 @@ int cp_metrics_on_stage(cp_metrics_acc_t *acc, cp_lifecycle_t from,
 int cp_metrics_on_segment(cp_metrics_acc_t *acc, cp_rfm8_t from, cp_rfm8_t to,
                           int64_t day);
 
+/* A customer counted for the first time (its hash was written before
+ * the metrics were kept): its stage and segment enter the gauges (lc: and
+ * seg: +1 on day, no in: entry). */
+int cp_metrics_on_baseline(cp_metrics_acc_t *acc, cp_lifecycle_t stage,
+                           cp_rfm8_t segment, int64_t day);
+
 /* act +1 on `day`. The caller calls it for an applied event whose local
  * day is later than the customer's latest activity day before it, so a
  * customer counts at most once a day (a late event on an earlier day is

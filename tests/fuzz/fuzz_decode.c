@@ -61,7 +61,7 @@ static void fuzz_field(const char *f, size_t flen, const char *v, size_t vlen,
         return;
     cp_argv_t av = {0};
     if (cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0, "cp:pop", NULL,
-                            NULL, a, &av) != CP_OK)
+                            NULL, NULL, a, &av) != CP_OK)
         __builtin_trap();
     size_t n;
     const char *back;

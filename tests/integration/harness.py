@@ -1017,7 +1017,9 @@ def config(stack, **overrides):
     Churn warnings are off (topic.churn = ""): a test of them sets the
     topic (cpmodel.replay(churn=True) mirrors them). Time-driven
     evaluation is off (due.sweep_ms = 0: results change only with events,
-    as cpmodel.replay mirrors them); test_time_driven turns it on."""
+    as cpmodel.replay mirrors them); test_time_driven turns it on.
+    Population metrics are off (topic.metrics = ""): no mk field, no
+    counters; test_metrics turns them on."""
     cfg = {
         "kafka.bootstrap.servers": stack.bootstrap,
         "redis.host": "127.0.0.1",
@@ -1033,6 +1035,7 @@ def config(stack, **overrides):
     # the exact-output tests mirror segment changes, not warnings.
     cfg["topic.churn"] = ""
     cfg["due.sweep_ms"] = "0"
+    cfg["topic.metrics"] = ""
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)

@@ -38,7 +38,7 @@ CONFIG_MD = os.path.join(SOURCE_DIR, "docs", "config.md")
 ID_KEY = "test-log-id-key-5f1c"
 REF = cpmodel.Fixed(recency_days=30, frequency=2, monetary="100.00")
 CREATED_TOPICS = ("customer.segment-changes", "customer.churn-warnings",
-                  "custpulse.dlq")
+                  "customer.metrics", "custpulse.dlq")
 OUTPUT_PARTITIONS = 3
 
 
@@ -239,10 +239,11 @@ def check_missing_topic_exits(st):
     before = topic_partitions(st)
     check(not set(before) & set(CREATED_TOPICS),
           f"topics exist before the run: {before}")
-    # topic.churn: its default (config() turns warnings off for the
-    # exact-output tests), so every output topic is created.
+    # topic.churn and topic.metrics: their defaults (config() turns them
+    # off for the exact-output tests), so every output topic is created.
     cfg = config(st, **{"topic.orders": "absent.orders",
-                        "topic.churn": "customer.churn-warnings"})
+                        "topic.churn": "customer.churn-warnings",
+                        "topic.metrics": "customer.metrics"})
     with Timer() as t:
         res = Custpulse(st, cfg).run(["run", "--exit-at-end"], timeout=60)
     check_eq(res.returncode, 0, "--exit-at-end with a missing input topic")

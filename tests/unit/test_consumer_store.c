@@ -160,7 +160,8 @@ static void test_parse_and_write(void **state)
                             .fields = {"r:19000", "r:19001"},
                             .deltas = {-1, 1}};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_k, eps, 2,
-                                         "cp:pop", &delta, &hist, &a, &av),
+                                         "cp:pop", &delta, &hist, NULL, &a,
+                                         &av),
                      CP_OK);
     /* The legacy outbox leaves the hash (ndel 2: x, xq) and goes, with
      * the new record, into the outbox key (nx 2: x, xq). */
@@ -191,6 +192,7 @@ static void test_parse_and_write(void **state)
                           "-1",
                           "r:19001",
                           "1",
+                          "0",
                           "0",
                           "2",
                           "x",
@@ -287,7 +289,7 @@ static void test_layout2_roundtrip(void **state)
     assert_int_equal(cp_store_attr_set(&s, "country", 7, NULL, 0, &a), CP_OK);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     for (size_t i = 0; i < nf; i++) {
         if (!strcmp(fields[i][0], "v") || !strcmp(fields[i][0], "a:country") ||
@@ -309,9 +311,9 @@ static void test_layout2_roundtrip(void **state)
                  LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\xdc\x0b\x9e\xea\x04"
                      "\xbb\x00\x00\x00\x00\x00\x00\x00\xe8\x07\x06"));
     /* deletions: ndel 1, a:country; no outbox */
-    const char *head[] = {"EVALSHA", "sha",       "2", "cp:c:{z}", "cp:x:{z}",
-                          "3",       "0",         "0", "0",        "0",
-                          "1",       "a:country", "0", "v",        "4"};
+    const char *head[] = {"EVALSHA",   "sha", "2", "cp:c:{z}", "cp:x:{z}", "3",
+                          "0",         "0",   "0", "0",        "0",        "1",
+                          "a:country", "0",   "v", "4"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
 
     /* levels and custom memberships gone: their fields are deleted */
@@ -321,12 +323,11 @@ static void test_layout2_roundtrip(void **state)
     s.st.segment = CP_RFM8_NONE;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head2[] = {"EVALSHA", "sha",       "2", "cp:c:{z}", "cp:x:{z}",
-                           "3",       "0",         "0", "0",        "0",
-                           "5",       "a:country", "s", "b",        "sl",
-                           "sc",      "0"};
+    const char *head2[] = {
+        "EVALSHA", "sha", "2", "cp:c:{z}",  "cp:x:{z}", "3", "0",  "0",  "0",
+        "0",       "0",   "5", "a:country", "s",        "b", "sl", "sc", "0"};
     assert_head(&av, head2, sizeof(head2) / sizeof(head2[0]));
     cp_arena_free(&a);
 }
@@ -340,13 +341,13 @@ static void test_fixed_mode_and_no_segment(void **state)
     cp_stored_init(&s);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     /* numkeys 2, expected version 0, no epoch, no population, nothing to
      * delete (a new customer had no s), no outbox */
     const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
                           "0",       "0",   "0", "0",        "0",
-                          "0",       "0",   "v"};
+                          "0",       "0",   "0", "v"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     assert_int_equal(find_arg(&av, "f"), -1);
     /* empty de-duplication memories are not written */
@@ -401,7 +402,7 @@ static void test_hist_field(void **state)
 
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_int_equal(find_arg(&av, "h"), -1); /* neither written nor deleted */
 
@@ -412,17 +413,18 @@ static void test_hist_field(void **state)
     s.h_new.b[2] = 96;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_pair(&av, "h", "19790,3,96");
 
     s.h_new.in = 0; /* e.g. the only order cancelled */
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
-    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}", "3",
-                          "0",       "0",   "0", "0",        "1",        "h"};
+    const char *head[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
+                          "3",       "0",   "0", "0",        "0",
+                          "0",       "1",   "h"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -444,7 +446,7 @@ static void test_first_spend_field(void **state)
     assert_int_equal(s.st.first_spend, -1);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_int_equal(find_arg(&av, "z"), -1);
 
@@ -457,7 +459,7 @@ static void test_first_spend_field(void **state)
     assert_int_equal(s.st.first_spend, 1200);
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_pair(&av, "z", "1200");
     /* a new customer has no order time: no z */
@@ -466,7 +468,7 @@ static void test_first_spend_field(void **state)
     assert_int_equal(s.st.first_spend, 0);
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_int_equal(find_arg(&av, "z"), -1);
     cp_arena_free(&a);
@@ -663,11 +665,11 @@ static void test_binary_after_lv(void **state)
     assert_int_equal(put(&s, &a, "v", "1"), CP_OK);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_EINVAL);
     assert_int_equal(end(&s), CP_OK);
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     cp_arena_free(&a);
 }
@@ -780,13 +782,15 @@ static void test_outbox_key(void **state)
     /* written back: the hash's x and xq deleted, all of it in the key */
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     const char *head[] = {
-        "EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
-        "0",       "0",   "0",  "0",        "0",
-        "2",       "x",   "xq", "2",        "s\t{\"old\":1}\ns\t{\"new\":1}\n",
-        "9",       "v",   "1",  "lv",       "3"};
+        "EVALSHA",  "sha", "2", "cp:c:{z}",
+        "cp:x:{z}", "0",   "0", "0",
+        "0",        "0",   "0", "2",
+        "x",        "xq",  "2", "s\t{\"old\":1}\ns\t{\"new\":1}\n",
+        "9",        "v",   "1", "lv",
+        "3"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -863,7 +867,7 @@ static void test_churn_fields_round_trip(void **state)
     /* written as read, and read back equal */
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_pair(&av, "gp", "12.5");
     assert_pair(&av, "sp", "1000.5,2000.25,1717100000000,2");
@@ -887,7 +891,7 @@ static void test_churn_fields_round_trip(void **state)
     s.cs.spend_short.score = 1.0 / 3.0;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     assert_pair(&av, "gp", "0.30000000000000004");
     assert_pair(&av, "sp", "0.33333333333333331,2000.25,1717100000000,2");
@@ -912,7 +916,7 @@ static void test_churn_fields_absent(void **state)
     assert_true(s.due_ms == CP_STORE_DUE_NEVER);
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     const char *none[] = {"gp", "sp", "cw", "dd"};
     for (int i = 0; i < 4; i++)
@@ -931,12 +935,12 @@ static void test_churn_fields_absent(void **state)
     s.due_ms = CP_STORE_DUE_NEVER;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     /* ... v ne npop nh nz ndel gp sp cw dd */
-    const char *head[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}",
-                          "1",       "0",   "0",  "0",        "0",
-                          "4",       "gp",  "sp", "cw",       "dd"};
+    const char *head[] = {"EVALSHA", "sha", "2",  "cp:c:{z}", "cp:x:{z}", "1",
+                          "0",       "0",   "0",  "0",        "0",        "4",
+                          "gp",      "sp",  "cw", "dd"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -996,34 +1000,34 @@ static void test_due_index_args(void **state)
     s.due_ms = 1719792000000LL;
     cp_argv_t av = {0};
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     const char *add[] = {
         "EVALSHA", "sha", "3", "cp:c:{z}", "cp:x:{z}", "cp:due:3",
         "0",       "0",   "0", "0",        "2",        "1719792000000",
-        "z",       "0",   "0", "v",        "1"};
+        "z",       "0",   "0", "0",        "v",        "1"};
     assert_head(&av, add, sizeof(add) / sizeof(add[0]));
 
     s.had |= CP_F_DD; /* read with a dd, now never */
     s.due_ms = CP_STORE_DUE_NEVER;
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     const char *rem[] = {"EVALSHA",  "sha", "3", "cp:c:{z}", "cp:x:{z}",
                          "cp:due:3", "0",   "0", "0",        "0",
-                         "1",        "z",   "1", "dd",       "0",
-                         "v",        "1"};
+                         "1",        "z",   "0", "1",        "dd",
+                         "0",        "v",   "1"};
     assert_head(&av, rem, sizeof(rem) / sizeof(rem[0]));
 
     s.had = 0; /* never before and after: the index is not touched */
     av.argc = 0;
     assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
-                                         "cp:pop", NULL, NULL, &a, &av),
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
                      CP_OK);
     const char *none[] = {"EVALSHA", "sha", "2", "cp:c:{z}", "cp:x:{z}",
                           "0",       "0",   "0", "0",        "0",
-                          "0",       "0",   "v", "1"};
+                          "0",       "0",   "0", "v",        "1"};
     assert_head(&av, none, sizeof(none) / sizeof(none[0]));
     cp_arena_free(&a);
 }
