@@ -744,7 +744,6 @@ static void try_poll(cp_app_t *app)
             cp_log(CP_LOG_ERROR, "mock faults", CP_LS("error", err), CP_LEND);
     }
     if (b->n_msgs > 0) {
-        app->last_was_sweep = 0;
         cp__batch_start(app, b->n_msgs);
     } else if (!maybe_sweep(app)) {
         check_end(app);
@@ -770,9 +769,10 @@ static int64_t sweep_now(const cp_app_t *app)
  * started. */
 static int maybe_sweep(cp_app_t *app)
 {
-    if (!app->sweep_wanted || app->state != CP_APP_RUNNING ||
-        app->batch.phase != CP_BATCH_IDLE || app->due_shards <= 0 ||
-        !app->redis_ready || !cp_redis_ready(app->redis))
+    if (!app->sweep_wanted || app->sweep_backoff ||
+        app->state != CP_APP_RUNNING || app->batch.phase != CP_BATCH_IDLE ||
+        app->due_shards <= 0 || !app->redis_ready ||
+        !cp_redis_ready(app->redis))
         return 0;
     int64_t now = sweep_now(app);
     if (now == INT64_MIN) {
@@ -780,7 +780,6 @@ static int maybe_sweep(cp_app_t *app)
         return 0;
     }
     app->sweep_wanted = 0;
-    app->last_was_sweep = 1;
     cp__batch_sweep(app, now);
     return 1;
 }
@@ -791,6 +790,7 @@ static void on_sweep_timer(uv_timer_t *t)
     if (app->state != CP_APP_RUNNING)
         return;
     app->sweep_wanted = 1;
+    app->sweep_backoff = 0;
     maybe_sweep(app);
 }
 
@@ -798,12 +798,18 @@ void cp__app_sweep_done(cp_app_t *app, int full)
 {
     /* full & 1: more due than one batch takes, go on (after an event
      * batch, if any); full & 2: a shard was not ready (its epoch is being
-     * taken), come back soon. */
+     * taken), full & 4: the scan failed: come back in 100 ms, by the
+     * timer (not from here: no recursion through check_end). */
     if (full & 1)
         app->sweep_wanted = 1;
-    else if ((full & 2) && app->state == CP_APP_RUNNING)
+    if ((full & 6) && app->state == CP_APP_RUNNING) {
+        app->sweep_wanted = 1;
+        app->sweep_backoff = 1;
         uv_timer_start(&app->sweep_timer, on_sweep_timer, 100,
                        (uint64_t)app->cfg->due_sweep_ms);
+    }
+    if (full == 0)
+        app->swept_to = app->batch.sweep_now; /* everything due by then */
     if (app->state == CP_APP_STOPPING) {
         begin_stop(app, app->exit_code);
         return;
@@ -873,6 +879,9 @@ static void restart_producer(cp_app_t *app)
     rd_kafka_queue_io_event_enable(app->pq, app->pq_pipe[1], "1", 1);
     if (app->batch.phase == CP_BATCH_PRODUCE)
         cp__app_schedule_retry(app, 0);
+    for (size_t i = 0; i < app->n_mrecs; i++)
+        if (app->mrec_delivered && app->mrec_delivered[i] == -1)
+            app->mrec_delivered[i] = 0; /* purged: produced again */
 }
 
 static void serve_producer(cp_app_t *app)
@@ -961,10 +970,14 @@ static int metrics_owner(const cp_app_t *app)
 }
 
 /* The last complete day by the clock; INT64_MIN before any event
- * (clock = event). */
+ * (clock = event). With the sweep on, the clock of the last sweep that
+ * left nothing due in this instance's shards: a day's time-caused moves
+ * are counted before its record goes out. */
 static int64_t metrics_upto(const cp_app_t *app)
 {
     int64_t now = sweep_now(app);
+    if (app->cfg->due_sweep_ms > 0 && app->swept_to < now)
+        now = app->swept_to;
     return now == INT64_MIN ? INT64_MIN : cp_tz_day(app->tz, now) - 1;
 }
 
@@ -1015,14 +1028,24 @@ static void on_mstate(cp_redis_t *r, redisReply *reply, void *pd)
     metrics_recorded(app);
 }
 
+/* `emitted` only moves forward: an owner whose clock is behind (after a
+ * rebalance or a restart) must not take it back. */
+#define MSTATE_LUA                                                             \
+    "local c = tonumber(redis.call('HGET', KEYS[1], 'emitted') or '-1')\n"     \
+    "if c == nil or c < tonumber(ARGV[1]) then\n"                              \
+    "  redis.call('HSET', KEYS[1], 'emitted', ARGV[1])\n"                      \
+    "end\n"                                                                    \
+    "return 1\n"
+
 static void metrics_record(cp_app_t *app)
 {
     char day[24];
     snprintf(day, sizeof(day), "%" PRId64, app->metrics_upto);
-    const char *argv[] = {"HSET", app->mstatekey, "emitted", day};
-    size_t lens[] = {4, strlen(app->mstatekey), 7, strlen(day)};
+    const char *argv[] = {"EVAL", MSTATE_LUA, "1", app->mstatekey, day};
+    size_t lens[] = {4, strlen(MSTATE_LUA), 1, strlen(app->mstatekey),
+                     strlen(day)};
     app->metrics_state = 3;
-    if (cp_redis_cmd(app->redis, on_mstate, NULL, 4, argv, lens) != CP_OK) {
+    if (cp_redis_cmd(app->redis, on_mstate, NULL, 5, argv, lens) != CP_OK) {
         app->metrics_failures++;
         metrics_recorded(app);
     }
@@ -1072,6 +1095,7 @@ static void metrics_delivered(cp_app_t *app, size_t i, rd_kafka_resp_err_t err)
         return;
     if (err) {
         app->mrec_delivered[i] = 0; /* produced again at the next tick */
+        app->metrics_failures++;
         return;
     }
     app->mrec_delivered[i] = 1;
@@ -1084,7 +1108,8 @@ static void metrics_done(uv_work_t *req, int status)
 {
     cp_metrics_job_t *job = req->data;
     cp_app_t *app = job->app;
-    if (status != 0 || app->state == CP_APP_CLOSED || job->failed) {
+    if (status != 0 || app->state != CP_APP_RUNNING || !app->producer ||
+        job->failed) {
         if (job->failed && app->state != CP_APP_CLOSED) {
             app->metrics_failures++;
             cp_log(CP_LOG_WARN, "daily metrics not read; retrying",
@@ -1103,6 +1128,13 @@ static void metrics_done(uv_work_t *req, int status)
     app->metrics_upto = job->upto;
     app->mrecs = job->recs;
     app->n_mrecs = job->n;
+    if (job->emitted >= job->upto) {
+        /* Another run (or owner) got there first. */
+        app->metrics_done = job->emitted;
+        free(job);
+        metrics_recorded(app);
+        return;
+    }
     free(job);
     if (app->n_mrecs == 0) {
         metrics_record(app); /* nothing to emit up to there */
@@ -1891,6 +1923,7 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
     app->mstatekey = malloc(plen);
     snprintf(app->mstatekey, plen, "%smstate", cfg->redis_prefix);
     app->metrics_done = -1;
+    app->swept_to = INT64_MIN;
     if (cp_eval_init(&app->eval, cfg, app->tz, err, sizeof(err)) != CP_OK) {
         cp_log(CP_LOG_ERROR, "invalid custom segment", CP_LS("error", err),
                CP_LEND);

@@ -70,7 +70,6 @@ typedef struct cp_cust_s {
      * app->parts) whose due index shard it was found in, whose epoch
      * fences its write; -1 for an event batch's customer. */
     int sweep_part;
-    int reindexed; /* sweep: the reindex script answered */
     /* Population metric increments of this round's write (docs/metrics.md;
      * arena, NULL when metrics are off). more: the write stopped short
      * (the increments would not fit): once written, read again and go on. */
@@ -132,7 +131,10 @@ typedef struct cp_batch_s {
      * messages; customers from the due index, evaluated up to sweep_now. */
     int sweep;
     int64_t sweep_now;
-    int sweep_full;            /* a shard had more due than was taken */
+    int sweep_full; /* 1: more due than was taken; 2: a shard not ready;
+                       4: the scan failed */
+    int more_round; /* the next round continues writes that stopped short
+                       (not a conflict) */
     struct cp_due_hit_s *hits; /* arena: index entries found */
     int n_hits;
     int cap_hits;
@@ -255,8 +257,10 @@ typedef struct cp_app_s {
      * input at its end, sweeping up to the final clock before stopping. */
     uv_timer_t sweep_timer;
     int sweep_wanted;
-    int last_was_sweep;
+    int sweep_backoff; /* a sweep waits for its timer (a shard not ready,
+                          a failed scan) */
     int final_sweep;
+    int64_t swept_to; /* "now" of the last sweep that left nothing due */
     /* The daily customer.metrics records (docs/metrics.md "Output"),
      * emitted by the owner of orders partition 0 for each complete day:
      * metrics_state 0 idle, 1 reading (worker job), 2 producing, 3

@@ -240,7 +240,9 @@ static void round_failed_reply(cp_app_t *app, redisReply *reply,
 static void next_round(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
-    b->attempts++;
+    if (!b->more_round)
+        b->attempts++;
+    b->more_round = 0;
     if (b->redis_failed || !cp_redis_ready(app->redis)) {
         b->phase = CP_BATCH_WAIT; /* resumed by cp__batch_redis_ready */
         if (cp_redis_ready(app->redis))
@@ -801,6 +803,14 @@ static int catch_up(cp_app_t *app, cp_cust_t *c, int64_t until, int max)
                         .time_ms = c->stored.due_ms};
         evaluate(app, c, &k, cp_tz_day(app->tz, k.now_ms));
         n++;
+        if (c->stored.due_ms <= k.now_ms) {
+            /* Never (due times are after "now"): not a loop either. */
+            cp_log(CP_LOG_ERROR, "due time did not advance",
+                   CP_LCUST("customer", c->id), CP_LI("due_ms", k.now_ms),
+                   CP_LEND);
+            c->stored.due_ms = CP_STORE_DUE_NEVER;
+            break;
+        }
     }
     app->stats.due_evaluations += (uint64_t)n;
     return n;
@@ -838,6 +848,12 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
     int changed = 0;
     c->macc = NULL;
     c->more = 0;
+    /* Outcomes are this round's: a refused write's are void. */
+    for (int k = 0; k < c->n_msgs; k++) {
+        cp_bmsg_t *m = &b->msgs[c->msgs[k]];
+        if (!m->done)
+            m->outcome = CP_OUTCOME_NONE;
+    }
     for (int k = 0; k < c->n_msgs; k++) {
         cp_bmsg_t *m = &b->msgs[c->msgs[k]];
         if (m->ignored || m->done)
@@ -849,14 +865,19 @@ static int apply_customer(cp_app_t *app, cp_cust_t *c, cp_pop_t *delta)
             continue;
         }
         const cp_event_t *ev = &m->in.ev;
-        metrics_begin(app, c, ev->occurred_day);
+        /* A customer entering the counters does so on the day of the
+         * write's first change: a due instant before the event, if any. */
+        int64_t until =
+            ev->occurred_ms < m->now_ms ? ev->occurred_ms : m->now_ms;
+        metrics_begin(app, c,
+                      app->cfg->due_sweep_ms > 0 && s->due_ms <= until
+                          ? cp_tz_day(app->tz, s->due_ms)
+                          : ev->occurred_day);
         /* Time first: every evaluation due by the event's own time (and
          * by "now") runs before it, whether or not a sweep got to it, so
          * the outputs do not depend on when sweeps ran. */
         if (app->cfg->due_sweep_ms > 0) {
-            catch_up(app, c,
-                     ev->occurred_ms < m->now_ms ? ev->occurred_ms : m->now_ms,
-                     DUE_STEPS_GUARD);
+            catch_up(app, c, until, DUE_STEPS_GUARD);
             changed |= c->more; /* what ran is written */
         }
         if (c->more || !metrics_room(c)) {
@@ -1074,8 +1095,9 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
         c->phase = CP_CUST_DONE;
         if (c->more) {
             /* Written up to where it stopped: what was applied is done,
-             * the rest goes in another round. */
+             * the rest goes in another round (not a conflict). */
             c->phase = CP_CUST_READ;
+            app->batch.more_round = 1;
             for (int k = 0; k < c->n_msgs; k++) {
                 cp_bmsg_t *m = &app->batch.msgs[c->msgs[k]];
                 m->done |= m->outcome != CP_OUTCOME_NONE;
@@ -1292,10 +1314,9 @@ static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
     cp_batch_t *b = &app->batch;
     if (b->phase != CP_BATCH_WRITE && b->phase != CP_BATCH_CLEAR)
         return;
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
-        c->reindexed = 1;
-    else if (reply && reply->type == REDIS_REPLY_ERROR &&
-             strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    (void)c;
+    if (reply && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0)
         cp_redis_reload_scripts(r);
     /* Otherwise the entry stays as it is: the next sweep finds it again
      * and puts it right then. */
@@ -1342,10 +1363,21 @@ static int sweep_customer(cp_app_t *app, cp_cust_t *c)
 {
     c->macc = NULL;
     c->more = 0;
+    const char *dkey = due_key(app, c);
+    const char *found = shard_key(app, app->parts[c->sweep_part].partition);
+    if (dkey && strcmp(dkey, found) != 0) {
+        /* Found in another shard than its own (the orders topic gained
+         * partitions): moved there, evaluated by that shard's owner. */
+        c->phase = CP_CUST_DONE;
+        app->stats.due_stale++;
+        reindex(app, c);
+        return 0;
+    }
     if (c->stored.due_ms <= app->batch.sweep_now)
         metrics_begin(app, c, cp_tz_day(app->tz, c->stored.due_ms));
     if (catch_up(app, c, app->batch.sweep_now, DUE_STEPS_MAX) > 0) {
-        drop_moved(app, c, due_key(app, c));
+        if (c->stored.due_ms <= app->batch.sweep_now)
+            app->batch.sweep_full |= 1; /* further behind: another sweep */
         return 1;
     }
     c->phase = CP_CUST_DONE;
@@ -1686,10 +1718,12 @@ static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
     cp_app_t *app = cp_redis_opaque(r);
     if (app->batch.phase != CP_BATCH_CLEAR)
         return;
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
         c->cleared = 1; /* 0: already cleared, or a newer outbox */
-    else if (reply && reply->type == REDIS_REPLY_ERROR &&
-             strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        if (c->sweep_part >= 0)
+            reindex(app, c); /* the outbox mark goes: dd again */
+    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+               strncmp(reply->str, "NOSCRIPT", 8) == 0)
         cp_redis_reload_scripts(r); /* sent again next round */
     else
         round_failed_reply(app, reply, "clear outbox");
@@ -1719,8 +1753,6 @@ static void go_clear(cp_app_t *app)
         size_t lens[] = {7,        40, 1, c->keys.key_len, c->keys.xkey_len,
                          (size_t)n};
         send_or_fail(app, on_cleared, c, 6, argv, lens);
-        if (c->sweep_part >= 0)
-            reindex(app, c); /* the outbox mark goes: dd again */
     }
     if (b->pending > 1)
         app->stats.redis_round_trips++;
@@ -1875,7 +1907,7 @@ static void scan_reply_done(cp_app_t *app)
     if (--b->pending > 0)
         return;
     if (b->redis_failed || b->retry_later) {
-        b->sweep_full = 0; /* the next tick tries again */
+        b->sweep_full = 4; /* failed: the sweep timer tries again */
         sweep_end(app);
         return;
     }

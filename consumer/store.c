@@ -44,6 +44,12 @@
  * the partition's o and f (the check at assignment,
  * docs/fault-tolerance.md "Recreated input topics"). */
 const char cp_store_write_lua[] =
+    /* A counter HINCRBY accepts: canonical decimal integers only ("007",
+     * "-0" and "1.5" would fail the script after its first write). */
+    "local function isint(c)\n"
+    "  return c == '0' or (#c <= 20 and string.match(c, '^%-?[1-9]%d*$') ~= "
+    "nil)\n"
+    "end\n"
     "local ne = tonumber(ARGV[2])\n"
     "for j = 1, ne do\n"
     "  local cur = tonumber(redis.call('HGET', KEYS[2 + j], 'e') or '0') or 0\n"
@@ -64,7 +70,8 @@ const char cp_store_write_lua[] =
     "for j = 1, np do\n"
     "  local d = ARGV[3 + 3 * ne + j]\n"
     "  if d ~= '0' then\n"
-    "    local cur = tonumber(redis.call('HGET', pk, names[j]) or '0')\n"
+    "    local raw = redis.call('HGET', pk, names[j]) or '0'\n"
+    "    local cur = isint(raw) and tonumber(raw) or nil\n"
     "    if cur == nil or math.abs(cur + tonumber(d)) >= 9.2e18 then\n"
     "      move = false\n"
     "    end\n"
@@ -78,7 +85,7 @@ const char cp_store_write_lua[] =
     "  local hk = KEYS[3 + ne + (np > 0 and 1 or 0)]\n"
     "  for j = 1, hn do\n"
     "    local c = redis.call('HGET', hk, ARGV[3 + 3 * ne + np + 2 * j])\n"
-    "    if c and not string.match(c, '^%-?%d+$') then hmove = false end\n"
+    "    if c and not isint(c) then hmove = false end\n"
     "  end\n"
     "end\n"
     /* The due index likewise (ZSCORE fails on another type). */
@@ -100,8 +107,9 @@ const char cp_store_write_lua[] =
     "    local b = mi + 2 + 3 * j\n"
     "    local c = redis.call('HGET', KEYS[mb + tonumber(ARGV[b])],\n"
     "                         ARGV[b + 1])\n"
-    "    if c and (not string.match(c, '^%-?%d+$') or\n"
-    "              math.abs(tonumber(c)) >= 9e18) then mmove = false end\n"
+    "    if c and (not isint(c) or math.abs(tonumber(c)) >= 9e18) then\n"
+    "      mmove = false\n"
+    "    end\n"
     "  end\n"
     "  redis.call('ZSCORE', KEYS[mb + nmk], '0')\n"
     "end\n"
@@ -1597,7 +1605,7 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
      * (e.g. s of a customer whose last order was cancelled, removed
      * attributes, a legacy outbox) and the outbox come before them in the
      * script's arguments. */
-    const char *del[2 * CP_STORE_ATTRS_MAX + 16];
+    const char *del[2 * CP_STORE_ATTRS_MAX + 24];
     int n_del = 0;
     cp_argv_t fields = {0};
     err = err ? err : add_state_fields(s, ctx, a, &fields, del, &n_del);
