@@ -1914,7 +1914,8 @@ static void scan_reply_done(cp_app_t *app)
     int budget = sweep_budget(app);
     if (b->n_hits > budget)
         b->sweep_full |= 1;
-    qsort(b->hits, (size_t)b->n_hits, sizeof(*b->hits), hit_cmp);
+    if (b->n_hits > 1)
+        qsort(b->hits, (size_t)b->n_hits, sizeof(*b->hits), hit_cmp);
     for (int i = 0; i < b->n_hits && b->n_custs < budget; i++) {
         int ci = cust_find_or_add(app, b, b->hits[i].id, b->hits[i].len);
         if (ci < 0)
