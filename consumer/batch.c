@@ -1169,14 +1169,21 @@ static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
             eps[j].key = part->epkey;
             eps[j].epoch = part->epoch;
             eps[j].pos = -1;
+            last[j] = NULL;
             c->ep_parts[c->n_ep_parts++] = m->part;
         }
-        if (m->rkm->offset + 1 > eps[j].pos) {
+        /* The position moves over what this write applies only (a
+         * write that stops short leaves the rest for the next one). */
+        if (m->outcome != CP_OUTCOME_NONE && m->rkm->offset + 1 > eps[j].pos) {
             eps[j].pos = m->rkm->offset + 1;
             last[j] = m->rkm;
         }
     }
     for (int j = 0; j < c->n_ep_parts; j++) {
+        if (!last[j]) {
+            eps[j].fp = ""; /* pos -1: the position is not moved */
+            continue;
+        }
         char *fp = cp_arena_alloc(&b->arena, CP_FP_SIZE);
         if (!fp)
             oom();
