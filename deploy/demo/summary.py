@@ -6,6 +6,7 @@ population averages, and the first segment-change events.
     summary.py --redis-port P --bootstrap HOST:PORT --kafkatool PATH
 """
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -69,18 +70,48 @@ def main():
               "last order on day %.1f since 1970" %
               (int(pop["sf"]) / n, int(pop["sm"]) / n / 100.0, int(pop["sl"]) / n))
 
-    out = subprocess.run([a.kafkatool, "consume", "-b", a.bootstrap, "-t",
-                          "customer.segment-changes"], capture_output=True,
-                         text=True, check=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    print("\nSegment-change events: %d. The first %d:" % (len(rows), min(a.first, len(rows))))
-    for row in rows[:a.first]:
-        ev = json.loads(row["value"])
+    rows = consume(a, "customer.segment-changes")
+    by_model = collections.Counter(ev["data"]["model"] for ev in rows)
+    timed = sum(1 for ev in rows if ev["data"]["cause"].get("kind") == "time")
+    print("\nSegment-change events: %d (%s), %d of them caused by time "
+          "(customers going quiet)." % (len(rows), ", ".join(
+              "%s %d" % kv for kv in sorted(by_model.items())), timed))
+    rfm8 = [ev for ev in rows if ev["data"]["model"] == "rfm8"]
+    print("The first %d RFM 8-type changes:" % min(a.first, len(rfm8)))
+    for ev in rfm8[:a.first]:
         d = ev["data"]
         print("  %s  customer %-6s %-17s -> %-17s (R %d days, F %d, M %s USD)" %
               (ev["time"][:10], ev["subject"], d["from"] or "(new)", d["to"],
                d["recency_days"], d["frequency"], d["monetary"]))
 
+    warnings = consume(a, "customer.churn-warnings")
+    warned = collections.defaultdict(set)
+    for ev in warnings:
+        if ev["type"] == "com.custpulse.churn.warning":
+            warned[ev["time"][:7]].add(ev["subject"])
+    print("\nChurn warnings: %d events; customers warned per month:" %
+          len(warnings))
+    print("  " + "  ".join("%s %d" % (m, len(c))
+                           for m, c in sorted(warned.items())))
+
+    metrics = consume(a, "customer.metrics")
+    if metrics:
+        last = metrics[-1]["data"]
+        print("\nDaily metrics: %d days in customer.metrics; the last, %s: "
+              "active %d, new %d, churned %d, churn rate %s; lifecycle %s" %
+              (len(metrics), last["day"], last["active"], last["new"],
+               last["churned"], last["churn_rate"], ", ".join(
+                   "%s %d" % kv for kv in last["lifecycle"].items() if kv[1])))
+        print("  (every day: `build/custpulse report -X redis.port=%d` while "
+              "the stack runs: quickstart.sh --keep)" % a.redis_port)
+
+
+def consume(a, topic):
+    """The CloudEvents of a topic, parsed."""
+    out = subprocess.run([a.kafkatool, "consume", "-b", a.bootstrap, "-t",
+                          topic], capture_output=True, text=True, check=True)
+    return [json.loads(json.loads(line)["value"])
+            for line in out.stdout.splitlines() if line.strip()]
 
 if __name__ == "__main__":
     main()
