@@ -931,6 +931,8 @@ static void reject_customer(cp_app_t *app, cp_cust_t *c)
 {
     for (int k = 0; k < c->n_msgs; k++) {
         cp_bmsg_t *m = &app->batch.msgs[c->msgs[k]];
+        if (m->done)
+            continue; /* written by an earlier round of this batch */
         m->reject = CP_REJECT_STATE_UNREADABLE;
         snprintf(m->reason, sizeof(m->reason),
                  "the customer's stored state cannot be read");
