@@ -321,6 +321,18 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
                CP_LS("error", rd_kafka_err2str(msg->err)), CP_LEND);
 }
 
+/* librdkafka's own log lines, as JSON lines too; runs on its threads
+ * (cp_log is thread-safe). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    cp_log(level <= 3   ? CP_LOG_ERROR
+           : level <= 4 ? CP_LOG_WARN
+                        : CP_LOG_INFO,
+           buf, CP_LS("source", "librdkafka"), CP_LS("facility", fac), CP_LEND);
+}
+
 /* Sets key (its first klen bytes) to val; -1 after a message. */
 static int conf_kv(rd_kafka_conf_t *conf, const char *key, size_t klen,
                    const char *val)
@@ -369,6 +381,7 @@ static rd_kafka_t *producer_new(const opts_t *o, sink_t *sk)
             goto fail;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_opaque(conf, sk);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
