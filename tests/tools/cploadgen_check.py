@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks bench/cploadgen's --print output (ctest unit.cploadgen; no
+"""Checks bench/cploadgen's --print output (ctest tools.cploadgen; no
 services needed).
 
     cploadgen_check.py CPLOADGEN SOURCE_DIR
