@@ -1201,18 +1201,29 @@ static cp_epoch_ref_t *cust_epochs(cp_app_t *app, cp_cust_t *c, int *n)
  * murmur2(id) mod the orders topic's partition count (Kafka's default
  * partitioner for keyed Java producers); NULL while that count is
  * unknown (the hash's dd is the truth either way). */
-static const char *due_key(cp_app_t *app, const cp_cust_t *c)
+static int due_shard(const cp_app_t *app, const cp_cust_t *c)
 {
     if (app->due_shards <= 0)
-        return NULL;
-    uint32_t shard = (cp_hash_murmur2(c->id, c->id_len) & 0x7fffffff) %
-                     (uint32_t)app->due_shards;
+        return -1;
+    return (int)((cp_hash_murmur2(c->id, c->id_len) & 0x7fffffff) %
+                 (uint32_t)app->due_shards);
+}
+
+/* <prefix>due:<shard>, in the arena. */
+static const char *shard_key(cp_app_t *app, int shard)
+{
     size_t len = strlen(app->cfg->redis_prefix) + 16;
     char *key = cp_arena_alloc(&app->batch.arena, len);
     if (!key)
         oom();
-    snprintf(key, len, "%sdue:%u", app->cfg->redis_prefix, (unsigned)shard);
+    snprintf(key, len, "%sdue:%d", app->cfg->redis_prefix, shard);
     return key;
+}
+
+static const char *due_key(cp_app_t *app, const cp_cust_t *c)
+{
+    int shard = due_shard(app, c);
+    return shard < 0 ? NULL : shard_key(app, shard);
 }
 
 /* The metric increments of c's write as the script's keys and
@@ -1303,17 +1314,6 @@ static void on_ignored(cp_redis_t *r, redisReply *reply, void *pd)
     (void)pd;
 }
 
-/* <prefix>due:<shard>, in the arena. */
-static const char *shard_key(cp_app_t *app, int shard)
-{
-    size_t len = strlen(app->cfg->redis_prefix) + 16;
-    char *key = cp_arena_alloc(&app->batch.arena, len);
-    if (!key)
-        oom();
-    snprintf(key, len, "%sdue:%d", app->cfg->redis_prefix, shard);
-    return key;
-}
-
 static void clear_reply_done(cp_app_t *app);
 
 static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
@@ -1338,11 +1338,13 @@ static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
 /* A sweep found c in another shard than its own (the orders topic gained
  * partitions): the entry there goes (its own shard gets one with the
  * write or the reindex). */
-static void drop_moved(cp_app_t *app, cp_cust_t *c, const char *dkey)
+static void drop_moved(cp_app_t *app, cp_cust_t *c)
 {
-    const char *found = shard_key(app, app->parts[c->sweep_part].partition);
-    if (!dkey || strcmp(dkey, found) == 0)
+    int found_shard = app->parts[c->sweep_part].partition;
+    int own = due_shard(app, c);
+    if (own < 0 || own == found_shard)
         return;
+    const char *found = shard_key(app, found_shard);
     const char *argv[] = {"ZREM", found, c->id};
     size_t lens[] = {4, strlen(found), c->id_len};
     cp_redis_cmd(app->redis, on_ignored, NULL, 3, argv, lens);
@@ -1361,7 +1363,7 @@ static void reindex(cp_app_t *app, cp_cust_t *c)
         dkey,      c->id};
     size_t lens[] = {7, 40, 1, c->keys.key_len, strlen(dkey), c->id_len};
     send_or_fail(app, on_reindexed, c, 6, argv, lens);
-    drop_moved(app, c, dkey);
+    drop_moved(app, c);
 }
 
 /* A sweep's customer: its evaluations due by the sweep's "now". Returns 1
@@ -1372,9 +1374,8 @@ static int sweep_customer(cp_app_t *app, cp_cust_t *c)
 {
     c->macc = NULL;
     c->more = 0;
-    const char *dkey = due_key(app, c);
-    const char *found = shard_key(app, app->parts[c->sweep_part].partition);
-    if (dkey && strcmp(dkey, found) != 0) {
+    int own = due_shard(app, c);
+    if (own >= 0 && own != app->parts[c->sweep_part].partition) {
         /* Found in another shard than its own (the orders topic gained
          * partitions): moved there, evaluated by that shard's owner. */
         c->phase = CP_CUST_DONE;

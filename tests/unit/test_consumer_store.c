@@ -1032,6 +1032,81 @@ static void test_due_index_args(void **state)
     cp_arena_free(&a);
 }
 
+/* A sweep write that leaves an outbox is indexed at the mark (the sweep's
+ * "now") while dd stays the truth in the hash; the metric increments go
+ * after the due section: their keys after the due key, then nmk, nmi,
+ * (key index, field, delta) per increment and each key's day. */
+static void test_mark_and_metrics_args(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    cp_store_keys_t keys = keys_z;
+    keys.dkey = "cp:due:3";
+    keys.dmark = 1719700000000LL;
+    cp_stored_init(&s);
+    assert_int_equal(end(&s), CP_OK);
+    s.due_ms = 1719792000000LL;
+    assert_int_equal(
+        cp_store_outbox_add(&s, CP_OUTBOX_SEGMENTS, "{}", 2, 1, &a), CP_OK);
+    static cp_store_metrics_t m;
+    m.days_key = "cp:mdays";
+    m.keys[0] = "cp:md:2024-07-01";
+    m.days[0] = 19905;
+    m.keys[1] = "cp:mc:2024-06-30";
+    m.days[1] = 19904;
+    m.n_keys = 2;
+    m.inc[0].key = 0;
+    m.inc[0].field = "lc:active";
+    m.inc[0].delta = 1;
+    m.inc[1].key = 1;
+    m.inc[1].field = "r2";
+    m.inc[1].delta = 1;
+    m.n_inc = 2;
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
+                                         "cp:pop", NULL, NULL, &m, &a, &av),
+                     CP_OK);
+    const char *want[] = {"EVALSHA",
+                          "sha",
+                          "6",
+                          "cp:c:{z}",
+                          "cp:x:{z}",
+                          "cp:due:3",
+                          "cp:md:2024-07-01",
+                          "cp:mc:2024-06-30",
+                          "cp:mdays",
+                          "0",
+                          "0",
+                          "0",
+                          "0",
+                          "2",
+                          "1719700000000",
+                          "z",
+                          "2",
+                          "2",
+                          "0",
+                          "lc:active",
+                          "1",
+                          "1",
+                          "r2",
+                          "1",
+                          "19905",
+                          "19904"};
+    assert_head(&av, want, sizeof(want) / sizeof(want[0]));
+    assert_pair(&av, "dd", "1719792000000");
+
+    keys.dmark = 1719800000000LL; /* a mark after dd: dd */
+    av.argc = 0;
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys, NULL, 0,
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_int_equal(find_arg(&av, "1719800000000"), -1);
+    assert_true(find_arg(&av, "1719792000000") > 0);
+    cp_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1052,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_churn_fields_absent),
         cmocka_unit_test(test_churn_fields_corrupt),
         cmocka_unit_test(test_due_index_args),
+        cmocka_unit_test(test_mark_and_metrics_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
