@@ -54,8 +54,8 @@ static long parse_pos(const char *s, size_t len)
 /* One "name:N[:action[:arg]]" item of len bytes. */
 static int parse_item(const char *s, size_t len)
 {
-    const char *f[4];
-    size_t fl[4];
+    const char *f[4] = {0};
+    size_t fl[4] = {0};
     int n = 0;
     const char *p = s, *end = s + len;
     while (n < 4) {

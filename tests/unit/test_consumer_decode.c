@@ -36,8 +36,10 @@ static cp_decode_params_t params(void)
 /* Reads a whole file; returns NULL if it does not exist. */
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
