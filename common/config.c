@@ -119,8 +119,7 @@ static const centry_t config_table[] = {
           NULL,
           "Output topic of churn warnings and recoveries (docs/churn.md); "
           "empty = churn warnings off."),
-    E_STR("topic.metrics", topic_metrics, "customer.metrics", CF_EMPTY_OK,
-          NULL,
+    E_STR("topic.metrics", topic_metrics, "customer.metrics", CF_EMPTY_OK, NULL,
           "Output topic of the daily population metrics (docs/metrics.md); "
           "empty = metrics off."),
     E_STR("topic.dlq", topic_dlq, "custpulse.dlq", 0, NULL,
@@ -389,6 +388,10 @@ static const centry_t config_table[] = {
     /* pipeline */
     E_INT("batch.size", batch_size, "1000", 1, 100000, 0,
           "Most input messages per batch."),
+    E_INT("cache.mb", cache_mb, "64", 0, 65536, 0,
+          "Memory for recently written customer states, in MiB: a cached "
+          "customer is not read from Redis (its write's version check "
+          "catches a stale entry); 0 = off."),
     E_INT("input.max_bytes", input_max_bytes, "65536", 64, 10485760, 0,
           "Largest input message value in bytes; larger ones go to the DLQ."),
     E_STR("output.source", output_source, "custpulse", 0, NULL,

@@ -183,6 +183,7 @@ typedef struct cp_config_s {
 
     /* pipeline */
     int batch_size;
+    int cache_mb;
     int input_max_bytes;
     char *output_source;
     cp_log_level_t log_level;

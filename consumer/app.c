@@ -323,6 +323,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             aerr = rd_kafka_assign(rk, list);
         parts_assign(app, list);
+        cp_cache_clear(app->cache); /* states written elsewhere meanwhile */
         if (!error && !aerr)
             check_assigned(app, rk, list);
         app->got_assignment = 1;
@@ -339,6 +340,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             aerr = rd_kafka_assign(rk, NULL);
         parts_revoke(app, list);
+        cp_cache_clear(app->cache);
         cp__batch_drop_partitions(app, list);
     }
     if (error) {
@@ -1490,8 +1492,12 @@ static void on_redis_status(cp_redis_t *r, cp_redis_status_t status,
         return;
     }
     app->redis_ready = status == CP_REDIS_READY;
-    if (!app->redis_ready)
+    if (!app->redis_ready) {
+        /* The server we reconnect to may be another (failover, restart
+         * from an older snapshot): cached states are not to be trusted. */
+        cp_cache_clear(app->cache);
         return;
+    }
     if (!app->btyd_loaded)
         read_btyd(app);
     if (!app->rq_loaded)
@@ -1683,6 +1689,8 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("due_evaluations", s->due_evaluations),
            CP_LI("due_stale", s->due_stale),
            CP_LI("metrics_days", s->metrics_days),
+           CP_LI("cache_hits", s->cache_hits),
+           CP_LI("cache_misses", s->cache_misses),
            CP_LI("exit_code", app->exit_code), CP_LEND);
 }
 
@@ -1955,6 +1963,9 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
         queue_to_loop(app, app->pq, app->pq_pipe, &app->pq_poll,
                       on_pq_readable) != 0)
         return -1;
+    app->cache = cp_cache_new((size_t)cfg->cache_mb << 20);
+    if (!app->cache)
+        return -1;
     app->redis =
         cp_redis_new(app->loop, cfg, on_redis_status, app, err, sizeof(err));
     return app->redis ? 0 : -1;
@@ -2033,6 +2044,7 @@ static void app_free(cp_app_t *app)
     }
     free(app->parts);
     free(app->popkey);
+    cp_cache_free(app->cache);
     free(app->mdayskey);
     free(app->mstatekey);
     cp_report_records_free(app->mrecs, app->n_mrecs);

@@ -15,6 +15,7 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "cache.h"
 #include "config.h"
 #include "cp_time.h"
 #include "decode.h"
@@ -75,6 +76,15 @@ typedef struct cp_cust_s {
      * (the increments would not fit): once written, read again and go on. */
     cp_metrics_acc_t *macc;
     int more;
+    /* The customer hash as read this round, from Redis or the state cache
+     * (arena; len 0: no hash), and as the round's write leaves it (arena;
+     * p NULL: no write). from_cache: read from the cache. put_after_clear:
+     * the write left an outbox; once cleared (the clear bumps v) the hash
+     * is img_new with v + 1 and goes to the cache. */
+    cp_image_t img;
+    cp_image_t img_new;
+    int from_cache;
+    int put_after_clear;
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -185,6 +195,8 @@ typedef struct cp_stats_s {
     uint64_t due_evaluations; /* time-caused evaluations (sweep or event) */
     uint64_t due_stale;       /* index entries found not due: re-indexed */
     uint64_t metrics_days;    /* daily metrics records delivered */
+    uint64_t cache_hits;      /* customers read from the state cache */
+    uint64_t cache_misses;    /* customers read from Redis */
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -232,6 +244,9 @@ typedef struct cp_app_s {
 
     cp_redis_t *redis;
     int redis_ready;
+    /* Recently written customer hashes (cache.mb; docs/performance.md
+     * "State cache"); dropped whole when partitions or Redis change. */
+    cp_cache_t *cache;
     int topics_ready;
     int subscribed;
     char *popkey;

@@ -337,8 +337,71 @@ static void parse_pairs(cp_app_t *app, cp_cust_t *c, redisReply *reply,
     }
     if (rc == CP_OK && !outbox)
         rc = cp_store_parse_end(&c->stored, err, sizeof(err));
-    if (rc != CP_OK)
+    if (rc != CP_OK) {
         unreadable(c, err);
+        return;
+    }
+    if (outbox)
+        return;
+    /* The hash as read: the write sends only what differs from it, and
+     * the state cache keeps what the write leaves. */
+    size_t len = 0;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2)
+        len += cp_image_pair_size((size_t)reply->element[i]->len,
+                                  (size_t)reply->element[i + 1]->len);
+    unsigned char *p = cp_arena_alloc(&app->batch.arena, len ? len : 1);
+    if (!p)
+        oom();
+    c->img.p = p;
+    c->img.len = 0;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *f = reply->element[i], *v = reply->element[i + 1];
+        c->img.len += cp_image_put_pair(p + c->img.len, f->str, (size_t)f->len,
+                                        v->str, (size_t)v->len);
+    }
+}
+
+/* A customer in the state cache: its image parsed as a read would parse
+ * the hash. Returns 1, or 0 when not cached (or, never expected, the
+ * image does not parse: dropped, read from Redis). */
+static int read_cached(cp_app_t *app, cp_cust_t *c)
+{
+    const cp_image_t *im = cp_cache_get(app->cache, c->id, c->id_len);
+    if (!im) {
+        app->stats.cache_misses++;
+        return 0;
+    }
+    unsigned char *p = cp_arena_alloc(&app->batch.arena, im->len ? im->len : 1);
+    if (!p)
+        oom();
+    memcpy(p, im->p, im->len);
+    c->img.p = p;
+    c->img.len = im->len;
+    cp_stored_init(&c->stored);
+    c->unreadable = 0;
+    char err[128] = "";
+    cp_err_t rc = CP_OK;
+    size_t pos = 0, fl, vl;
+    const char *f, *v;
+    int more;
+    while (rc == CP_OK &&
+           (more = cp_image_next(&c->img, &pos, &f, &fl, &v, &vl)) != 0)
+        rc = more < 0 ? CP_EPARSE
+                      : cp_store_parse_field(&c->stored, f, fl, v, vl,
+                                             &app->eval.sctx, &app->batch.arena,
+                                             err, sizeof(err));
+    if (rc == CP_OK)
+        rc = cp_store_parse_end(&c->stored, err, sizeof(err));
+    if (rc != CP_OK) {
+        cp_log(CP_LOG_WARN, "cached state unreadable; reading Redis",
+               CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
+        cp_cache_drop(app->cache, c->id, c->id_len);
+        app->stats.cache_misses++;
+        return 0;
+    }
+    c->from_cache = 1;
+    app->stats.cache_hits++;
+    return 1;
 }
 
 /* An error that retrying cannot cure: the key is not ours to read. */
@@ -357,6 +420,9 @@ static void on_read(cp_app_t *app, cp_cust_t *c, redisReply *reply, int outbox)
     if (!outbox) {
         cp_stored_init(&c->stored);
         c->unreadable = 0;
+        c->img.p = NULL;
+        c->img.len = 0;
+        c->from_cache = 0;
     }
     if (is_wrongtype(reply)) {
         cp_log(CP_LOG_ERROR,
@@ -424,7 +490,7 @@ static void go_read(cp_app_t *app)
     }
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
-        if (c->phase != CP_CUST_READ)
+        if (c->phase != CP_CUST_READ || read_cached(app, c))
             continue;
         const char *argv[] = {"HGETALL", c->keys.key};
         size_t lens[] = {7, c->keys.key_len};
@@ -1105,11 +1171,20 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
                 m->done |= m->outcome != CP_OUTCOME_NONE;
             }
         }
+        /* The hash is img_new now; with an outbox left, it goes to the
+         * cache once the clear (which bumps v) is acknowledged. */
+        if (c->stored.outbox_len == 0) {
+            (void)cp_cache_put(app->cache, c->id, c->id_len, &c->img_new);
+        } else {
+            cp_cache_drop(app->cache, c->id, c->id_len);
+            c->put_after_clear = !c->more;
+        }
         app->stats.writes++;
         app->batch.round_accepted++;
         app->batch.repl_needed = app->cfg->redis_wait_replicas > 0;
     } else {
         c->phase = CP_CUST_READ;
+        cp_cache_drop(app->cache, c->id, c->id_len); /* stale or unknown */
         if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
             app->stats.writes_fenced++;
             app->batch.round_fenced++;
@@ -1292,8 +1367,11 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
                             cp_redis_script_sha(app->redis, CP_SCRIPT_WRITE),
                             &c->keys, eps, n_eps, app->popkey,
                             live ? delta : NULL, &hist, metrics_args(app, c),
-                            &app->batch.arena, &av) != CP_OK)
+                            &app->batch.arena, &av) != CP_OK ||
+        cp_store_write_delta(&av, &c->img, &app->batch.arena, &c->img_new) !=
+            CP_OK)
         oom();
+    c->put_after_clear = 0;
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
                      av.argvlen) == CP_OK) {
@@ -1722,6 +1800,34 @@ static void clear_reply_done(cp_app_t *app)
     finish(app);
 }
 
+/* The clear bumped v: the hash is c's img_new with v one higher. */
+static void cache_after_clear(cp_app_t *app, cp_cust_t *c)
+{
+    cp_image_t *img = &c->img_new;
+    size_t cap = img->len + 24, len = 0, pos = 0, fl, vl;
+    unsigned char *p = cp_arena_alloc(&app->batch.arena, cap);
+    if (!p)
+        oom();
+    const char *f, *v;
+    int found = 0;
+    while (cp_image_next(img, &pos, &f, &fl, &v, &vl) == 1) {
+        if (fl == 1 && f[0] == 'v') {
+            char nv[24];
+            int n =
+                snprintf(nv, sizeof(nv), "%" PRId64, c->stored.st.version + 2);
+            len += cp_image_put_pair(p + len, "v", 1, nv, (size_t)n);
+            found = 1;
+        } else {
+            len += cp_image_put_pair(p + len, f, fl, v, vl);
+        }
+    }
+    cp_image_t bumped = {p, len};
+    if (!found)
+        cp_cache_drop(app->cache, c->id, c->id_len);
+    else
+        (void)cp_cache_put(app->cache, c->id, c->id_len, &bumped);
+}
+
 static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
 {
     cp_cust_t *c = pd;
@@ -1730,6 +1836,10 @@ static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
         return;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         c->cleared = 1; /* 0: already cleared, or a newer outbox */
+        if (reply->integer == 1 && c->put_after_clear)
+            cache_after_clear(app, c);
+        else
+            cp_cache_drop(app->cache, c->id, c->id_len);
         if (c->sweep_part >= 0)
             reindex(app, c); /* the outbox mark goes: dd again */
     } else if (reply && reply->type == REDIS_REPLY_ERROR &&

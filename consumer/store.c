@@ -1615,10 +1615,82 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
         del[n_del++] = "xq";
     }
     err = err ? err : add_i64(av, a, n_del);
+    av->del_at = av->argc;
+    av->n_del = n_del;
     for (int i = 0; i < n_del; i++)
         err = err ? err : add_str(av, a, del[i]);
     err = err ? err : add_outbox(s, a, av);
+    av->fields_at = av->argc;
     for (int i = 0; i < fields.argc; i++)
         err = err ? err : cp_argv_add(av, a, fields.argv[i], fields.argvlen[i]);
     return err;
+}
+
+static int argv_eq(const cp_argv_t *av, int i, const char *s, size_t len)
+{
+    return av->argvlen[i] == len && memcmp(av->argv[i], s, len) == 0;
+}
+
+cp_err_t cp_store_write_delta(cp_argv_t *av, const cp_image_t *img,
+                              cp_arena_t *a, cp_image_t *after)
+{
+    const int n_set = (av->argc - av->fields_at) / 2;
+    static const cp_image_t empty = {NULL, 0};
+    if (!img)
+        img = &empty;
+    /* The image after: bounded by the old one plus every written pair. */
+    size_t cap = img->len;
+    for (int k = 0; k < n_set; k++) {
+        int i = av->fields_at + 2 * k;
+        cap += cp_image_pair_size(av->argvlen[i], av->argvlen[i + 1]);
+    }
+    unsigned char *out = cp_arena_alloc(a, cap ? cap : 1);
+    char *set_seen = cp_arena_alloc(a, (size_t)n_set + 1);
+    char *keep = cp_arena_alloc(a, (size_t)n_set + 1);
+    if (!out || !set_seen || !keep)
+        return CP_ENOMEM;
+    memset(set_seen, 0, (size_t)n_set + 1);
+    memset(keep, 1, (size_t)n_set + 1);
+    size_t len = 0, pos = 0, fl, vl;
+    const char *f, *v;
+    while (cp_image_next(img, &pos, &f, &fl, &v, &vl) == 1) {
+        int gone = 0;
+        for (int d = 0; d < av->n_del && !gone; d++)
+            gone = argv_eq(av, av->del_at + d, f, fl);
+        int k = 0;
+        while (k < n_set && !argv_eq(av, av->fields_at + 2 * k, f, fl))
+            k++;
+        if (k < n_set) {
+            int i = av->fields_at + 2 * k;
+            set_seen[k] = 1;
+            keep[k] = !argv_eq(av, i + 1, v, vl); /* unchanged: not sent */
+            len += cp_image_put_pair(out + len, f, fl, av->argv[i + 1],
+                                     av->argvlen[i + 1]);
+        } else if (!gone) {
+            len += cp_image_put_pair(out + len, f, fl, v, vl);
+        }
+    }
+    for (int k = 0; k < n_set; k++) {
+        int i = av->fields_at + 2 * k;
+        if (!set_seen[k])
+            len += cp_image_put_pair(out + len, av->argv[i], av->argvlen[i],
+                                     av->argv[i + 1], av->argvlen[i + 1]);
+    }
+    /* Compaction: the script's HSET needs one pair at least, and v always
+     * changes. */
+    int w = av->fields_at;
+    for (int k = 0; k < n_set; k++) {
+        int i = av->fields_at + 2 * k;
+        if (!keep[k])
+            continue;
+        av->argv[w] = av->argv[i];
+        av->argvlen[w] = av->argvlen[i];
+        av->argv[w + 1] = av->argv[i + 1];
+        av->argvlen[w + 1] = av->argvlen[i + 1];
+        w += 2;
+    }
+    av->argc = w;
+    after->p = out;
+    after->len = len;
+    return CP_OK;
 }

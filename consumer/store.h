@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "cache.h"
 #include "churn.h"
 #include "cp_err.h"
 #include "cp_time.h"
@@ -265,6 +266,12 @@ typedef struct cp_argv_s {
     size_t *argvlen;
     int argc;
     int cap;
+    /* Set by cp_store_write_args: the index of the first deleted field
+     * name and their count, and the index of the first (field, value)
+     * pair of the customer hash (pairs run to argc). */
+    int del_at;
+    int n_del;
+    int fields_at;
 } cp_argv_t;
 
 cp_err_t cp_argv_add(cp_argv_t *av, cp_arena_t *a, const char *s, size_t len);
@@ -313,6 +320,15 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
                              const cp_store_hist_t *hist,
                              const cp_store_metrics_t *metrics, cp_arena_t *a,
                              cp_argv_t *av);
+
+/* Makes a write's arguments (cp_store_write_args) a delta: drops the
+ * (field, value) pairs the customer hash already holds, img being the
+ * hash as read (cache.h image; NULL: not known, nothing dropped), and
+ * builds in the arena the image of the hash once the write is done:
+ * img without the deleted fields, with the written values. Returns CP_OK
+ * or CP_ENOMEM (av unchanged). */
+cp_err_t cp_store_write_delta(cp_argv_t *av, const cp_image_t *img,
+                              cp_arena_t *a, cp_image_t *after);
 
 /* The Lua sources of the write, outbox-clear and epoch scripts. The clear
  * script: KEYS customer, outbox key; ARGV the highest seq delivered. */

@@ -1,0 +1,313 @@
+/*
+ * cache.c - the bounded state cache (cache.h).
+ *
+ * Chained hash table over FNV-1a of the id, with a doubly-linked list in
+ * use order (head = most recent). Each entry's id and image live in one
+ * buffer, reused when a new image fits.
+ */
+#include "cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+
+/* ---- images ---------------------------------------------------------------
+ */
+
+static size_t leb_size(size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t leb_put(unsigned char *out, size_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (unsigned char)v;
+    return n;
+}
+
+/* Reads a length; returns 0 or -1 (truncated, overlong, beyond end). */
+static int leb_get(const cp_image_t *img, size_t *pos, size_t *out)
+{
+    size_t v = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (*pos >= img->len)
+            return -1;
+        unsigned char b = img->p[(*pos)++];
+        v |= (size_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cp_image_next(const cp_image_t *img, size_t *pos, const char **f,
+                  size_t *flen, const char **v, size_t *vlen)
+{
+    if (*pos >= img->len)
+        return 0;
+    size_t fl, vl;
+    if (leb_get(img, pos, &fl) != 0 || fl > img->len - *pos)
+        return -1;
+    *f = (const char *)img->p + *pos;
+    *pos += fl;
+    if (leb_get(img, pos, &vl) != 0 || vl > img->len - *pos)
+        return -1;
+    *v = (const char *)img->p + *pos;
+    *pos += vl;
+    *flen = fl;
+    *vlen = vl;
+    return 1;
+}
+
+size_t cp_image_pair_size(size_t flen, size_t vlen)
+{
+    return leb_size(flen) + flen + leb_size(vlen) + vlen;
+}
+
+size_t cp_image_put_pair(unsigned char *out, const char *f, size_t flen,
+                         const char *v, size_t vlen)
+{
+    size_t n = leb_put(out, flen);
+    memcpy(out + n, f, flen);
+    n += flen;
+    n += leb_put(out + n, vlen);
+    if (vlen)
+        memcpy(out + n, v, vlen);
+    return n + vlen;
+}
+
+const char *cp_image_get(const cp_image_t *img, const char *f, size_t flen,
+                         size_t *vlen)
+{
+    size_t pos = 0, fl, vl;
+    const char *pf, *pv;
+    while (cp_image_next(img, &pos, &pf, &fl, &pv, &vl) == 1)
+        if (fl == flen && memcmp(pf, f, flen) == 0) {
+            *vlen = vl;
+            return pv;
+        }
+    return NULL;
+}
+
+/* ---- the cache ------------------------------------------------------------
+ */
+
+typedef struct entry_s {
+    struct entry_s *chain; /* next in the bucket */
+    struct entry_s *prev;  /* use order: toward the most recent */
+    struct entry_s *next;  /* toward the least recent */
+    uint64_t hash;
+    size_t id_len;
+    size_t cap; /* bytes of data */
+    cp_image_t img;
+    unsigned char *data; /* id, then the image */
+} entry_t;
+
+struct cp_cache_s {
+    size_t max_bytes;
+    entry_t **buckets;
+    size_t n_buckets; /* a power of two, or 0 */
+    entry_t *head, *tail;
+    cp_cache_stats_t stats;
+};
+
+#define ENTRY_COST(e) (sizeof(entry_t) + (e)->cap)
+
+cp_cache_t *cp_cache_new(size_t max_bytes)
+{
+    cp_cache_t *c = calloc(1, sizeof(*c));
+    if (c)
+        c->max_bytes = max_bytes;
+    return c;
+}
+
+static void unlink_lru(cp_cache_t *c, entry_t *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void push_front(cp_cache_t *c, entry_t *e)
+{
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (!c->tail)
+        c->tail = e;
+}
+
+static entry_t **find_slot(cp_cache_t *c, const char *id, size_t id_len,
+                           uint64_t h)
+{
+    if (!c->n_buckets)
+        return NULL;
+    entry_t **pp = &c->buckets[h & (c->n_buckets - 1)];
+    while (*pp) {
+        entry_t *e = *pp;
+        if (e->hash == h && e->id_len == id_len &&
+            memcmp(e->data, id, id_len) == 0)
+            return pp;
+        pp = &e->chain;
+    }
+    return pp;
+}
+
+static void remove_entry(cp_cache_t *c, entry_t **slot)
+{
+    entry_t *e = *slot;
+    *slot = e->chain;
+    unlink_lru(c, e);
+    c->stats.bytes -= ENTRY_COST(e);
+    c->stats.entries--;
+    free(e->data);
+    free(e);
+}
+
+static void drop_entry(cp_cache_t *c, entry_t *e)
+{
+    entry_t **pp = &c->buckets[e->hash & (c->n_buckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->chain;
+    remove_entry(c, pp);
+}
+
+/* Doubles the buckets (or makes the first 64); keeps the old ones on
+ * allocation failure (chains grow longer, nothing is lost). */
+static void grow(cp_cache_t *c)
+{
+    size_t n = c->n_buckets ? c->n_buckets * 2 : 64;
+    entry_t **b = calloc(n, sizeof(*b));
+    if (!b)
+        return;
+    for (size_t i = 0; i < c->n_buckets; i++) {
+        entry_t *e = c->buckets[i];
+        while (e) {
+            entry_t *next = e->chain;
+            e->chain = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    c->stats.bytes += (n - c->n_buckets) * sizeof(*b);
+    free(c->buckets);
+    c->buckets = b;
+    c->n_buckets = n;
+}
+
+void cp_cache_free(cp_cache_t *c)
+{
+    if (!c)
+        return;
+    cp_cache_clear(c);
+    free(c->buckets);
+    free(c);
+}
+
+const cp_image_t *cp_cache_get(cp_cache_t *c, const char *id, size_t id_len)
+{
+    entry_t **slot = find_slot(c, id, id_len, cp_hash_fnv1a64(id, id_len));
+    if (!slot || !*slot) {
+        c->stats.misses++;
+        return NULL;
+    }
+    entry_t *e = *slot;
+    unlink_lru(c, e);
+    push_front(c, e);
+    c->stats.hits++;
+    return &e->img;
+}
+
+int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
+                 const cp_image_t *img)
+{
+    uint64_t h = cp_hash_fnv1a64(id, id_len);
+    size_t need = id_len + img->len;
+    if (sizeof(entry_t) + need > c->max_bytes) {
+        cp_cache_drop(c, id, id_len);
+        return 0;
+    }
+    if (c->stats.entries >= c->n_buckets)
+        grow(c);
+    entry_t **slot = find_slot(c, id, id_len, h);
+    if (!slot) {
+        cp_cache_drop(c, id, id_len);
+        return -1;
+    }
+    entry_t *e = *slot;
+    if (e && e->cap < need) {
+        remove_entry(c, slot); /* a new buffer: simpler as a new entry */
+        slot = find_slot(c, id, id_len, h);
+        e = NULL;
+    }
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        unsigned char *data = e ? malloc(need) : NULL;
+        if (!data) {
+            free(e);
+            return -1;
+        }
+        e->data = data;
+        e->cap = need;
+        e->hash = h;
+        e->id_len = id_len;
+        memcpy(e->data, id, id_len);
+        e->chain = *slot;
+        *slot = e;
+        c->stats.entries++;
+        c->stats.bytes += ENTRY_COST(e);
+    } else {
+        unlink_lru(c, e);
+    }
+    memcpy(e->data + id_len, img->p, img->len);
+    e->img.p = e->data + id_len;
+    e->img.len = img->len;
+    push_front(c, e);
+    c->stats.puts++;
+    while (c->stats.bytes > c->max_bytes && c->tail && c->tail != e) {
+        drop_entry(c, c->tail);
+        c->stats.evictions++;
+    }
+    return 0;
+}
+
+void cp_cache_drop(cp_cache_t *c, const char *id, size_t id_len)
+{
+    entry_t **slot = find_slot(c, id, id_len, cp_hash_fnv1a64(id, id_len));
+    if (slot && *slot) {
+        remove_entry(c, slot);
+        c->stats.drops++;
+    }
+}
+
+void cp_cache_clear(cp_cache_t *c)
+{
+    while (c->head)
+        drop_entry(c, c->head);
+}
+
+const cp_cache_stats_t *cp_cache_stats(const cp_cache_t *c)
+{
+    return &c->stats;
+}
