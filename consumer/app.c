@@ -1871,10 +1871,18 @@ static void begin_stop(cp_app_t *app, int code)
         uv_timer_start(&app->shutdown_timer, on_shutdown_deadline,
                        (uint64_t)app->cfg->shutdown_timeout_ms * 3 / 4, 0);
     }
-    if (app->batch.phase == CP_BATCH_IDLE) {
+    /* The batch in flight and the outbox clears sent (their records are
+     * delivered; an outbox not cleared would be produced again). */
+    if (app->batch.phase == CP_BATCH_IDLE && !cp__batch_clears_pending(app)) {
         uv_timer_stop(&app->shutdown_timer);
         finish_shutdown(app);
     }
+}
+
+void cp__app_clears_done(cp_app_t *app)
+{
+    if (app->state == CP_APP_STOPPING)
+        begin_stop(app, 0);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -2045,6 +2053,7 @@ static void app_free(cp_app_t *app)
     free(app->parts);
     free(app->popkey);
     cp_cache_free(app->cache);
+    cp__batch_clears_free(app);
     free(app->mdayskey);
     free(app->mstatekey);
     cp_report_records_free(app->mrecs, app->n_mrecs);

@@ -66,7 +66,6 @@ typedef struct cp_cust_s {
     int unreadable; /* the stored hash could not be parsed */
     int *ep_parts;  /* arena: partitions (app->parts) of its last write */
     int n_ep_parts;
-    int cleared; /* outbox clear acknowledged by Redis */
     /* A sweep's customer (no messages): the orders partition (index into
      * app->parts) whose due index shard it was found in, whose epoch
      * fences its write; -1 for an event batch's customer. */
@@ -78,13 +77,10 @@ typedef struct cp_cust_s {
     int more;
     /* The customer hash as read this round, from Redis or the state cache
      * (arena; len 0: no hash), and as the round's write leaves it (arena;
-     * p NULL: no write). from_cache: read from the cache. put_after_clear:
-     * the write left an outbox; once cleared (the clear bumps v) the hash
-     * is img_new with v + 1 and goes to the cache. */
+     * p NULL: no write). from_cache: read from the cache. */
     cp_image_t img;
     cp_image_t img_new;
     int from_cache;
-    int put_after_clear;
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -108,7 +104,6 @@ typedef enum {
     CP_BATCH_READ,    /* HGETALL round trip in flight */
     CP_BATCH_WRITE,   /* CAS round trip in flight */
     CP_BATCH_PRODUCE, /* waiting for delivery reports */
-    CP_BATCH_CLEAR,   /* outbox clears in flight */
     CP_BATCH_REPL,    /* WAIT for replicas in flight */
     CP_BATCH_WAIT     /* waiting for Redis or a retry timer */
 } cp_batch_phase_t;
@@ -128,7 +123,6 @@ typedef struct cp_batch_s {
     int pending;          /* replies or delivery reports outstanding */
     int redis_failed;     /* a reply was lost this round */
     int retry_later;      /* back off before the next round (OOM, errors) */
-    int wait_clear;       /* CP_BATCH_WAIT resumes the CLEAR phase */
     int wait_repl;        /* CP_BATCH_WAIT resumes the REPL phase */
     int repl_needed;      /* accepted writes not yet acknowledged by replicas */
     int produce_failures; /* failed produces and deliveries, for the log */
@@ -247,6 +241,9 @@ typedef struct cp_app_s {
     /* Recently written customer hashes (cache.mb; docs/performance.md
      * "State cache"); dropped whole when partitions or Redis change. */
     cp_cache_t *cache;
+    /* Outbox clears not yet acknowledged (batch.c "CLEAR"), oldest first. */
+    struct cp_pclear_s *pclears;
+    int n_pclears;
     int topics_ready;
     int subscribed;
     char *popkey;
@@ -324,6 +321,10 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err);
  * being filled: they were revoked by a rebalance served by the same poll. */
 void cp__batch_drop_partitions(cp_app_t *app,
                                const rd_kafka_topic_partition_list_t *list);
+/* Outbox clears sent and not yet acknowledged (or to send again). */
+int cp__batch_clears_pending(const cp_app_t *app);
+/* Frees them (shutdown: their outboxes are produced again later). */
+void cp__batch_clears_free(cp_app_t *app);
 /* Abandons the batch at a shutdown deadline: nothing is stored. */
 void cp__batch_abandon(cp_app_t *app);
 /* Starts a sweep batch (batch idle): the owned due index shards' entries
@@ -333,6 +334,8 @@ void cp__batch_sweep(cp_app_t *app, int64_t now);
 
 /* app.c */
 void cp__app_batch_done(cp_app_t *app);
+/* The last pending outbox clear was acknowledged. */
+void cp__app_clears_done(cp_app_t *app);
 /* A sweep batch ended; full: a shard had more due than it took. */
 void cp__app_sweep_done(cp_app_t *app, int full);
 void cp__app_schedule_retry(cp_app_t *app, uint64_t ms);

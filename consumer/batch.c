@@ -38,8 +38,10 @@
 #define UNREADABLE_RETRY_MS ((int64_t)24 * 3600 * 1000)
 
 static void go_read(cp_app_t *app);
+static void send_clears(cp_app_t *app);
 static void go_produce(cp_app_t *app);
 static void go_clear(cp_app_t *app);
+static void cache_cleared(cp_app_t *app, cp_cust_t *c);
 static void go_repl(cp_app_t *app);
 static void after_repl(cp_app_t *app);
 static void resume(cp_app_t *app);
@@ -194,7 +196,6 @@ static void batch_reset(cp_batch_t *b, int n, int sweep)
     b->n_custs = 0;
     b->n_recs = 0;
     b->attempts = 0;
-    b->wait_clear = 0;
     b->wait_repl = 0;
     b->repl_needed = 0;
     b->produce_failures = 0;
@@ -478,6 +479,7 @@ static void acquire_epochs(cp_app_t *app)
 static void go_read(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
+    send_clears(app); /* Redis runs them before this batch's commands */
     b->phase = CP_BATCH_READ;
     b->redis_failed = 0;
     b->retry_later = 0;
@@ -1175,9 +1177,12 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
          * cache once the clear (which bumps v) is acknowledged. */
         if (c->stored.outbox_len == 0) {
             (void)cp_cache_put(app->cache, c->id, c->id_len, &c->img_new);
+        } else if (!c->more) {
+            /* as it is once the clear (sent before any later command)
+             * has run; a clear that does not run drops it */
+            cache_cleared(app, c);
         } else {
             cp_cache_drop(app->cache, c->id, c->id_len);
-            c->put_after_clear = !c->more;
         }
         app->stats.writes++;
         app->batch.round_accepted++;
@@ -1371,7 +1376,6 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
         cp_store_write_delta(&av, &c->img, &app->batch.arena, &c->img_new) !=
             CP_OK)
         oom();
-    c->put_after_clear = 0;
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
                      av.argvlen) == CP_OK) {
@@ -1392,14 +1396,12 @@ static void on_ignored(cp_redis_t *r, redisReply *reply, void *pd)
     (void)pd;
 }
 
-static void clear_reply_done(cp_app_t *app);
-
 static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
 {
     cp_cust_t *c = pd;
     cp_app_t *app = cp_redis_opaque(r);
     cp_batch_t *b = &app->batch;
-    if (b->phase != CP_BATCH_WRITE && b->phase != CP_BATCH_CLEAR)
+    if (b->phase != CP_BATCH_WRITE)
         return;
     (void)c;
     if (reply && reply->type == REDIS_REPLY_ERROR &&
@@ -1407,10 +1409,7 @@ static void on_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
         cp_redis_reload_scripts(r);
     /* Otherwise the entry stays as it is: the next sweep finds it again
      * and puts it right then. */
-    if (b->phase == CP_BATCH_WRITE)
-        write_reply_done(app);
-    else
-        clear_reply_done(app);
+    write_reply_done(app);
 }
 
 /* A sweep found c in another shard than its own (the orders topic gained
@@ -1778,30 +1777,48 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
         go_clear(app);
 }
 
-/* ---- CLEAR --------------------------------------------------------------- */
+/* ---- CLEAR -----------------------------------------------------------------
+ *
+ * Once its records are delivered, a customer's outbox is cleared by a
+ * script sent without waiting for its reply: the batch stores its offsets
+ * and ends, and the next batch's commands follow the clears on the same
+ * connection, so Redis runs every clear before them (a batch waits for two
+ * round trips, READ and WRITE). A clear whose outcome is lost (connection,
+ * deadline, NOSCRIPT) is sent again before anything else once Redis is
+ * back; the script is idempotent. Shutdown waits for the clears in flight.
+ * An outbox whose clear never ran (a crash, the shutdown deadline) holds
+ * delivered records: they are produced again, with the same CloudEvent
+ * ids, at the customer's next read. */
 
-/* Offsets are stored only after every clear was acknowledged: a clear lost
- * with the connection is sent again once Redis is back, so no delivered
- * record stays in an outbox (it would be produced again at the customer's
- * next read). The script is idempotent. */
-static void clear_reply_done(cp_app_t *app)
+typedef struct cp_pclear_s {
+    struct cp_pclear_s *next;
+    int sent;  /* in flight */
+    int shard; /* >= 0: a sweep's customer, re-indexed from dd once
+                  cleared (its write indexed it at the outbox mark) */
+    int64_t seq;
+    size_t key_len, xkey_len, id_len;
+    char buf[]; /* key, xkey, id; each NUL-terminated */
+} cp_pclear_t;
+
+static void send_clears(cp_app_t *app);
+
+static const char *pc_key(const cp_pclear_t *pc)
 {
-    cp_batch_t *b = &app->batch;
-    if (--b->pending > 0)
-        return;
-    for (int i = 0; i < b->n_custs; i++) {
-        const cp_cust_t *c = &b->custs[i];
-        if (c->stored.outbox_len && owns_outbox(app, c) && !c->cleared) {
-            b->wait_clear = 1;
-            next_round(app);
-            return;
-        }
-    }
-    finish(app);
+    return pc->buf;
 }
 
-/* The clear bumped v: the hash is c's img_new with v one higher. */
-static void cache_after_clear(cp_app_t *app, cp_cust_t *c)
+static const char *pc_xkey(const cp_pclear_t *pc)
+{
+    return pc->buf + pc->key_len + 1;
+}
+
+static const char *pc_id(const cp_pclear_t *pc)
+{
+    return pc->buf + pc->key_len + pc->xkey_len + 2;
+}
+
+/* The hash after the clear (which bumps v): img_new with v + 1. */
+static void cache_cleared(cp_app_t *app, cp_cust_t *c)
 {
     cp_image_t *img = &c->img_new;
     size_t cap = img->len + 24, len = 0, pos = 0, fl, vl;
@@ -1828,55 +1845,154 @@ static void cache_after_clear(cp_app_t *app, cp_cust_t *c)
         (void)cp_cache_put(app->cache, c->id, c->id_len, &bumped);
 }
 
+static void pclear_unlink(cp_app_t *app, cp_pclear_t *pc)
+{
+    cp_pclear_t **pp = &app->pclears;
+    while (*pp && *pp != pc)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = pc->next;
+    app->n_pclears--;
+    free(pc);
+}
+
+static void pclear_done(cp_app_t *app, cp_pclear_t *pc)
+{
+    pclear_unlink(app, pc);
+    if (!app->pclears)
+        cp__app_clears_done(app);
+}
+
+/* The re-index after a sweep's clear answered: whatever the outcome, the
+ * clear is done (an entry left at the mark is put right by the next sweep
+ * that finds it). */
+static void on_pclear_reindexed(cp_redis_t *r, redisReply *reply, void *pd)
+{
+    if (reply && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        cp_redis_reload_scripts(r);
+    pclear_done(cp_redis_opaque(r), pd);
+}
+
 static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
 {
-    cp_cust_t *c = pd;
+    cp_pclear_t *pc = pd;
     cp_app_t *app = cp_redis_opaque(r);
-    if (app->batch.phase != CP_BATCH_CLEAR)
-        return;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
-        c->cleared = 1; /* 0: already cleared, or a newer outbox */
-        if (reply->integer == 1 && c->put_after_clear)
-            cache_after_clear(app, c);
-        else
-            cp_cache_drop(app->cache, c->id, c->id_len);
-        if (c->sweep_part >= 0)
-            reindex(app, c); /* the outbox mark goes: dd again */
-    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
-               strncmp(reply->str, "NOSCRIPT", 8) == 0)
-        cp_redis_reload_scripts(r); /* sent again next round */
-    else
-        round_failed_reply(app, reply, "clear outbox");
-    clear_reply_done(app);
+        /* 0: already cleared, or a newer outbox: the cache entry put at
+         * the write assumed this clear */
+        if (reply->integer != 1)
+            cp_cache_drop(app->cache, pc_id(pc), pc->id_len);
+        if (pc->shard >= 0) {
+            /* the outbox mark goes: dd again */
+            char dkey[256];
+            int n = snprintf(dkey, sizeof(dkey), "%sdue:%d",
+                             app->cfg->redis_prefix, pc->shard);
+            const char *argv[] = {
+                "EVALSHA", cp_redis_script_sha(app->redis, CP_SCRIPT_REINDEX),
+                "2",       pc_key(pc),
+                dkey,      pc_id(pc)};
+            size_t lens[] = {7, 40, 1, pc->key_len, (size_t)n, pc->id_len};
+            if (n > 0 && (size_t)n < sizeof(dkey) &&
+                cp_redis_cmd(app->redis, on_pclear_reindexed, pc, 6, argv,
+                             lens) == CP_OK)
+                return; /* still sent: not sent again */
+        }
+        pclear_done(app, pc);
+        return;
+    }
+    pc->sent = 0;
+    cp_cache_drop(app->cache, pc_id(pc), pc->id_len);
+    if (reply && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        cp_redis_reload_scripts(r);
+        send_clears(app); /* behind the SCRIPT LOAD */
+    } else if (reply) {
+        cp_log(CP_LOG_ERROR, "redis refused an outbox clear; retrying",
+               CP_LS("error", reply->type == REDIS_REPLY_ERROR && reply->str
+                                  ? reply->str
+                                  : "unexpected reply type"),
+               CP_LEND);
+        cp__app_schedule_retry(app, RETRY_MS);
+    }
+    /* lost with the connection: sent again when it is back */
+}
+
+/* Sends every clear not in flight, ahead of what follows on the
+ * connection. */
+static void send_clears(cp_app_t *app)
+{
+    if (!cp_redis_ready(app->redis))
+        return;
+    for (cp_pclear_t *pc = app->pclears; pc; pc = pc->next) {
+        if (pc->sent)
+            continue;
+        char seq[24];
+        int n = snprintf(seq, sizeof(seq), "%" PRId64, pc->seq);
+        const char *argv[] = {
+            "EVALSHA",   cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
+            "2",         pc_key(pc),
+            pc_xkey(pc), seq};
+        size_t lens[] = {7, 40, 1, pc->key_len, pc->xkey_len, (size_t)n};
+        if (cp_redis_cmd(app->redis, on_cleared, pc, 6, argv, lens) != CP_OK)
+            return;
+        pc->sent = 1;
+    }
+}
+
+static void add_clear(cp_app_t *app, const cp_cust_t *c)
+{
+    size_t kl = c->keys.key_len, xl = c->keys.xkey_len, il = c->id_len;
+    cp_pclear_t *pc = malloc(sizeof(*pc) + kl + xl + il + 3);
+    if (!pc)
+        oom();
+    pc->sent = 0;
+    pc->shard = c->sweep_part >= 0 ? due_shard(app, c) : -1;
+    pc->seq = c->stored.outbox_seq;
+    pc->key_len = kl;
+    pc->xkey_len = xl;
+    pc->id_len = il;
+    memcpy(pc->buf, c->keys.key, kl);
+    pc->buf[kl] = '\0';
+    memcpy(pc->buf + kl + 1, c->keys.xkey, xl);
+    pc->buf[kl + 1 + xl] = '\0';
+    memcpy(pc->buf + kl + xl + 2, c->id, il);
+    pc->buf[kl + xl + 2 + il] = '\0';
+    /* appended: clears go out in the order of their batches */
+    cp_pclear_t **pp = &app->pclears;
+    while (*pp)
+        pp = &(*pp)->next;
+    pc->next = NULL;
+    *pp = pc;
+    app->n_pclears++;
 }
 
 static void go_clear(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
-    if (!b->wait_clear)
-        cp_fp(CP_FP_BEFORE_OUTBOX_CLEAR);
-    b->phase = CP_BATCH_CLEAR;
-    b->wait_clear = 0;
-    b->redis_failed = 0;
-    b->retry_later = 0;
-    b->pending = 1; /* guard */
+    cp_fp(CP_FP_BEFORE_OUTBOX_CLEAR);
     for (int i = 0; i < b->n_custs; i++) {
         cp_cust_t *c = &b->custs[i];
-        if (!c->stored.outbox_len || !owns_outbox(app, c) || c->cleared)
-            continue;
-        char seq[24];
-        int n = snprintf(seq, sizeof(seq), "%" PRId64, c->stored.outbox_seq);
-        const char *argv[] = {
-            "EVALSHA",    cp_redis_script_sha(app->redis, CP_SCRIPT_CLEAR),
-            "2",          c->keys.key,
-            c->keys.xkey, seq};
-        size_t lens[] = {7,        40, 1, c->keys.key_len, c->keys.xkey_len,
-                         (size_t)n};
-        send_or_fail(app, on_cleared, c, 6, argv, lens);
+        if (c->stored.outbox_len && owns_outbox(app, c))
+            add_clear(app, c);
     }
-    if (b->pending > 1)
-        app->stats.redis_round_trips++;
-    clear_reply_done(app);
+    send_clears(app);
+    finish(app);
+}
+
+int cp__batch_clears_pending(const cp_app_t *app)
+{
+    return app->pclears != NULL;
+}
+
+void cp__batch_clears_free(cp_app_t *app)
+{
+    while (app->pclears) {
+        cp_pclear_t *pc = app->pclears;
+        app->pclears = pc->next;
+        free(pc);
+    }
+    app->n_pclears = 0;
 }
 
 /* ---- offsets ---------------------------------------------------------------
@@ -2104,6 +2220,7 @@ void cp__batch_sweep(cp_app_t *app, int64_t now)
     b->n_hits = b->cap_hits = 0;
     b->phase = CP_BATCH_SCAN;
     b->pending = 1; /* guard */
+    send_clears(app);
     char nowbuf[24], lim[16];
     int nlen = snprintf(nowbuf, sizeof(nowbuf), "%" PRId64, now);
     int llen = snprintf(lim, sizeof(lim), "%d", sweep_budget(app));
@@ -2142,14 +2259,13 @@ static void resume(cp_app_t *app)
 {
     if (app->batch.wait_repl)
         go_repl(app);
-    else if (app->batch.wait_clear)
-        go_clear(app);
     else
         go_read(app);
 }
 
 void cp__batch_redis_ready(cp_app_t *app)
 {
+    send_clears(app); /* before any command of the batch */
     if (app->batch.phase == CP_BATCH_WAIT)
         resume(app);
 }
@@ -2157,6 +2273,7 @@ void cp__batch_redis_ready(cp_app_t *app)
 void cp__batch_retry(cp_app_t *app)
 {
     cp_batch_t *b = &app->batch;
+    send_clears(app);
     if (b->phase == CP_BATCH_WAIT && cp_redis_ready(app->redis))
         resume(app);
     else if (b->phase == CP_BATCH_PRODUCE)
