@@ -513,6 +513,7 @@ def phase_backlog(ctx):
         "cpu_s": cpu, "cpu_s_per_m_events":
             cpu_per_m(cpu, records, load["cpu_s"]),
         "rss_kb": {"max": mem["VmHWM"], "end": mem["VmRSS"]},
+        "load_avg_end": os.getloadavg(),
         "memory": memory,
         "outputs_per_s": round(c["outputs"] / busy_s),
         "output_records": {t: sum(v) for t, v in out.items()},
@@ -563,9 +564,11 @@ def percentile(sorted_values, q):
 
 
 def read_latencies(ctx, in_start, out_start):
-    """Output timestamp minus its cause's input timestamp (ms), for every
-    output record written since out_start whose cause is an input record
-    since in_start."""
+    """[(output timestamp, latency ms)] sorted by latency: output timestamp
+    minus its cause's input timestamp, for every output record written
+    since out_start whose cause is an input record since in_start; also
+    the input records read, outputs without an input cause, outputs whose
+    cause was not found."""
     def spec(start):
         return [f"{t}@{','.join(map(str, offs))}" for t, offs in
                 start.items()]
@@ -582,9 +585,26 @@ def read_latencies(ctx, in_start, out_start):
         if t_in is None:
             unmatched += 1
         else:
-            lat.append(int(row[3]) - t_in)
-    lat.sort()
+            lat.append((int(row[3]), int(row[3]) - t_in))
+    lat.sort(key=lambda x: x[1])
     return lat, len(inputs), other, unmatched
+
+
+def latency_figures(lat):
+    """Percentiles of [(output ts, ms)] sorted by ms, and per second of
+    output time [second, outputs, p50, p99, max] (where a tail comes
+    from: contention, a stall, something periodic)."""
+    ms = [v for _, v in lat]
+    out = {"outputs": len(ms), "min": ms[0] if ms else None,
+           "p50": percentile(ms, 0.50), "p90": percentile(ms, 0.90),
+           "p99": percentile(ms, 0.99), "max": ms[-1] if ms else None}
+    t0 = min((t for t, _ in lat), default=0)
+    by_s = {}
+    for t, v in lat:  # in latency order: each second's list stays sorted
+        by_s.setdefault((t - t0) // 1000, []).append(v)
+    out["by_second"] = [[s, len(v), percentile(v, 0.5), percentile(v, 0.99),
+                         v[-1]] for s, v in sorted(by_s.items())]
+    return out
 
 
 def phase_steady(ctx, backlog):
@@ -643,12 +663,7 @@ def phase_steady(ctx, backlog):
         "loadgen": load, "window_s": round(window, 3),
         "caught_up_after_loadgen_s": round(tail_s, 3),
         "events_per_s": round((c["events"] + c["dlq"]) / window),
-        "latency_ms": {"outputs": len(lat),
-                       "p50": percentile(lat, 0.50),
-                       "p90": percentile(lat, 0.90),
-                       "p99": percentile(lat, 0.99),
-                       "max": lat[-1] if lat else None,
-                       "min": lat[0] if lat else None},
+        "latency_ms": latency_figures(lat),
         "outputs_without_input_cause": other,
         "outputs_cause_not_found": unmatched,
         "input_records_read": n_in, "read_back_s": round(read_s, 2),
@@ -656,13 +671,15 @@ def phase_steady(ctx, backlog):
         "cpu_s": cpu, "cpu_s_per_m_events":
             cpu_per_m(cpu, load["records"], load["cpu_s"]),
         "rss_kb": {"max": mem["VmHWM"], "end": mem["VmRSS"]},
+        "load_avg_end": os.getloadavg(),
         "redis_used_memory_delta": used1 - used0,
         "outputs_per_s": round(c["outputs"] / window),
         "output_records": {t: sum(out1[t]) - sum(out0[t]) for t in out1},
         "dlq": c["dlq"], "malformed": load["malformed"],
     }
     stopped = app.stop()
-    res["exit_stats"] = counters(stopped or {}, {})
+    res["exit_stats"] = {k: v for k, v in (stopped or {}).items()
+                         if k not in ("ts", "level", "msg")}
     return res
 
 
@@ -761,6 +778,7 @@ def phase_sweep(ctx):
         "redis_commandstats": calls,
         "cpu_s": cpu, "cpu_s_per_m_customers": cpu_per_m(cpu, evaluated),
         "max_rss_kb": app.rusage.ru_maxrss, "outputs": c["outputs"],
+        "load_avg_end": os.getloadavg(),
         "config": app.cp.cfg,
     }
 
