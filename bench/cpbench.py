@@ -40,8 +40,11 @@ them). Churn warnings and the daily metrics are on (the product's
 default topics): part of the work per event.
 
 Figures per phase: events/s (customers/s in phase 3); CPU seconds per
-million events of custpulse (/proc/<pid>/stat), Redis (INFO cpu, main
-process), the broker's JVM (/proc) and cploadgen (its rusage); Redis
+million events of custpulse (/proc/<pid>/stat), Redis (INFO cpu: its
+process, and apart its children, the AOF rewrites of
+deploy/local/redis.conf's appendonly yes, counted too), the broker's JVM
+(/proc) and cploadgen (its rusage); latency percentiles, also without
+the phase's first 5 s and per second of output time (JSON); Redis
 commands sent per event and round trips per batch (custpulse's own
 counters); Redis used memory per customer (phase 1); custpulse's peak
 and final RSS; output events/s; DLQ records next to cploadgen's
@@ -89,6 +92,7 @@ SWEEP = {"orders": "sweep.orders", "segments": "sweep.segment-changes",
          "churn": "sweep.churn-warnings", "metrics": "sweep.metrics",
          "dlq": "sweep.dlq"}
 PROGRESS_S = 5
+WARMUP_S = 5  # phase 2's latencies are also given without its first 5 s
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DAY_S = 86400
 
@@ -140,12 +144,6 @@ def redis_info(r, section):
     return due_sweep.info(r.port, section)
 
 
-def redis_cpu_s(r):
-    """Redis' main process CPU (children, e.g. AOF rewrites, are apart)."""
-    i = redis_info(r, "cpu")
-    return float(i["used_cpu_sys"]) + float(i["used_cpu_user"])
-
-
 def redis_used_memory(r):
     return int(redis_info(r, "memory")["used_memory"])
 
@@ -163,25 +161,32 @@ def command_calls(r):
 
 class Cpu:
     """CPU seconds of custpulse (pid, or None), Redis and the broker at one
-    moment; `-` gives the deltas."""
+    moment; `-` gives the deltas. Redis' own process apart from its
+    children (AOF rewrites: deploy/local/redis.conf has appendonly yes),
+    with the count of rewrites."""
 
     def __init__(self, st, r, cp_pid=None):
         self.t = time.time()
         self.custpulse = proc_cpu_s(cp_pid) if cp_pid else 0.0
-        self.redis = redis_cpu_s(r)
+        i = redis_info(r, "cpu")
+        self.redis = float(i["used_cpu_sys"]) + float(i["used_cpu_user"])
+        self.redis_children = float(i["used_cpu_sys_children"]) + \
+            float(i["used_cpu_user_children"])
+        self.aof_rewrites = int(redis_info(r, "persistence")["aof_rewrites"])
         self.broker = proc_cpu_s(st.kafka_proc.pid)
 
     def __sub__(self, old):
-        return {"wall_s": round(self.t - old.t, 3),
-                "custpulse_s": round(self.custpulse - old.custpulse, 3),
-                "redis_s": round(self.redis - old.redis, 3),
-                "broker_s": round(self.broker - old.broker, 3)}
+        out = {k + "_s": round(getattr(self, k) - getattr(old, k), 3)
+               for k in ("custpulse", "redis", "redis_children", "broker")}
+        out["wall_s"] = round(self.t - old.t, 3)
+        out["redis_aof_rewrites"] = self.aof_rewrites - old.aof_rewrites
+        return out
 
 
 def cpu_per_m(delta, count, loadgen_s=None):
     """CPU seconds per million of count, per process."""
     out = {k[:-2]: per_m(v, count) for k, v in delta.items()
-           if k != "wall_s"}
+           if k.endswith("_s") and k != "wall_s"}
     if loadgen_s is not None:
         out["cploadgen"] = per_m(loadgen_s, count)
     return out
@@ -604,6 +609,10 @@ def latency_figures(lat):
         by_s.setdefault((t - t0) // 1000, []).append(v)
     out["by_second"] = [[s, len(v), percentile(v, 0.5), percentile(v, 0.99),
                          v[-1]] for s, v in sorted(by_s.items())]
+    later = [v for t, v in lat if t - t0 >= WARMUP_S * 1000]
+    out[f"after_{WARMUP_S}s"] = {
+        "outputs": len(later), "p50": percentile(later, 0.50),
+        "p99": percentile(later, 0.99), "max": later[-1] if later else None}
     return out
 
 
@@ -685,12 +694,15 @@ def phase_steady(ctx, backlog):
 
 def line_steady(p):
     la = p["latency_ms"]
+    lw = la[f"after_{WARMUP_S}s"]
     return (f"phase 2 steady: {p['rate']:,} events/s offered for "
             f"{p['duration_s']} s, {p['records']:,} records processed at "
             f"{p['events_per_s']:,}/s (caught up "
             f"{p['caught_up_after_loadgen_s']:.1f} s after the last) | "
             f"latency ms p50 {la['p50']} p90 {la['p90']} p99 {la['p99']} max "
-            f"{la['max']} ({la['outputs']:,} outputs) | CPU s per M events: "
+            f"{la['max']} ({la['outputs']:,} outputs; after the first "
+            f"{WARMUP_S} s p50 {lw['p50']} p99 {lw['p99']} max {lw['max']}) | "
+            f"CPU s per M events: "
             f"{fmt_cpu(p['cpu_s_per_m_events'])} | redis cmds/event "
             f"{p['commands_per_event']}, round trips/batch "
             f"{p['round_trips_per_batch']} ({p['events_per_batch']} "
