@@ -6,8 +6,9 @@
  *
  *   cploadgen -b BOOTSTRAP [--customers N] [--events M] [--seed S]
  *             [--start YYYY-MM-DD] [--days D] [--rate EPS]
- *             [--dup-ratio R] [--bad-ratio R] [--topic-orders T]
- *             [--topic-browsing T] [--topic-support T] [--print]
+ *             [--dup-ratio R] [--bad-ratio R] [--id-prefix P]
+ *             [--topic-orders T] [--topic-browsing T] [--topic-support T]
+ *             [--print]
  *             [--stats-every SECONDS] [-X key=value]...
  *   cploadgen -b BOOTSTRAP --cdnow PATH [--by-date] ...
  *   cploadgen -b BOOTSTRAP --online-retail PATH ...
@@ -29,6 +30,11 @@
  *     unknown type, in equal shares); each valid one is sent a second time
  *     (same bytes, same event_id) with probability --dup-ratio. Records
  *     sent = M + duplicates.
+ *   - event, order and ticket ids are "lg-e-<i>", "lg-o-<n>", "lg-t-<n>";
+ *     --id-prefix replaces "lg-" in them (not in customer ids), so a second
+ *     run for the same customers (bench/cpbench.py's steady phase after its
+ *     backlog) does not repeat the first run's ids, which custpulse would
+ *     take for duplicates.
  * The PRNG is xoshiro256** seeded through splitmix64, so the same arguments
  * give byte-identical streams (--print shows them: one line per record,
  * "<topic>\t<key>\t<json>", an empty key for a null one).
@@ -82,6 +88,7 @@ typedef struct opts_s {
     const char *topics[T_COUNT];
     const char *cdnow;
     const char *online_retail;
+    const char *id_prefix; /* of event, order and ticket ids ("lg-") */
     const char *xconf[32];
     size_t xconf_cnt;
     uint64_t customers, events, seed;
@@ -612,9 +619,9 @@ static void order_fields(gen_t *g, uint64_t c, int type, int bad, ev_t *ev)
             g->last_order[c] = 0;
     }
     ev_add(ev,
-           ",\"order_id\":\"lg-o-%" PRIu32 "\",\"amount\":\"%s%" PRIu64
+           ",\"order_id\":\"%so-%" PRIu32 "\",\"amount\":\"%s%" PRIu64
            ".%02u\",\"currency\":\"USD\"",
-           id, bad == BAD_NEG_AMOUNT ? "-" : "", cents / 100,
+           g->o->id_prefix, id, bad == BAD_NEG_AMOUNT ? "-" : "", cents / 100,
            (unsigned)(cents % 100));
 }
 
@@ -680,21 +687,23 @@ static void support_fields(gen_t *g, uint64_t c, int type, int bad, ev_t *ev)
 
     switch (type) {
     case S_OPENED:
-        ev_add(ev, ",\"ticket_id\":\"lg-t-%" PRIu32 "\"", ++g->tickets);
+        ev_add(ev, ",\"ticket_id\":\"%st-%" PRIu32 "\"", g->o->id_prefix,
+               ++g->tickets);
         if (bad < 0)
             g->open_ticket[c] = g->tickets;
         break;
     case S_RESOLVED:
         ev_add(ev,
-               ",\"ticket_id\":\"lg-t-%" PRIu32
+               ",\"ticket_id\":\"%st-%" PRIu32
                "\",\"resolution_minutes\":%" PRIu64,
-               g->open_ticket[c], 5 + rng_below(&g->rng, 4320));
+               g->o->id_prefix, g->open_ticket[c],
+               5 + rng_below(&g->rng, 4320));
         if (bad < 0)
             g->open_ticket[c] = 0;
         break;
     case S_COMPLAINT:
         if (g->open_ticket[c])
-            ev_add(ev, ",\"ticket_id\":\"lg-t-%" PRIu32 "\"",
+            ev_add(ev, ",\"ticket_id\":\"%st-%" PRIu32 "\"", g->o->id_prefix,
                    g->open_ticket[c]);
         break;
     case S_SURVEY:
@@ -732,7 +741,8 @@ static int gen_event(gen_t *g, uint64_t i, ev_t *ev, char key[16], int *bad)
            : topic == T_BROWSING ? browsing_type(g)
                                  : support_type(g, c);
     ev->len = 0;
-    ev_add(ev, "{\"event_id\":\"lg-e-%" PRIu64 "\",\"type\":\"%s\"", i + 1,
+    ev_add(ev, "{\"event_id\":\"%se-%" PRIu64 "\",\"type\":\"%s\"",
+           o->id_prefix, i + 1,
            *bad == BAD_TYPE ? unknown_types[topic] : type_names[type]);
     if (*bad != BAD_NO_CUSTOMER)
         ev_add(ev, ",\"customer_id\":\"%s\"", key);
@@ -946,6 +956,7 @@ static void usage(FILE *f)
         "  --rate EPS           records per second, 0 = unpaced (0)\n"
         "  --dup-ratio R        share of events sent twice (0.001)\n"
         "  --bad-ratio R        share of malformed events (0.0005)\n"
+        "  --id-prefix P        prefix of event, order and ticket ids (lg-)\n"
         "  --topic-orders T     (customer.orders)\n"
         "  --topic-browsing T   (customer.browsing)\n"
         "  --topic-support T    (customer.support)\n"
@@ -974,7 +985,8 @@ enum {
     OPT_STATS,
     OPT_CDNOW,
     OPT_RETAIL,
-    OPT_BY_DATE
+    OPT_BY_DATE,
+    OPT_ID_PREFIX
 };
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -1000,6 +1012,18 @@ static int parse_dbl(const char *s, double lo, double hi, double *out)
     if (errno || end == s || *end || !(v >= lo && v <= hi))
         return -1;
     *out = v;
+    return 0;
+}
+
+/* The prefix goes into JSON strings unescaped: up to 32 plain characters. */
+static int parse_id_prefix(const char *s, const char **out)
+{
+    size_t n = strlen(s);
+
+    if (n > 32 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return -1;
+    *out = s;
     return 0;
 }
 
@@ -1055,6 +1079,8 @@ static int opt_apply(opts_t *o, int c, const char *arg)
     case OPT_BY_DATE:
         o->by_date = 1;
         return 0;
+    case OPT_ID_PREFIX:
+        return parse_id_prefix(arg, &o->id_prefix);
     }
     return -1;
 }
@@ -1080,12 +1106,14 @@ static int opts_parse(opts_t *o, int argc, char **argv)
         {"cdnow", required_argument, NULL, OPT_CDNOW},
         {"online-retail", required_argument, NULL, OPT_RETAIL},
         {"by-date", no_argument, NULL, OPT_BY_DATE},
+        {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
 
     *o = (opts_t){
         .topics = {"customer.orders", "customer.browsing", "customer.support"},
+        .id_prefix = "lg-",
         .customers = 1000000,
         .events = 10000000,
         .seed = 1,

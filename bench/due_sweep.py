@@ -112,14 +112,19 @@ return to - from + 1
 """
 
 
-def load(port, n, due, fields, now_ms):
+def load(port, n, due, fields, now_ms, say=None):
+    """Writes customers b-0 .. b-<n-1> (hash `fields` plus dd) and the due
+    index cp:due:0; the first `due` are due (dd a day before now_ms), the
+    others in 30 days. say(text) reports progress (default: print).
+    Also bench/cpbench.py's sweep phase."""
+    say = say or (lambda text: print(text, flush=True))
     past, future = str(now_ms - DAY), str(now_ms + 30 * DAY)
     step = 50000
     for lo in range(0, n, step):
         hi = min(n, lo + step) - 1
         cli(port, "EVAL", LOAD_LUA, "0", json.dumps(fields), str(lo),
             str(hi), str(due), past, future)
-        print(f"  loaded {hi + 1:,} / {n:,} customers", flush=True)
+        say(f"  loaded {hi + 1:,} / {n:,} customers")
 
 
 def run_one(binary, n, due, workdir):

@@ -15,6 +15,8 @@ services needed).
    [start, start + days).
 4. The replays equal tests/data/cdnow_events.py --raw and
    tests/data/online_retail_events.py --raw, byte for byte.
+5. --id-prefix P gives the same bytes with "lg-" replaced by P in event,
+   order and ticket ids only (customer, session, product ids unchanged).
 """
 import json
 import os
@@ -121,6 +123,18 @@ def check_replay(binary, source, flag, path, script):
     print(f"cploadgen_check: {flag}: {n} events as {os.path.basename(script)}")
 
 
+def check_id_prefix(binary, first):
+    out, _ = run(binary, ARGS + ["--id-prefix", "p2."])
+    want = first
+    for kind in (b"event_id", b"order_id", b"ticket_id"):
+        want = want.replace(b'"%s":"lg-' % kind, b'"%s":"p2.' % kind)
+    if out != want:
+        fail("--id-prefix p2. differs from the default output with the "
+             "event, order and ticket ids renamed")
+    print("cploadgen_check: --id-prefix renames event, order and ticket ids "
+          "only")
+
+
 def main():
     binary, source = sys.argv[1], sys.argv[2]
     first, summary = run(binary, ARGS)
@@ -131,6 +145,7 @@ def main():
     if other == first:
         fail("seeds 7 and 8 gave the same output")
     check_stream(first, summary, validators(source))
+    check_id_prefix(binary, first)
     data = os.path.join(source, "tests", "data")
     check_replay(binary, source, "--cdnow",
                  os.path.join(data, "cdnow", "CDNOW_sample.txt"),
