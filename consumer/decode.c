@@ -931,6 +931,65 @@ static cp_reject_t decode_object(const cp_decode_params_t *p,
     return r;
 }
 
+/* ---- the scratch arena of jansson's trees ------------------------------
+ *
+ * Every block jansson allocates carries a 16-byte header telling where it
+ * came from (keeping the arena's 16-byte alignment): the calling thread's
+ * scratch arena while cp_decode_event parses (freeing is then a no-op; the
+ * arena is reset after the event), malloc otherwise. */
+
+#define SCRATCH_CHUNK (64 * 1024)
+#define FROM_HEAP 0x48454150u  /* "HEAP" */
+#define FROM_ARENA 0x4152454eu /* "AREN" */
+
+typedef struct {
+    uint32_t from;
+    uint32_t pad[3];
+} block_hdr_t;
+
+static int scratch_on;
+static _Thread_local cp_arena_t scratch;
+static _Thread_local int scratch_ready;
+static _Thread_local int in_decode;
+
+static void *json_alloc(size_t n)
+{
+    block_hdr_t *h;
+    if (in_decode) {
+        h = cp_arena_alloc(&scratch, sizeof(*h) + n);
+        if (h)
+            h->from = FROM_ARENA;
+    } else {
+        h = malloc(sizeof(*h) + n);
+        if (h)
+            h->from = FROM_HEAP;
+    }
+    return h ? h + 1 : NULL;
+}
+
+static void json_release(void *p)
+{
+    if (!p)
+        return;
+    block_hdr_t *h = (block_hdr_t *)p - 1;
+    assert(h->from == FROM_HEAP || h->from == FROM_ARENA);
+    if (h->from == FROM_HEAP)
+        free(h);
+}
+
+void cp_decode_scratch_init(void)
+{
+    json_set_alloc_funcs(json_alloc, json_release);
+    scratch_on = 1;
+}
+
+void cp_decode_scratch_free(void)
+{
+    if (scratch_ready)
+        cp_arena_free(&scratch);
+    scratch_ready = 0;
+}
+
 cp_reject_t cp_decode_event(const cp_decode_params_t *p, cp_family_t family,
                             const void *key, size_t key_len, const void *value,
                             size_t value_len, cp_arena_t *arena,
@@ -952,20 +1011,30 @@ cp_reject_t cp_decode_event(const cp_decode_params_t *p, cp_family_t family,
                       "no event family %d", (int)family);
 
     json_error_t jerr;
+    if (scratch_on && !scratch_ready) {
+        cp_arena_init(&scratch, SCRATCH_CHUNK);
+        scratch_ready = 1;
+    }
+    in_decode = scratch_on;
     json_t *root = json_loadb(value, value_len,
                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!root)
-        return reject(CP_REJECT_INVALID_JSON, msg, msg_size,
-                      "not valid JSON at line %d column %d", jerr.line,
-                      jerr.column);
     cp_reject_t r;
-    if (json_is_object(root))
+    if (!root)
+        r = reject(CP_REJECT_INVALID_JSON, msg, msg_size,
+                   "not valid JSON at line %d column %d", jerr.line,
+                   jerr.column);
+    else if (json_is_object(root))
         r = decode_object(p, family, root, key, key_len, arena, out, msg,
                           msg_size);
     else
         r = reject(CP_REJECT_INVALID_JSON, msg, msg_size,
                    "message is not a JSON object");
-    json_decref(root);
+    json_decref(root); /* NULL-safe; with the scratch: nothing freed */
+    if (in_decode)
+        cp_arena_reset(&scratch);
+    in_decode = 0;
+    if (!root)
+        return r;
     if (r == CP_REJECT_NONE && msg_size > 0)
         msg[0] = '\0';
     return r;

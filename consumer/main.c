@@ -23,6 +23,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "decode.h"
 #include "cp_time.h"
 #include "evaluate.h"
 #include "fit.h"
@@ -513,6 +514,9 @@ static int cmd_hash_id(const cp_config_t *cfg, const cp_cli_t *cli)
 int main(int argc, char **argv)
 {
     cp_cli_t cli;
+    /* Before any other jansson call (decode.h). */
+    cp_decode_scratch_init();
+    atexit(cp_decode_scratch_free);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;

@@ -832,5 +832,12 @@ int main(void)
         cmocka_unit_test(test_new_families_edges),
         cmocka_unit_test(test_nul_bytes),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    /* Every case twice: jansson on malloc, then on the scratch arena
+     * custpulse run uses (cp_decode_scratch_init; no jansson value of the
+     * first pass is alive when the allocator changes). */
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    cp_decode_scratch_init();
+    failed += cmocka_run_group_tests(tests, setup, teardown);
+    cp_decode_scratch_free();
+    return failed;
 }
