@@ -719,7 +719,27 @@ static void consumer_event(cp_app_t *app, rd_kafka_message_t *rkm)
            CP_LS("error", rd_kafka_message_errstr(rkm)), CP_LEND);
 }
 
+static void poll_once(cp_app_t *app);
+
+/* A batch can finish inside the poll that started it (every customer
+ * cached, nothing to write or produce): its cp__app_batch_done polls
+ * again. That nested poll only asks this one to go on, so the stack does
+ * not grow with such batches. */
 static void try_poll(cp_app_t *app)
+{
+    if (app->polling) {
+        app->poll_again = 1;
+        return;
+    }
+    app->polling = 1;
+    do {
+        app->poll_again = 0;
+        poll_once(app);
+    } while (app->poll_again);
+    app->polling = 0;
+}
+
+static void poll_once(cp_app_t *app)
 {
     if (app->state != CP_APP_RUNNING || app->batch.phase != CP_BATCH_IDLE)
         return;

@@ -81,6 +81,9 @@ typedef struct cp_cust_s {
     cp_image_t img;
     cp_image_t img_new;
     int from_cache;
+    /* Its accepted write of this batch left an outbox: the clear's reply
+     * decides whether img_new (v + 1) goes to the cache. */
+    int cache_on_clear;
     cp_stored_t stored;
 } cp_cust_t;
 
@@ -262,6 +265,8 @@ typedef struct cp_app_s {
     uint64_t rq_taken_ms; /* loop time of the last snapshot sent */
 
     cp_batch_t batch;
+    int polling;          /* inside try_poll */
+    int poll_again;       /* a nested try_poll asked for another poll */
     int64_t clock_max_ms; /* clock = event: greatest event time seen */
     /* The due-time sweep: its timer, and whether a sweep batch is wanted
      * next (set by the timer and by a full sweep; event and sweep batches

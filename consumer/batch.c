@@ -41,7 +41,6 @@ static void go_read(cp_app_t *app);
 static void send_clears(cp_app_t *app);
 static void go_produce(cp_app_t *app);
 static void go_clear(cp_app_t *app);
-static void cache_cleared(cp_app_t *app, cp_cust_t *c);
 static void go_repl(cp_app_t *app);
 static void after_repl(cp_app_t *app);
 static void resume(cp_app_t *app);
@@ -1177,12 +1176,13 @@ static void on_cust_written(cp_redis_t *r, redisReply *reply, void *pd)
          * cache once the clear (which bumps v) is acknowledged. */
         if (c->stored.outbox_len == 0) {
             (void)cp_cache_put(app->cache, c->id, c->id_len, &c->img_new);
-        } else if (!c->more) {
-            /* as it is once the clear (sent before any later command)
-             * has run; a clear that does not run drops it */
-            cache_cleared(app, c);
         } else {
+            /* Not cached until its clear answers with the version this
+             * write left + 1: any other writer in between (another
+             * instance owning another of its partitions) makes that
+             * version another state. */
             cp_cache_drop(app->cache, c->id, c->id_len);
+            c->cache_on_clear = !c->more;
         }
         app->stats.writes++;
         app->batch.round_accepted++;
@@ -1376,6 +1376,7 @@ static void write_customer(cp_app_t *app, cp_cust_t *c, const cp_pop_t *delta)
         cp_store_write_delta(&av, &c->img, &app->batch.arena, &c->img_new) !=
             CP_OK)
         oom();
+    c->cache_on_clear = 0;
     c->phase = CP_CUST_WRITE;
     if (cp_redis_cmd(app->redis, on_cust_written, c, av.argc, av.argv,
                      av.argvlen) == CP_OK) {
@@ -1796,8 +1797,12 @@ typedef struct cp_pclear_s {
     int shard; /* >= 0: a sweep's customer, re-indexed from dd once
                   cleared (its write indexed it at the outbox mark) */
     int64_t seq;
+    /* The hash once cleared, if this batch wrote it (v: the write's + 1):
+     * cached when the clear answers with exactly that version. */
+    int64_t img_v;
+    size_t img_len; /* 0: none */
     size_t key_len, xkey_len, id_len;
-    char buf[]; /* key, xkey, id; each NUL-terminated */
+    char buf[]; /* key, xkey, id (each NUL-terminated), then the image */
 } cp_pclear_t;
 
 static void send_clears(cp_app_t *app);
@@ -1817,14 +1822,13 @@ static const char *pc_id(const cp_pclear_t *pc)
     return pc->buf + pc->key_len + pc->xkey_len + 2;
 }
 
-/* The hash after the clear (which bumps v): img_new with v + 1. */
-static void cache_cleared(cp_app_t *app, cp_cust_t *c)
+/* c's hash once its clear ran, if nobody wrote it in between: img_new
+ * with v one higher, into out (img_new.len + 24 bytes); returns the
+ * length, 0 when the image has no v. */
+static size_t image_cleared(const cp_cust_t *c, unsigned char *out)
 {
-    cp_image_t *img = &c->img_new;
-    size_t cap = img->len + 24, len = 0, pos = 0, fl, vl;
-    unsigned char *p = cp_arena_alloc(&app->batch.arena, cap);
-    if (!p)
-        oom();
+    const cp_image_t *img = &c->img_new;
+    size_t len = 0, pos = 0, fl, vl;
     const char *f, *v;
     int found = 0;
     while (cp_image_next(img, &pos, &f, &fl, &v, &vl) == 1) {
@@ -1832,17 +1836,19 @@ static void cache_cleared(cp_app_t *app, cp_cust_t *c)
             char nv[24];
             int n =
                 snprintf(nv, sizeof(nv), "%" PRId64, c->stored.st.version + 2);
-            len += cp_image_put_pair(p + len, "v", 1, nv, (size_t)n);
+            len += cp_image_put_pair(out + len, "v", 1, nv, (size_t)n);
             found = 1;
         } else {
-            len += cp_image_put_pair(p + len, f, fl, v, vl);
+            len += cp_image_put_pair(out + len, f, fl, v, vl);
         }
     }
-    cp_image_t bumped = {p, len};
-    if (!found)
-        cp_cache_drop(app->cache, c->id, c->id_len);
-    else
-        (void)cp_cache_put(app->cache, c->id, c->id_len, &bumped);
+    return found ? len : 0;
+}
+
+static const unsigned char *pc_image(const cp_pclear_t *pc)
+{
+    return (const unsigned char *)pc->buf + pc->key_len + pc->xkey_len +
+           pc->id_len + 3;
 }
 
 static void pclear_unlink(cp_app_t *app, cp_pclear_t *pc)
@@ -1879,10 +1885,12 @@ static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
     cp_pclear_t *pc = pd;
     cp_app_t *app = cp_redis_opaque(r);
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
-        /* 0: already cleared, or a newer outbox: the cache entry put at
-         * the write assumed this clear */
-        if (reply->integer != 1)
-            cp_cache_drop(app->cache, pc_id(pc), pc->id_len);
+        /* The new version, or 0: already cleared, or a newer outbox. The
+         * image is the hash only if the version is the one it predicts. */
+        if (pc->img_len && reply->integer == pc->img_v) {
+            cp_image_t img = {pc_image(pc), pc->img_len};
+            (void)cp_cache_put(app->cache, pc_id(pc), pc->id_len, &img);
+        }
         if (pc->shard >= 0) {
             /* the outbox mark goes: dd again */
             char dkey[256];
@@ -1943,10 +1951,13 @@ static void send_clears(cp_app_t *app)
 static void add_clear(cp_app_t *app, const cp_cust_t *c)
 {
     size_t kl = c->keys.key_len, xl = c->keys.xkey_len, il = c->id_len;
-    cp_pclear_t *pc = malloc(sizeof(*pc) + kl + xl + il + 3);
+    size_t icap = c->cache_on_clear && c->img_new.p ? c->img_new.len + 24 : 0;
+    cp_pclear_t *pc = malloc(sizeof(*pc) + kl + xl + il + 3 + icap);
     if (!pc)
         oom();
     pc->sent = 0;
+    pc->img_v = c->stored.st.version + 2;
+    pc->img_len = 0;
     pc->shard = c->sweep_part >= 0 ? due_shard(app, c) : -1;
     pc->seq = c->stored.outbox_seq;
     pc->key_len = kl;
@@ -1958,6 +1969,9 @@ static void add_clear(cp_app_t *app, const cp_cust_t *c)
     pc->buf[kl + 1 + xl] = '\0';
     memcpy(pc->buf + kl + xl + 2, c->id, il);
     pc->buf[kl + xl + 2 + il] = '\0';
+    if (icap)
+        pc->img_len =
+            image_cleared(c, (unsigned char *)pc->buf + kl + xl + il + 3);
     /* appended: clears go out in the order of their batches */
     cp_pclear_t **pp = &app->pclears;
     while (*pp)

@@ -192,7 +192,8 @@ const char cp_store_epoch_lua[] =
  * KEYS[1]) once everything up to ARGV[1] was delivered; an outbox whose xq
  * moved past it holds records not yet delivered and stays. Bumps the
  * version so a write computed from a read that still saw the outbox is
- * refused instead of resurrecting delivered records. */
+ * refused instead of resurrecting delivered records. Returns the new
+ * version (>= 1) when it cleared, 0 when it left the outbox. */
 const char cp_store_clear_lua[] =
     "local n = tonumber(ARGV[1])\n"
     "local q = redis.call('HGET', KEYS[2], 'xq')\n"
@@ -201,10 +202,10 @@ const char cp_store_clear_lua[] =
     "local legacy = lq and tonumber(lq) <= n\n"
     "if not (key or legacy) then return 0 end\n"
     /* The bump is the step that can fail (a non-integer v): first. */
-    "redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
+    "local v = redis.call('HINCRBY', KEYS[1], 'v', 1)\n"
     "if key then redis.call('DEL', KEYS[2]) end\n"
     "if legacy then redis.call('HDEL', KEYS[1], 'x', 'xq') end\n"
-    "return 1\n";
+    "return v\n";
 
 const char cp_store_reindex_lua[] =
     "local dd = redis.call('HGET', KEYS[1], 'dd')\n"

@@ -331,7 +331,8 @@ cp_err_t cp_store_write_delta(cp_argv_t *av, const cp_image_t *img,
                               cp_arena_t *a, cp_image_t *after);
 
 /* The Lua sources of the write, outbox-clear and epoch scripts. The clear
- * script: KEYS customer, outbox key; ARGV the highest seq delivered. */
+ * script: KEYS customer, outbox key; ARGV the highest seq delivered;
+ * returns the customer's new version, or 0 when nothing was cleared. */
 extern const char cp_store_write_lua[];
 extern const char cp_store_clear_lua[];
 extern const char cp_store_epoch_lua[];

@@ -9,7 +9,7 @@
 # 4. unless --quick or CP_SANITIZE_RUN=0:
 #    - build-asan/ (-DCP_SANITIZE=ON: ASan + UBSan), ctest -L 'unit|integration'
 #    - every unit test of build/ under valgrind memcheck
-#    - the libFuzzer targets of tests/fuzz/ for CP_FUZZ_SECONDS each (40,
+#    - the libFuzzer targets of tests/fuzz/ for CP_FUZZ_SECONDS each (30,
 #      side by side; 0 skips them)
 #
 # Environment: CP_SANITIZE_RUN (default 1), CP_CTEST_JOBS (ctest -j, default
@@ -119,9 +119,9 @@ fi
 echo "valgrind: $n unit tests clean"
 
 # libFuzzer (clang, from Debian's clang package): the decoder, the config
-# parsers and the segment rule language, each for CP_FUZZ_SECONDS (40) on
+# parsers and the segment rule language, each for CP_FUZZ_SECONDS (30) on
 # a copy of its seed corpus, side by side.
-FUZZ_S=${CP_FUZZ_SECONDS:-40}
+FUZZ_S=${CP_FUZZ_SECONDS:-30}
 if [ "$FUZZ_S" -gt 0 ]; then
     step "fuzz (build-fuzz/, $FUZZ_S s per target, in parallel)"
     cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCP_FUZZ=ON \
