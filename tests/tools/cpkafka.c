@@ -83,6 +83,29 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* rd_kafka_query_watermark_offsets, retried while the partition's leader
+ * is settling (a topic just created or recreated, a broker just
+ * restarted: metadata can name a leader before it serves the partition),
+ * until timeout_ms. */
+static rd_kafka_resp_err_t query_watermarks(rd_kafka_t *rk, const char *topic,
+                                            int p, int64_t *low, int64_t *high,
+                                            int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            rk, topic, p, low, high, left > 0 ? (int)left : 1);
+        int settling = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                       err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                       err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR;
+        if (!settling || now_ms() + 100 >= deadline)
+            return err;
+        usleep(100 * 1000);
+    }
+}
+
 /* ---------------------------------------------------------------------------
  * Base64 (RFC 4648, standard alphabet, padded)
  * ------------------------------------------------------------------------- */
@@ -781,8 +804,8 @@ static int cmd_consume(const opts_t *o)
     rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     for (p = 0; p < nparts && rc == EXIT_OK; p++) {
         int64_t low, high;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            rk, o->topic, p, &low, &high, o->timeout_ms);
+        rd_kafka_resp_err_t err =
+            query_watermarks(rk, o->topic, p, &low, &high, o->timeout_ms);
         if (err) {
             errx("watermarks of partition %d: %s", p, rd_kafka_err2str(err));
             rc = EXIT_FAIL;
