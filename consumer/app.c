@@ -1684,6 +1684,7 @@ static void log_stats(cp_app_t *app, const char *msg)
 {
     const cp_stats_t *s = &app->stats;
     const cp_redis_stats_t *rs = cp_redis_stats(app->redis);
+    const cp_cache_stats_t *cs = cp_cache_stats(app->cache);
     cp_log(CP_LOG_INFO, msg, CP_LI("events", s->events),
            CP_LI("applied", s->applied),
            CP_LI("skipped_redelivered", s->skipped_redelivered),
@@ -1709,8 +1710,8 @@ static void log_stats(cp_app_t *app, const char *msg)
            CP_LI("due_evaluations", s->due_evaluations),
            CP_LI("due_stale", s->due_stale),
            CP_LI("metrics_days", s->metrics_days),
-           CP_LI("cache_hits", s->cache_hits),
-           CP_LI("cache_misses", s->cache_misses),
+           CP_LI("cache_hits", cs->hits), CP_LI("cache_misses", cs->misses),
+           CP_LI("cache_evictions", cs->evictions),
            CP_LI("exit_code", app->exit_code), CP_LEND);
 }
 

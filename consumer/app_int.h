@@ -192,8 +192,6 @@ typedef struct cp_stats_s {
     uint64_t due_evaluations; /* time-caused evaluations (sweep or event) */
     uint64_t due_stale;       /* index entries found not due: re-indexed */
     uint64_t metrics_days;    /* daily metrics records delivered */
-    uint64_t cache_hits;      /* customers read from the state cache */
-    uint64_t cache_misses;    /* customers read from Redis */
 } cp_stats_t;
 
 /* ---- application -------------------------------------------------------- */
@@ -244,9 +242,8 @@ typedef struct cp_app_s {
     /* Recently written customer hashes (cache.mb; docs/performance.md
      * "State cache"); dropped whole when partitions or Redis change. */
     cp_cache_t *cache;
-    /* Outbox clears not yet acknowledged (batch.c "CLEAR"), oldest first. */
+    /* Outbox clears not yet acknowledged (batch.c "CLEAR"). */
     struct cp_pclear_s *pclears;
-    int n_pclears;
     int topics_ready;
     int subscribed;
     char *popkey;

@@ -367,10 +367,8 @@ static void parse_pairs(cp_app_t *app, cp_cust_t *c, redisReply *reply,
 static int read_cached(cp_app_t *app, cp_cust_t *c)
 {
     const cp_image_t *im = cp_cache_get(app->cache, c->id, c->id_len);
-    if (!im) {
-        app->stats.cache_misses++;
+    if (!im)
         return 0;
-    }
     unsigned char *p = cp_arena_alloc(&app->batch.arena, im->len ? im->len : 1);
     if (!p)
         oom();
@@ -396,11 +394,9 @@ static int read_cached(cp_app_t *app, cp_cust_t *c)
         cp_log(CP_LOG_WARN, "cached state unreadable; reading Redis",
                CP_LCUST("customer", c->id), CP_LS("error", err), CP_LEND);
         cp_cache_drop(app->cache, c->id, c->id_len);
-        app->stats.cache_misses++;
         return 0;
     }
     c->from_cache = 1;
-    app->stats.cache_hits++;
     return 1;
 }
 
@@ -1430,17 +1426,31 @@ static void drop_moved(cp_app_t *app, cp_cust_t *c)
 
 /* Puts c's index entry right from its hash (the reindex script: dd, or
  * no entry without one). */
-static void reindex(cp_app_t *app, cp_cust_t *c)
+/* Sends the reindex script for the customer hash key / id into due index
+ * shard `shard`; cp_redis_cmd's result. */
+static cp_err_t send_reindex(cp_app_t *app, const char *key, size_t key_len,
+                             int shard, const char *id, size_t id_len,
+                             cp_redis_cb *cb, void *pd)
 {
-    const char *dkey = due_key(app, c);
-    if (!dkey)
-        return;
+    const char *dkey = shard_key(app, shard);
     const char *argv[] = {
         "EVALSHA", cp_redis_script_sha(app->redis, CP_SCRIPT_REINDEX),
-        "2",       c->keys.key,
-        dkey,      c->id};
-    size_t lens[] = {7, 40, 1, c->keys.key_len, strlen(dkey), c->id_len};
-    send_or_fail(app, on_reindexed, c, 6, argv, lens);
+        "2",       key,
+        dkey,      id};
+    size_t lens[] = {7, 40, 1, key_len, strlen(dkey), id_len};
+    return cp_redis_cmd(app->redis, cb, pd, 6, argv, lens);
+}
+
+static void reindex(cp_app_t *app, cp_cust_t *c)
+{
+    int shard = due_shard(app, c);
+    if (shard < 0)
+        return;
+    if (send_reindex(app, c->keys.key, c->keys.key_len, shard, c->id, c->id_len,
+                     on_reindexed, c) == CP_OK)
+        app->batch.pending++;
+    else
+        app->batch.redis_failed = 1;
     drop_moved(app, c);
 }
 
@@ -1858,7 +1868,6 @@ static void pclear_unlink(cp_app_t *app, cp_pclear_t *pc)
         pp = &(*pp)->next;
     if (*pp)
         *pp = pc->next;
-    app->n_pclears--;
     free(pc);
 }
 
@@ -1891,21 +1900,11 @@ static void on_cleared(cp_redis_t *r, redisReply *reply, void *pd)
             cp_image_t img = {pc_image(pc), pc->img_len};
             (void)cp_cache_put(app->cache, pc_id(pc), pc->id_len, &img);
         }
-        if (pc->shard >= 0) {
-            /* the outbox mark goes: dd again */
-            char dkey[256];
-            int n = snprintf(dkey, sizeof(dkey), "%sdue:%d",
-                             app->cfg->redis_prefix, pc->shard);
-            const char *argv[] = {
-                "EVALSHA", cp_redis_script_sha(app->redis, CP_SCRIPT_REINDEX),
-                "2",       pc_key(pc),
-                dkey,      pc_id(pc)};
-            size_t lens[] = {7, 40, 1, pc->key_len, (size_t)n, pc->id_len};
-            if (n > 0 && (size_t)n < sizeof(dkey) &&
-                cp_redis_cmd(app->redis, on_pclear_reindexed, pc, 6, argv,
-                             lens) == CP_OK)
-                return; /* still sent: not sent again */
-        }
+        /* a sweep's customer: the outbox mark goes, dd again */
+        if (pc->shard >= 0 &&
+            send_reindex(app, pc_key(pc), pc->key_len, pc->shard, pc_id(pc),
+                         pc->id_len, on_pclear_reindexed, pc) == CP_OK)
+            return; /* done when it answers */
         pclear_done(app, pc);
         return;
     }
@@ -1972,13 +1971,10 @@ static void add_clear(cp_app_t *app, const cp_cust_t *c)
     if (icap)
         pc->img_len =
             image_cleared(c, (unsigned char *)pc->buf + kl + xl + il + 3);
-    /* appended: clears go out in the order of their batches */
-    cp_pclear_t **pp = &app->pclears;
-    while (*pp)
-        pp = &(*pp)->next;
-    pc->next = NULL;
-    *pp = pc;
-    app->n_pclears++;
+    /* Their order among themselves does not matter (a clear of an older
+     * seq after a newer one answers 0); all go before any later command. */
+    pc->next = app->pclears;
+    app->pclears = pc;
 }
 
 static void go_clear(cp_app_t *app)
@@ -2006,7 +2002,6 @@ void cp__batch_clears_free(cp_app_t *app)
         app->pclears = pc->next;
         free(pc);
     }
-    app->n_pclears = 0;
 }
 
 /* ---- offsets ---------------------------------------------------------------
