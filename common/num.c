@@ -27,3 +27,41 @@ cp_err_t cp_num_parse_i64(const char *s, size_t len, int64_t *out)
     *out = x;
     return CP_OK;
 }
+
+size_t cp_uvarint_size(uint64_t x)
+{
+    size_t n = 1;
+    while (x >= 0x80) {
+        x >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t cp_uvarint_put(unsigned char *p, uint64_t x)
+{
+    size_t n = 0;
+    while (x >= 0x80) {
+        p[n++] = (unsigned char)(x | 0x80);
+        x >>= 7;
+    }
+    p[n++] = (unsigned char)x;
+    return n;
+}
+
+size_t cp_uvarint_get(const unsigned char *p, size_t len, uint64_t *out)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        if (i == 9 && p[i] > 1)
+            return 0;
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            if (p[i] == 0 && i > 0)
+                return 0;
+            *out = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}

@@ -11,46 +11,21 @@
 #include <string.h>
 
 #include "hash.h"
+#include "num.h"
 
 /* ---- images ---------------------------------------------------------------
  */
 
-static size_t leb_size(size_t v)
+/* A length; returns 0 or -1 (truncated, overlong, beyond the image). */
+static int len_get(const cp_image_t *img, size_t *pos, size_t *out)
 {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t leb_put(unsigned char *out, size_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (unsigned char)v;
-    return n;
-}
-
-/* Reads a length; returns 0 or -1 (truncated, overlong, beyond end). */
-static int leb_get(const cp_image_t *img, size_t *pos, size_t *out)
-{
-    size_t v = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        if (*pos >= img->len)
-            return -1;
-        unsigned char b = img->p[(*pos)++];
-        v |= (size_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
+    uint64_t v;
+    size_t n = cp_uvarint_get(img->p + *pos, img->len - *pos, &v);
+    if (n == 0 || v > SIZE_MAX)
+        return -1;
+    *pos += n;
+    *out = (size_t)v;
+    return 0;
 }
 
 int cp_image_next(const cp_image_t *img, size_t *pos, const char **f,
@@ -59,11 +34,11 @@ int cp_image_next(const cp_image_t *img, size_t *pos, const char **f,
     if (*pos >= img->len)
         return 0;
     size_t fl, vl;
-    if (leb_get(img, pos, &fl) != 0 || fl > img->len - *pos)
+    if (len_get(img, pos, &fl) != 0 || fl > img->len - *pos)
         return -1;
     *f = (const char *)img->p + *pos;
     *pos += fl;
-    if (leb_get(img, pos, &vl) != 0 || vl > img->len - *pos)
+    if (len_get(img, pos, &vl) != 0 || vl > img->len - *pos)
         return -1;
     *v = (const char *)img->p + *pos;
     *pos += vl;
@@ -74,16 +49,16 @@ int cp_image_next(const cp_image_t *img, size_t *pos, const char **f,
 
 size_t cp_image_pair_size(size_t flen, size_t vlen)
 {
-    return leb_size(flen) + flen + leb_size(vlen) + vlen;
+    return cp_uvarint_size(flen) + flen + cp_uvarint_size(vlen) + vlen;
 }
 
 size_t cp_image_put_pair(unsigned char *out, const char *f, size_t flen,
                          const char *v, size_t vlen)
 {
-    size_t n = leb_put(out, flen);
+    size_t n = cp_uvarint_put(out, flen);
     memcpy(out + n, f, flen);
     n += flen;
-    n += leb_put(out + n, vlen);
+    n += cp_uvarint_put(out + n, vlen);
     if (vlen)
         memcpy(out + n, v, vlen);
     return n + vlen;

@@ -19,6 +19,7 @@
 
 #include "due.h"
 #include "hash.h"
+#include "num.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -396,40 +397,6 @@ static uint64_t get_u64le(const unsigned char *p)
     return x;
 }
 
-/* Unsigned LEB128: 7 bits a byte, least significant group first, the
- * high bit set on every byte but the last. */
-static size_t put_uvarint(unsigned char *p, uint64_t x)
-{
-    size_t n = 0;
-    while (x >= 0x80) {
-        p[n++] = (unsigned char)(x | 0x80);
-        x >>= 7;
-    }
-    p[n++] = (unsigned char)x;
-    return n;
-}
-
-/* A canonical LEB128 value below 2^64: the shortest form (no final zero
- * byte after the first), at most 10 bytes. Returns the bytes read, or 0
- * (truncated, overlong, too large). Canonical forms make parse and
- * encode inverse: a state read writes back the same bytes. */
-static size_t get_uvarint(const unsigned char *p, size_t len, uint64_t *out)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < len && i < 10; i++) {
-        if (i == 9 && p[i] > 1)
-            return 0;
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            if (p[i] == 0 && i > 0)
-                return 0;
-            *out = x;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
 static uint64_t zigzag(int64_t d)
 {
     return d >= 0 ? (uint64_t)d << 1 : ((uint64_t)(-(d + 1)) << 1) | 1;
@@ -474,8 +441,8 @@ size_t cp_store_encode_r(const cp_state_t *st, unsigned char *out)
         }
         put_u64le(out + n, o->id_hash);
         n += 8;
-        n += put_uvarint(out + n, (uint64_t)o->net);
-        n += put_uvarint(out + n, d << 1 | (o->cancelled != 0));
+        n += cp_uvarint_put(out + n, (uint64_t)o->net);
+        n += cp_uvarint_put(out + n, d << 1 | (o->cancelled != 0));
     }
     return n;
 }
@@ -493,10 +460,10 @@ int cp_store_decode_r(cp_state_t *st, const unsigned char *v, size_t len)
         cp_order_mem_t *o = &st->orders_mem[st->n_orders_mem++];
         o->id_hash = get_u64le(v + i);
         i += 8;
-        if (!(k = get_uvarint(v + i, len - i, &net)) || net > INT64_MAX)
+        if (!(k = cp_uvarint_get(v + i, len - i, &net)) || net > INT64_MAX)
             return -1;
         i += k;
-        if (!(k = get_uvarint(v + i, len - i, &tag)))
+        if (!(k = cp_uvarint_get(v + i, len - i, &tag)))
             return -1;
         i += k;
         o->net = (int64_t)net;

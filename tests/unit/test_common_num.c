@@ -60,11 +60,44 @@ static void test_refused(void **state)
     assert_int_equal(cp_num_parse_i64("7", 0, &v), CP_EPARSE);
 }
 
+/* LEB128: sizes at the 7-bit boundaries, round trips, canonical forms
+ * only. */
+static void test_uvarint(void **state)
+{
+    (void)state;
+    const uint64_t xs[] = {
+        0, 1, 127, 128, 300, 16383, 16384, ((uint64_t)1 << 63) - 1, UINT64_MAX};
+    const size_t sizes[] = {1, 1, 1, 2, 2, 2, 3, 9, 10};
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) {
+        unsigned char b[10];
+        uint64_t got = 0;
+        assert_int_equal(cp_uvarint_size(xs[i]), sizes[i]);
+        assert_int_equal(cp_uvarint_put(b, xs[i]), sizes[i]);
+        assert_int_equal(cp_uvarint_get(b, sizes[i], &got), sizes[i]);
+        assert_true(got == xs[i]);
+        /* truncated */
+        assert_int_equal(cp_uvarint_get(b, sizes[i] - 1, &got), 0);
+    }
+    const unsigned char b300[] = {0xac, 0x02};
+    uint64_t got = 0;
+    assert_int_equal(cp_uvarint_get(b300, 2, &got), 2);
+    assert_true(got == 300);
+    const unsigned char overlong[] = {0x81, 0x00}; /* 1 in two bytes */
+    assert_int_equal(cp_uvarint_get(overlong, 2, &got), 0);
+    const unsigned char too_big[] = {0xff, 0xff, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0xff, 0xff, 0x02};
+    assert_int_equal(cp_uvarint_get(too_big, 10, &got), 0);
+    const unsigned char eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                    0x80, 0x80, 0x80, 0x80, 0x01};
+    assert_int_equal(cp_uvarint_get(eleven, 11, &got), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_uvarint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
