@@ -444,6 +444,13 @@ def memory_per_customer(r, used_before, prefix="cp:", sample=1000):
     due_bytes = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0")
                     for k in due_keys)
     hash_mean = sum(usage) / len(usage) if usage else 0
+    fields = {}
+    for k in picked:
+        flat = r.cmd("HGETALL", k)
+        for name, val in zip(flat[0::2], flat[1::2]):
+            g = name.decode("utf-8", "replace")
+            g = g.split(":")[0] + ":*" if ":" in g else g
+            fields[g] = fields.get(g, 0) + len(name) + len(val)
     return {
         "customers": customers, "keys": r.cmd("DBSIZE"),
         "used_memory_delta": used - used_before,
@@ -453,6 +460,9 @@ def memory_per_customer(r, used_before, prefix="cp:", sample=1000):
         "hash_max_bytes": usage[-1] if usage else None,
         "due_entries": due_entries,
         "due_bytes_per_entry": ratio(due_bytes, due_entries, 1),
+        "hash_field_bytes": {g: round(b / len(picked), 1) for g, b in
+                             sorted(fields.items(), key=lambda x: -x[1])}
+        if picked else {},
         "hash_plus_due_per_customer":
             round(hash_mean + (due_bytes / customers if customers else 0), 1),
     }

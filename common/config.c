@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cp_time.h"
+#include "hash.h"
 #include "money.h"
 
 /* ------------------------------------------------------------- the table */
@@ -1296,6 +1297,37 @@ static cp_err_t finalize_order(const cp_config_t *cfg, char *errstr,
     return CP_OK;
 }
 
+/* The customer hash keeps each input topic's watermarks under the FNV-1a
+ * 32 of its name (docs/contracts.md section 2, "Encoding of w"): two
+ * input topics must not share one, or each would skip the other's
+ * offsets as re-deliveries. */
+static cp_err_t finalize_topics(const cp_config_t *cfg, char *errstr,
+                                size_t size)
+{
+    const struct {
+        const char *key, *name;
+    } in[] = {{"topic.orders", cfg->topic_orders},
+              {"topic.browsing", cfg->topic_browsing},
+              {"topic.support", cfg->topic_support},
+              {"topic.profile", cfg->topic_profile}};
+    const size_t n = sizeof(in) / sizeof(in[0]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            const char *a = in[i].name, *b = in[j].name;
+            if (!a || !a[0] || !b || !b[0] || strcmp(a, b) == 0)
+                continue;
+            if (cp_hash_fnv1a32(a, strlen(a)) ==
+                cp_hash_fnv1a32(b, strlen(b))) {
+                seterr(errstr, size,
+                       "%s, %s: the two topic names have the same 32-bit id "
+                       "in the customer state (FNV-1a); rename one",
+                       in[i].key, in[j].key);
+                return CP_EINVAL;
+            }
+        }
+    return CP_OK;
+}
+
 cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size)
 {
     cp_err_t err = finalize_currency(cfg, errstr, errstr_size);
@@ -1306,6 +1338,8 @@ cp_err_t cp_config_finalize(cp_config_t *cfg, char *errstr, size_t errstr_size)
         err = finalize_timezone(cfg, errstr, errstr_size);
     if (err == CP_OK)
         err = finalize_order(cfg, errstr, errstr_size);
+    if (err == CP_OK)
+        err = finalize_topics(cfg, errstr, errstr_size);
     return err;
 }
 

@@ -22,6 +22,18 @@ uint64_t cp_hash_fnv1a64(const void *data, size_t len)
     return h;
 }
 
+uint32_t cp_hash_fnv1a32(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t h = 0x811c9dc5U;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x01000193U;
+    }
+    return h;
+}
+
 /* --------------------------------------------------------------- murmur2 */
 
 /* Little-endian load of n (0..8) bytes; shared by both murmurs. */

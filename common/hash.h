@@ -12,6 +12,9 @@
 /* FNV-1a 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3). */
 uint64_t cp_hash_fnv1a64(const void *data, size_t len);
 
+/* FNV-1a 32-bit (offset basis 0x811c9dc5, prime 0x01000193). */
+uint32_t cp_hash_fnv1a32(const void *data, size_t len);
+
 /* Kafka's murmur2 (seed 0x9747b28c), as the Java client's default
  * partitioner uses it: partition = (murmur2(key) & 0x7fffffff) % n. */
 uint32_t cp_hash_murmur2(const void *data, size_t len);

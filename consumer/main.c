@@ -16,6 +16,7 @@
  */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,10 +210,22 @@ static json_t *state_json(const cp_config_t *cfg, const char *id,
     json_object_set_new(o, "version", json_integer(st->version));
     json_object_set_new(o, "seq", json_integer(st->seq));
     json_t *offs = json_object();
+    const char *inputs[] = {cfg->topic_orders, cfg->topic_browsing,
+                            cfg->topic_support, cfg->topic_profile};
     for (int i = 0; i < s->n_wms; i++) {
+        /* w keeps topic ids: named by the configured input topics, an
+         * unknown id (a topic no longer configured) as #<id in hex>. */
+        const char *name = NULL;
+        for (size_t t = 0; t < sizeof(inputs) / sizeof(inputs[0]); t++)
+            if (inputs[t] && inputs[t][0] &&
+                cp_store_topic_id(inputs[t]) == s->wms[i].tid)
+                name = inputs[t];
         char k[300];
-        snprintf(k, sizeof(k), "%s:%d", s->wms[i].topic,
-                 (int)s->wms[i].partition);
+        if (name)
+            snprintf(k, sizeof(k), "%s:%d", name, (int)s->wms[i].partition);
+        else
+            snprintf(k, sizeof(k), "#%08" PRIx32 ":%d", s->wms[i].tid,
+                     (int)s->wms[i].partition);
         json_object_set_new(offs, k, json_integer(s->wms[i].offset));
     }
     json_object_set_new(o, "offsets", offs);

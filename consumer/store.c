@@ -270,6 +270,9 @@ void cp_stored_init(cp_stored_t *s)
     s->wms = NULL;
     s->n_wms = 0;
     s->cap_wms = 0;
+    s->legacy_w = NULL;
+    s->n_legacy_w = 0;
+    s->cap_legacy_w = 0;
     s->outbox = NULL;
     s->outbox_len = 0;
     s->outbox_seq = 0;
@@ -482,7 +485,67 @@ int cp_store_decode_r(cp_state_t *st, const unsigned char *v, size_t len)
     return 0;
 }
 
-/* "w:<topic>:<partition>" -> watermark. */
+/* An arena array of n elements with room for one more: arr itself, or a
+ * copy with twice the capacity (first when empty; the old block stays in
+ * the arena). NULL when out of memory. */
+static void *arena_grow(void *arr, int n, int *cap, size_t size, int first,
+                        cp_arena_t *a)
+{
+    if (n < *cap)
+        return arr;
+    int c = *cap ? *cap * 2 : first;
+    void *p = cp_arena_alloc(a, size * (size_t)c);
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, arr, size * (size_t)n);
+    *cap = c;
+    return p;
+}
+
+static cp_wm_t *wm_find(cp_stored_t *s, uint32_t tid, int32_t partition)
+{
+    for (int i = 0; i < s->n_wms; i++)
+        if (s->wms[i].tid == tid && s->wms[i].partition == partition)
+            return &s->wms[i];
+    return NULL;
+}
+
+/* A new watermark of (tid, partition), offset and dirty unset. */
+static cp_wm_t *wm_add(cp_stored_t *s, uint32_t tid, int32_t partition,
+                       cp_arena_t *a)
+{
+    cp_wm_t *wms =
+        arena_grow(s->wms, s->n_wms, &s->cap_wms, sizeof(*wms), 4, a);
+    if (!wms)
+        return NULL;
+    s->wms = wms;
+    cp_wm_t *wm = &s->wms[s->n_wms++];
+    wm->tid = tid;
+    wm->partition = partition;
+    return wm;
+}
+
+/* Adds a watermark read from the hash (not dirty); one already there
+ * (w and a legacy field of the same partition) keeps the greater offset. */
+static int wm_read(cp_stored_t *s, uint32_t tid, int32_t partition,
+                   int64_t offset, cp_arena_t *a)
+{
+    cp_wm_t *wm = wm_find(s, tid, partition);
+    if (wm) {
+        if (offset > wm->offset)
+            wm->offset = offset;
+        return 0;
+    }
+    if (!(wm = wm_add(s, tid, partition, a)))
+        return -1;
+    wm->offset = offset;
+    wm->dirty = 0;
+    return 0;
+}
+
+/* Layout <= 3: "w:<topic>:<partition>" -> watermark, and the field's name
+ * kept for the write to delete. */
 static int parse_wm_field(cp_stored_t *s, const char *f, size_t flen,
                           const char *v, size_t vlen, cp_arena_t *a)
 {
@@ -495,12 +558,65 @@ static int parse_wm_field(cp_stored_t *s, const char *f, size_t flen,
     int64_t part, off;
     if (!colon || colon == f + 2 ||
         parse_i64(colon + 1, flen - (size_t)(colon + 1 - f), &part) != 0 ||
-        part < 0 || part > INT32_MAX || parse_i64(v, vlen, &off) != 0)
+        part < 0 || part > INT32_MAX || parse_i64(v, vlen, &off) != 0 ||
+        off < 0)
         return -1;
-    char *topic = cp_arena_strndup(a, f + 2, (size_t)(colon - (f + 2)));
-    if (!topic || cp_store_wm_set(s, topic, (int32_t)part, off, a) != CP_OK)
+    uint32_t tid = cp_hash_fnv1a32(f + 2, (size_t)(colon - (f + 2)));
+    const char **names = arena_grow(s->legacy_w, s->n_legacy_w,
+                                    &s->cap_legacy_w, sizeof(*names), 4, a);
+    if (!names)
         return -1;
-    s->wms[s->n_wms - 1].dirty = 0;
+    s->legacy_w = names;
+    char *name = cp_arena_strndup(a, f, flen);
+    if (!name)
+        return -1;
+    s->legacy_w[s->n_legacy_w++] = name;
+    return wm_read(s, tid, (int32_t)part, off, a);
+}
+
+size_t cp_store_encode_w(const cp_stored_t *s, unsigned char *out)
+{
+    size_t n = 0;
+    for (int i = 0; i < s->n_wms; i++) {
+        const cp_wm_t *wm = &s->wms[i];
+        for (int b = 0; b < 4; b++)
+            out[n++] = (unsigned char)(wm->tid >> (8 * b));
+        n += cp_uvarint_put(out + n, (uint64_t)wm->partition);
+        n += cp_uvarint_put(out + n, (uint64_t)wm->offset);
+    }
+    return n;
+}
+
+int cp_store_decode_w(cp_stored_t *s, const unsigned char *v, size_t len,
+                      cp_arena_t *a)
+{
+    const int before = s->n_wms; /* from legacy fields read earlier */
+    size_t pos = 0;
+    if (len == 0)
+        return -1; /* never written empty */
+    while (pos < len) {
+        uint64_t part, off;
+        size_t k;
+        if (len - pos < 4)
+            return -1;
+        uint32_t tid = (uint32_t)v[pos] | (uint32_t)v[pos + 1] << 8 |
+                       (uint32_t)v[pos + 2] << 16 | (uint32_t)v[pos + 3] << 24;
+        pos += 4;
+        if (!(k = cp_uvarint_get(v + pos, len - pos, &part)) ||
+            part > INT32_MAX)
+            return -1;
+        pos += k;
+        if (!(k = cp_uvarint_get(v + pos, len - pos, &off)) || off > INT64_MAX)
+            return -1;
+        pos += k;
+        /* The same partition twice in w is corrupt; once in w and once
+         * in a legacy field is an upgrade: the greater offset counts. */
+        for (int i = before; i < s->n_wms; i++)
+            if (s->wms[i].tid == tid && s->wms[i].partition == (int32_t)part)
+                return -1;
+        if (wm_read(s, tid, (int32_t)part, (int64_t)off, a) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -1024,6 +1140,8 @@ cp_err_t cp_store_parse_field(cp_stored_t *s, const char *f, size_t flen,
     } else if (field_is(f, flen, "x") || field_is(f, flen, "xq")) {
         s->outbox_legacy = 1; /* layout <= 2 */
         rc = parse_outbox(s, f, flen, v, vlen, a);
+    } else if (field_is(f, flen, "w")) {
+        rc = cp_store_decode_w(s, (const unsigned char *)v, vlen, a);
     } else if (flen > 2 && f[0] == 'w' && f[1] == ':') {
         rc = parse_wm_field(s, f, flen, v, vlen, a);
     }
@@ -1091,16 +1209,11 @@ cp_err_t cp_store_attr_set(cp_stored_t *s, const char *name, size_t name_len,
             held += !s->attrs[i].removed;
         if (held >= CP_STORE_ATTRS_MAX || s->n_attrs >= 2 * CP_STORE_ATTRS_MAX)
             return CP_ERANGE;
-        if (s->n_attrs == s->cap_attrs) {
-            int cap = s->cap_attrs ? s->cap_attrs * 2 : 8;
-            cp_sattr_t *n = cp_arena_alloc(a, sizeof(*n) * (size_t)cap);
-            if (!n)
-                return CP_ENOMEM;
-            if (s->n_attrs)
-                memcpy(n, s->attrs, sizeof(*n) * (size_t)s->n_attrs);
-            s->attrs = n;
-            s->cap_attrs = cap;
-        }
+        cp_sattr_t *attrs = arena_grow(s->attrs, s->n_attrs, &s->cap_attrs,
+                                       sizeof(*attrs), 8, a);
+        if (!attrs)
+            return CP_ENOMEM;
+        s->attrs = attrs;
         char *nm = cp_arena_strndup(a, name, name_len);
         if (!nm)
             return CP_ENOMEM;
@@ -1124,34 +1237,23 @@ cp_err_t cp_store_attr_set(cp_stored_t *s, const char *name, size_t name_len,
 
 /* ---- watermarks and outbox -------------------------------------------- */
 
+uint32_t cp_store_topic_id(const char *topic)
+{
+    return cp_hash_fnv1a32(topic, strlen(topic));
+}
+
 cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition)
 {
-    for (int i = 0; i < s->n_wms; i++)
-        if (s->wms[i].partition == partition &&
-            strcmp(s->wms[i].topic, topic) == 0)
-            return &s->wms[i];
-    return NULL;
+    return wm_find(s, cp_store_topic_id(topic), partition);
 }
 
 cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
                          int64_t offset, cp_arena_t *a)
 {
-    cp_wm_t *wm = cp_store_wm(s, topic, partition);
-    if (!wm) {
-        if (s->n_wms == s->cap_wms) {
-            int cap = s->cap_wms ? s->cap_wms * 2 : 4;
-            cp_wm_t *n = cp_arena_alloc(a, sizeof(*n) * (size_t)cap);
-            if (!n)
-                return CP_ENOMEM;
-            if (s->n_wms)
-                memcpy(n, s->wms, sizeof(*n) * (size_t)s->n_wms);
-            s->wms = n;
-            s->cap_wms = cap;
-        }
-        wm = &s->wms[s->n_wms++];
-        wm->topic = topic;
-        wm->partition = partition;
-    }
+    uint32_t tid = cp_store_topic_id(topic);
+    cp_wm_t *wm = wm_find(s, tid, partition);
+    if (!wm && !(wm = wm_add(s, tid, partition, a)))
+        return CP_ENOMEM;
     wm->offset = offset;
     wm->dirty = 1;
     return CP_OK;
@@ -1463,21 +1565,19 @@ static cp_err_t add_state_fields(const cp_stored_t *s,
     return err;
 }
 
+/* w: every watermark, when the customer has one (they are never
+ * removed; an unchanged w is dropped by cp_store_write_delta). */
 static cp_err_t add_wms(const cp_stored_t *s, cp_arena_t *a, cp_argv_t *av)
 {
-    cp_err_t err = CP_OK;
-    for (int i = 0; i < s->n_wms && !err; i++) {
-        const cp_wm_t *wm = &s->wms[i];
-        if (!wm->dirty)
-            continue;
-        size_t flen = strlen(wm->topic) + 16;
-        char *f = cp_arena_alloc(a, flen);
-        if (!f)
-            return CP_ENOMEM;
-        snprintf(f, flen, "w:%s:%d", wm->topic, (int)wm->partition);
-        err = add_pair_i64(av, a, f, wm->offset);
-    }
-    return err;
+    if (!s->n_wms)
+        return CP_OK;
+    unsigned char *w =
+        cp_arena_alloc(a, (size_t)s->n_wms * CP_STORE_W_ENTRY_MAX);
+    if (!w)
+        return CP_ENOMEM;
+    cp_err_t err = add_str(av, a, "w");
+    return err ? err
+               : cp_argv_add(av, a, (const char *)w, cp_store_encode_w(s, w));
 }
 
 /* "nx [x xq]": the outbox key's new content, nx = 0 when empty. */
@@ -1573,11 +1673,17 @@ cp_err_t cp_store_write_args(const cp_stored_t *s, const cp_store_ctx_t *ctx,
      * (e.g. s of a customer whose last order was cancelled, removed
      * attributes, a legacy outbox) and the outbox come before them in the
      * script's arguments. */
-    const char *del[2 * CP_STORE_ATTRS_MAX + 24];
+    const char **del =
+        cp_arena_alloc(a, sizeof(*del) * (2 * CP_STORE_ATTRS_MAX + 24 +
+                                          (size_t)s->n_legacy_w));
     int n_del = 0;
     cp_argv_t fields = {0};
+    if (!del)
+        return CP_ENOMEM;
     err = err ? err : add_state_fields(s, ctx, a, &fields, del, &n_del);
     err = err ? err : add_wms(s, a, &fields);
+    for (int i = 0; i < s->n_legacy_w; i++)
+        del[n_del++] = s->legacy_w[i]; /* now in w */
     if (s->outbox_legacy) {
         del[n_del++] = "x"; /* moved into the outbox key */
         del[n_del++] = "xq";

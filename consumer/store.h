@@ -19,9 +19,10 @@
 #include "rfmq.h"
 #include "state.h"
 
-/* Last applied input offset of one (topic, partition) for a customer. */
+/* Last applied input offset of one (topic, partition) for a customer. The
+ * topic is known by its id (cp_store_topic_id): layout 4 keeps no names. */
 typedef struct cp_wm_s {
-    const char *topic; /* arena or config string */
+    uint32_t tid;
     int32_t partition;
     int64_t offset;
     int dirty; /* changed in this batch: must be written */
@@ -42,8 +43,13 @@ typedef struct cp_sattr_s {
 #define CP_STORE_ATTRS_MAX 64
 
 /* The layout version written in field lv (docs/contracts.md section 2).
- * Layout 3: e and r binary, the outbox in its own key. */
-#define CP_STORE_LAYOUT 3
+ * Layout 3: e and r binary, the outbox in its own key. Layout 4: the
+ * watermarks in one binary field w instead of a field per partition. */
+#define CP_STORE_LAYOUT 4
+
+/* Bytes of one entry of w at most: topic id, partition and offset as
+ * LEB128 (5 and 10 bytes at most). */
+#define CP_STORE_W_ENTRY_MAX (4 + 5 + 10)
 
 /* Local day numbers a stored order may carry: |day| <= this (int64 epoch
  * milliseconds span about 1.1e11 days). Keeps the binary r's day deltas
@@ -93,6 +99,11 @@ typedef struct cp_stored_s {
     cp_wm_t *wms; /* arena */
     int n_wms;
     int cap_wms;
+    /* Layout <= 3 watermark fields "w:<topic>:<partition>" read (arena
+     * names): the write deletes them, their offsets now in w. */
+    const char **legacy_w;
+    int n_legacy_w;
+    int cap_legacy_w;
     /* Outbox: pending output records, each "<topic code>\t<json>\n", from
      * the outbox key and (legacy) the customer hash. */
     char *outbox; /* arena, NUL-terminated; NULL when empty */
@@ -250,6 +261,23 @@ const cp_sattr_t *cp_store_attr(const cp_stored_t *s, const char *name,
  * (removed ones do not count; nothing changed). */
 cp_err_t cp_store_attr_set(cp_stored_t *s, const char *name, size_t name_len,
                            const char *value, size_t value_len, cp_arena_t *a);
+
+/* A topic's id in w: FNV-1a 32 of its name (docs/contracts.md section 2,
+ * "Encoding of w"). The configuration refuses input topics whose ids
+ * collide (cp_config_finalize). */
+uint32_t cp_store_topic_id(const char *topic);
+
+/* The watermarks in layout 4's binary w: per watermark the topic id (4
+ * bytes little-endian), the partition and the offset as LEB128. The
+ * encoder writes CP_STORE_W_ENTRY_MAX bytes per watermark at most and
+ * returns the length. The decoder adds the entries to s (an entry already
+ * there from a legacy field keeps the greater offset) and returns 0, or -1
+ * for an empty value, a truncated or non-canonical number, a partition
+ * over INT32_MAX, an offset over INT64_MAX, or a (topic, partition)
+ * twice. */
+size_t cp_store_encode_w(const cp_stored_t *s, unsigned char *out);
+int cp_store_decode_w(cp_stored_t *s, const unsigned char *v, size_t len,
+                      cp_arena_t *a);
 
 /* Finds the watermark of (topic, partition); NULL if none. */
 cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition);

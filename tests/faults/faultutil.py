@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from harness import kafkatool  # noqa: E402
 from itest_util import kafka_partition, order_event  # noqa: E402
 
@@ -289,9 +290,9 @@ def hashes_under(redis, prefix, match="c:*", count=2000):
             name = key.decode("utf-8", "surrogateescape")
             if not (name.startswith(prefix + "c:{") and name.endswith("}")):
                 raise AssertionError(f"unexpected key {name!r}")
-            out[name[start:-1]] = {
+            out[name[start:-1]] = storecodec.expand_w({
                 f.decode("utf-8", "surrogateescape"): v
-                for f, v in zip(flat[::2], flat[1::2])}
+                for f, v in zip(flat[::2], flat[1::2])})
     return out
 
 

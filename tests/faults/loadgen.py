@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 import harness  # noqa: E402
 from cpcheck import (expect, first_diffs, model_records,  # noqa: E402
                      output_check, state_diffs)
@@ -230,9 +231,10 @@ class SteadyProducer:
 
 def max_watermarks(redis, topic, prefix="cp:"):
     """{partition: highest input offset applied to any customer} from the
-    customers' w:<topic>:<partition> fields (contracts section 2)."""
+    customers' watermarks (contracts section 2, "Encoding of w"; seen
+    through storecodec.expand_w)."""
     best = {}
-    head = f"w:{topic}:"
+    head = storecodec.w_field(topic, 0)[:-1]
     for h in customer_hashes(redis, prefix).values():
         for f, v in h.items():
             if f.startswith(head):

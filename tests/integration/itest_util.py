@@ -202,8 +202,8 @@ def customer_hashes(redis, prefix="cp:"):
     for k, h in all_hashes(redis, prefix + "c:*").items():
         check(k.startswith(prefix + "c:{") and k.endswith("}"),
               f"unexpected customer key {k!r}")
-        out[k[start:-1]] = {f: v.decode("utf-8", "surrogateescape")
-                            for f, v in h.items()}
+        out[k[start:-1]] = storecodec.expand_w(
+            {f: v.decode("utf-8", "surrogateescape") for f, v in h.items()})
     for k, h in all_hashes(redis, prefix + "x:*").items():
         check(k.startswith(prefix + "x:{") and k.endswith("}"),
               f"unexpected outbox key {k!r}")
@@ -314,7 +314,7 @@ def check_near(got, want, what, tol=1e-9):
 
 def check_inspect(got, c, hashes_v, tol=1e-9):
     """`custpulse inspect` JSON (parsed) against cpmodel customer c: the
-    state fields exactly, layout 3, the events count, the profile, and the
+    state fields exactly, layout 4, the events count, the profile, and the
     models section evaluated at its own evaluated_at (wall clock) with
     floats within tol. hashes_v: the customer's v from Redis."""
     cid = c.cid
@@ -328,7 +328,7 @@ def check_inspect(got, c, hashes_v, tol=1e-9):
         "segment": c.segment, "version": int(hashes_v),
         "seq": c.seq,
         "offsets": {f"{t}:{p}": o for (t, p), o in c.watermarks.items()},
-        "layout": 3, "events": c.events, "profile": dict(c.attrs),
+        "layout": 4, "events": c.events, "profile": dict(c.attrs),
     }
     check_eq({k: got.get(k, "<absent>") for k in want}, want,
              f"inspect {cid!r}")

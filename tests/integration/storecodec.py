@@ -13,6 +13,13 @@ Layouts 1 and 2 (text):
   r  "<16 hex>:<net>[:<day>][:c]" joined by ",".
 Hashes are FNV-1a 64 of the id's UTF-8 bytes.
 
+Layout 4 adds w, the partition watermarks: per watermark the topic id
+(FNV-1a 32 of the topic name, 4 bytes little-endian), LEB128 partition,
+LEB128 offset (layout 3 and before: a field w:<topic>:<partition> each).
+Tests see w through expand_w: one field w:#<topic id, 8 hex>:<partition>
+per watermark (w_field), so a comparison with cpmodel does not depend
+on the order custpulse met the partitions in.
+
 Python 3 standard library only.
 """
 import struct
@@ -28,6 +35,18 @@ def fnv1a64(s):
     for b in s.encode("utf-8") if isinstance(s, str) else s:
         h = ((h ^ b) * FNV_PRIME) & 0xffffffffffffffff
     return h
+
+
+def fnv1a32(s):
+    h = 0x811c9dc5
+    for b in s.encode("utf-8") if isinstance(s, str) else s:
+        h = ((h ^ b) * 0x01000193) & 0xffffffff
+    return h
+
+
+def w_field(topic, partition):
+    """The field expand_w gives the watermark of (topic, partition)."""
+    return "w:#%08x:%d" % (fnv1a32(topic), partition)
 
 
 def uvarint(x):
@@ -104,6 +123,51 @@ def decode_r(b):
                 raise ValueError("r: day out of range")
             prev = day
         out.append((h, net, bool(tag & 1), day))
+    return out
+
+
+def encode_w(entries):
+    """entries: [(topic name or id, partition, offset)]."""
+    return b"".join(struct.pack("<I", t if isinstance(t, int) else
+                                fnv1a32(t)) + uvarint(p) + uvarint(o)
+                    for t, p, o in entries)
+
+
+def decode_w(b):
+    """[(topic id, partition, offset)] in stored order; ValueError for an
+    empty value, a truncated entry or number, a partition above INT32_MAX,
+    an offset above INT64_MAX or a (topic, partition) twice."""
+    if not b:
+        raise ValueError("w: empty")
+    out, seen, i = [], set(), 0
+    while i < len(b):
+        if len(b) - i < 4:
+            raise ValueError("w: truncated topic id")
+        t = struct.unpack_from("<I", b, i)[0]
+        p, i = read_uvarint(b, i + 4)
+        o, i = read_uvarint(b, i)
+        if p > 2 ** 31 - 1 or o > 2 ** 63 - 1:
+            raise ValueError("w: partition or offset out of range")
+        if (t, p) in seen:
+            raise ValueError("w: a partition twice")
+        seen.add((t, p))
+        out.append((t, p, o))
+    return out
+
+
+def expand_w(h):
+    """h ({field: str (surrogateescape) or bytes}) with its binary w
+    replaced by one field w_field(...) per watermark, valued like h's
+    values (str or bytes) with the decimal offset. Legacy w:<topic>:<p>
+    fields stay as they are."""
+    if "w" not in h:
+        return h
+    v = h["w"]
+    text = isinstance(v, str)
+    out = {f: x for f, x in h.items() if f != "w"}
+    for t, p, o in decode_w(v.encode("utf-8", "surrogateescape")
+                            if text else v):
+        out["w:#%08x:%d" % (t, p)] = str(o) if text else str(o).encode()
     return out
 
 

@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from harness import Custpulse, Stack, config, kafkatool, wait_until  # noqa: E402
 from itest_util import (check, check_eq, checks_made, outbox_key,  # noqa
                         say)
@@ -106,7 +107,7 @@ def main():
         for ev in expected:
             want.setdefault(ev["subject"], []).append(comparable(ev))
         for cid, c in model.items():
-            h = r.hgetall("cp:c:{%s}" % cid)
+            h = storecodec.expand_w(r.hgetall("cp:c:{%s}" % cid))
             exp = cpmodel.expected_hash(c)
             check_eq({k: h.get(k) for k in exp}, exp, "state of %s" % cid)
             check_eq(sorted(set(h) - set(exp)), ["e", "r", "v"],

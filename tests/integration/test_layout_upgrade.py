@@ -1,16 +1,21 @@
-"""Layout 3 reads what layout 2 wrote: the upgrade path of issue 5.
+"""The current layout (4) reads what layout 2 wrote: the upgrade path of
+issues 5 and 7.
 
 Layout 3 (docs/contracts.md section 2) keeps the outbox in its own key
-<prefix>x:{<id>} and the de-duplication memories e and r in binary. A
-customer written by the previous version has lv = 2, e and r as text and
+<prefix>x:{<id>} and the de-duplication memories e and r in binary;
+layout 4 the partition watermarks in one binary field w instead of a
+field w:<topic>:<partition> each. A customer written by a version before
+layout 3 has lv = 2, e and r as text, a w:<topic>:<partition> field and
 maybe an outbox (x, xq) inside its hash - left there by a crash during
 the upgrade. This test makes such customers and checks that nothing is
 lost or counted twice across the upgrade:
 
 1. Phase 1 (per customer 2-5 orders, a refund) runs to its end. Every hash
-   is layout 3 and e and r decode - by storecodec.py, written from the
-   contract's description - to cpmodel's remembered event ids and orders.
-2. Every hash is turned into its layout-2 form (lv 2, e and r as text); a
+   is layout 4 and e, r and w decode - by storecodec.py, written from the
+   contract's description - to cpmodel's remembered event ids, orders and
+   watermarks.
+2. Every hash is turned into its layout-2 form (lv 2, e and r as text, the
+   watermark as w:<topic>:<partition>); a
    third of the customers get a legacy outbox in the hash holding their
    last phase-1 CloudEvent (byte for byte), some also an outbox key with
    their previous one (both places at once).
@@ -18,12 +23,12 @@ lost or counted twice across the upgrade:
    event_id: e must recognise it), places a phase-1 order id again (r),
    refunds and cancels phase-1 orders (r's nets), and places a new order.
    The run crashes (failpoint after_redis_write:1) once the first batch is
-   written: every written customer is layout 3, binary, without x/xq in
-   its hash, and its outbox key holds the legacy records before its new
-   ones.
+   written: every written customer is layout 4, binary, without x/xq or
+   w:<topic>:<partition> in its hash, and its outbox key holds the legacy
+   records before its new ones.
 4. The same group again to the end: the events are skipped as applied,
    the outboxes (planted and new records) produced; every customer with
-   phase-2 events equals cpmodel over both phases (lv 3, e and r decoded
+   phase-2 events equals cpmodel over both phases (lv 4, e, r and w decoded
    exactly; o, m and n would differ had a duplicate been applied), no
    outbox anywhere among them.
 5. A new group replays everything: the idle customers (no phase-2 event)
@@ -142,6 +147,10 @@ def downgrade(r, hashes, rows):
         key = customer_key(cid)
         r.cmd("HSET", key, "lv", "2", "e", storecodec.text_e(e),
               "r", storecodec.text_r(rr))
+        r.cmd("HDEL", key, "w")
+        for f, off in h.items():
+            if f.startswith("w:#"):
+                r.cmd("HSET", key, legacy_w(f), off)
         if n % 3:
             continue
         recs = sorted(by_cust[cid])
@@ -162,16 +171,26 @@ def downgrade(r, hashes, rows):
 # 3. after the crash: what the first written batch moved
 # ---------------------------------------------------------------------------
 
+def legacy_w(field):
+    """The layout-3 name of a watermark expand_w shows as field."""
+    p = int(field.rsplit(":", 1)[1])
+    check_eq(field, storecodec.w_field(ORDERS_TOPIC, p), "watermark field")
+    return f"w:{ORDERS_TOPIC}:{p}"
+
+
 def check_moved(r, legacy):
     hashes = customer_hashes(r)
     moved = 0
-    written = [c for c, h in hashes.items() if h.get("lv") == "3"]
+    written = [c for c, h in hashes.items() if h.get("lv") == "4"]
     check(written, "the crashed run wrote some customers")
     for cid in written:
         h = hashes[cid]
         storecodec.stored_memories(h)   # binary, or ValueError
         check(not {"x", "xq"} & set(h), f"{cid}: x/xq left in a written "
-              "layout-3 hash")
+              "layout-4 hash")
+        check([f for f in h if f.startswith("w:")] ==
+              [storecodec.w_field(ORDERS_TOPIC, 0)],
+              f"{cid}: not exactly one watermark, in w: {sorted(h)}")
         if cid not in legacy:
             continue
         x = raw(h.get(OUTBOX_KEY, ""))
@@ -203,7 +222,7 @@ def main():
         hashes = customer_hashes(r)
         check_customer_states(hashes, cust1)
         say(f"1. phase 1: {len(p1)} events in {s:.1f}s; {len(cust1)} "
-            "layout-3 hashes equal cpmodel, e and r decoded exactly")
+            "layout-4 hashes equal cpmodel, e, r and w decoded exactly")
 
         rows1 = st.consume(SEGMENTS_TOPIC)
         planted, legacy = downgrade(r, hashes, rows1)
@@ -211,7 +230,8 @@ def main():
         both = sum(len(v) > 1 for v in planted.values())
         check(both > 0 and len(set(planted) & idle) > 0,
               "outboxes planted in both places and for idle customers")
-        say(f"2. every hash rewritten as layout 2 (text e and r); legacy "
+        say(f"2. every hash rewritten as layout 2 (text e and r, "
+            f"w:<topic>:<partition>); legacy "
             f"outbox in {len(planted)} hashes ({both} also with an outbox "
             f"key): {n_planted} records planted")
 
@@ -220,9 +240,9 @@ def main():
                 env={"CUSTPULSE_FAILPOINT": "after_redis_write:1"})
         written, moved = check_moved(r, legacy)
         say(f"3. phase 2 crashed after its first write round ({s:.1f}s): "
-            f"{written} customers written as layout 3, {moved} legacy "
+            f"{written} customers written as layout 4, {moved} legacy "
             "outboxes moved into the outbox key (ahead of the new records), "
-            "no x/xq left in those hashes")
+            "no x/xq or w:<topic>:<partition> left in those hashes")
 
         s, counters = run(st, cfg, "phase2")
         hashes = customer_hashes(r)
@@ -266,7 +286,8 @@ def main():
                 & set(h)]
         check_eq(left, [], "customers with an outbox after the replay")
         for cid in idle:
-            want = cpmodel.expected_hash(customers[cid])
+            want = {legacy_w(f) if f.startswith("w:#") else f: v
+                    for f, v in cpmodel.expected_hash(customers[cid]).items()}
             want["lv"] = "2"
             check_eq({f: hashes[cid].get(f) for f in want}, want,
                      f"idle {cid} (layout 2)")

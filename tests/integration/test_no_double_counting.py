@@ -26,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from harness import Custpulse, Stack, config, wait_until  # noqa: E402
 from itest_util import (DLQ_TOPIC, ORDERS_TOPIC, SEGMENTS_TOPIC,  # noqa: E402
                         Timer, all_hashes, check, check_customer_states,
@@ -43,16 +44,6 @@ REF = cpmodel.Fixed(recency_days=30, frequency=2, monetary="100.00")
 T0 = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 
 # Progress of custpulse: the highest input offset applied to any customer.
-MAX_WM_LUA = """
-local best = -1
-for _, k in ipairs(redis.call('KEYS', 'cp:c:*')) do
-  local w = tonumber(redis.call('HGET', k, ARGV[1]) or '-1')
-  if w > best then best = w end
-end
-return best
-"""
-
-
 # ---------------------------------------------------------------------------
 # The event set
 # ---------------------------------------------------------------------------
@@ -160,7 +151,11 @@ def check_final(st, cfg, customers, n_events):
 
 
 def max_applied_offset(r):
-    return r.cmd("EVAL", MAX_WM_LUA, 0, f"w:{ORDERS_TOPIC}:0")
+    """The highest watermark of the orders partition over all customers,
+    or -1."""
+    f = storecodec.w_field(ORDERS_TOPIC, 0)
+    return max((int(h[f]) for h in customer_hashes(r).values() if f in h),
+               default=-1)
 
 
 # ---------------------------------------------------------------------------

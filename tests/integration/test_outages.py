@@ -47,6 +47,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from cpcheck import (CheckFailed, Stopwatch, expect,  # noqa: E402
                      first_diffs, log_lines_where, model_records,
                      outbox_left, output_check, state_diffs, stopped_line)
@@ -316,7 +317,8 @@ class Scenario:
             n_out = len(self.st.consume(self.segments, timeout=10))
         except Exception as e:  # noqa: BLE001 - diagnostics only
             return f"no picture: {e}"
-        wms = [int(h.get(f"w:{self.topic}:0", -1)) for h in hashes.values()]
+        wm = storecodec.w_field(self.topic, 0)
+        wms = [int(h.get(wm, -1)) for h in hashes.values()]
         last = self.cp.log_lines()[-1:] or [{}]
         return (f"{len(hashes)} hashes, highest watermark "
                 f"{max(wms or [-1])}, outbox left in "

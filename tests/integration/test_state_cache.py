@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpmodel  # noqa: E402
+import storecodec  # noqa: E402
 from harness import (Custpulse, Stack, config, topic_name,  # noqa
                      unique_name, wait_until)
 from itest_util import (check, check_customer_states, check_eq,  # noqa
@@ -40,7 +41,8 @@ def stats_of(cp):
 
 def applied_offset(r, cid, topic):
     """The watermark of (topic, 0) in cid's hash, or -1."""
-    v = r.hgetall("cp:c:{%s}" % cid).get("w:%s:0" % topic)
+    v = storecodec.expand_w(r.hgetall("cp:c:{%s}" % cid)).get(
+        storecodec.w_field(topic, 0))
     return int(v) if v is not None else -1
 
 

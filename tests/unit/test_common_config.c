@@ -1134,6 +1134,23 @@ static void test_finalize_lifecycle_order(void **state)
     finalize_expect(cfg, "lifecycle.churn_days", "36500", CP_OK);
 }
 
+/* Input topics are told apart in the customer hash by FNV-1a 32 of their
+ * names; "topic-82801" and "topic-699900" share 0x639f5980. */
+static void test_finalize_topic_ids(void **state)
+{
+    cp_config_t *cfg = *state;
+    const char *err;
+
+    finalize_expect(cfg, "topic.orders", "topic-82801", CP_OK);
+    err = finalize_expect(cfg, "topic.support", "topic-699900", CP_EINVAL);
+    assert_string_equal(err, "topic.orders, topic.support: the two topic "
+                             "names have the same 32-bit id in the customer "
+                             "state (FNV-1a); rename one");
+    finalize_expect(cfg, "topic.support", "", CP_OK); /* not consumed */
+    finalize_expect(cfg, "topic.profile", "topic-699900", CP_EINVAL);
+    finalize_expect(cfg, "topic.profile", "topic-82801", CP_OK); /* same */
+}
+
 static void test_finalize_churn_order(void **state)
 {
     cp_config_t *cfg = *state;
@@ -1311,6 +1328,7 @@ int main(void)
         CFG_TEST(test_finalize_engagement_order),
         CFG_TEST(test_finalize_satisfaction_order),
         CFG_TEST(test_finalize_lifecycle_order),
+        CFG_TEST(test_finalize_topic_ids),
         CFG_TEST(test_finalize_churn_order),
         CFG_TEST(test_finalize_value_weights),
         CFG_TEST(test_finalize_timezone),

@@ -26,6 +26,15 @@ static void test_fnv1a64_vectors(void **state)
     assert_true(cp_hash_fnv1a64("c-42", 4) == 0x479d58925d4967cbULL);
 }
 
+static void test_fnv1a32_vectors(void **state)
+{
+    (void)state;
+    assert_true(cp_hash_fnv1a32("", 0) == 0x811c9dc5U);
+    assert_true(cp_hash_fnv1a32("a", 1) == 0xe40c292cU);
+    assert_true(cp_hash_fnv1a32("foobar", 6) == 0xbf9cf968U);
+    assert_true(cp_hash_fnv1a32("customer.orders", 15) == 0xf415f85cU);
+}
+
 static void test_fnv1a64_length_not_nul(void **state)
 {
     (void)state;
@@ -177,6 +186,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fnv1a64_vectors),
         cmocka_unit_test(test_fnv1a64_length_not_nul),
+        cmocka_unit_test(test_fnv1a32_vectors),
         cmocka_unit_test(test_murmur2_kafka_vectors),
         cmocka_unit_test(test_murmur2_high_bytes),
         cmocka_unit_test(test_murmur2_partition),

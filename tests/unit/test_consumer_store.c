@@ -194,7 +194,8 @@ static void test_parse_and_write(void **state)
                           "1",
                           "0",
                           "0",
-                          "2",
+                          "3",
+                          "w:customer.orders:2",
                           "x",
                           "xq",
                           "2",
@@ -216,8 +217,11 @@ static void test_parse_and_write(void **state)
     assert_pairn(&av, "r",
                  LIT("\xaa\x00\x00\x00\x00\x00\x00\x00\x98\x75\x00"
                      "\xbb\x00\x00\x00\x00\x00\x00\x00\x00\x01"));
-    assert_pair(&av, "w:customer.orders:2", "42");
-    assert_pair(&av, "lv", "3");
+    /* layout 4: the legacy watermark field deleted (above), its offset in
+     * w: topic id 0xf415f85c (FNV-1a 32 of "customer.orders"), partition
+     * 2, offset 42 */
+    assert_pairn(&av, "w", LIT("\x5c\xf8\x15\xf4\x02\x2a"));
+    assert_pair(&av, "lv", "4");
     assert_int_equal(find_arg(&av, "b"), -1);
     cp_arena_free(&a);
 }
@@ -304,7 +308,7 @@ static void test_layout2_roundtrip(void **state)
         assert_pair(&av, fields[i][0], fields[i][1]);
     }
     assert_pair(&av, "v", "4");
-    assert_pair(&av, "lv", "3");
+    assert_pair(&av, "lv", "4");
     assert_pairn(&av, "e", LIT("\xff\x00\x00\x00\x00\x00\x00\x00"));
     /* days 19783 (delta from 0) and 19784 (delta 1: one tag byte) */
     assert_pairn(&av, "r",
@@ -631,6 +635,98 @@ static void test_binary_size(void **state)
     assert_int_equal(cp_store_encode_r(&st, buf), 62);
 }
 
+/* Layout 4's w: every watermark in one binary field, read back exactly;
+ * legacy w:<topic>:<partition> fields merge into it (the greater offset)
+ * and are deleted by the write; malformed values are refused. */
+static void test_watermarks_w(void **state)
+{
+    (void)state;
+    cp_arena_t a;
+    cp_arena_init(&a, 0);
+    static cp_stored_t s;
+    cp_stored_init(&s);
+    /* customer.orders (0xf415f85c) partition 0 at 300 (ac 02), partition
+     * 200 (c8 01) at 0; then "t" partition 1 at 2^63 - 1 */
+    uint32_t t = cp_store_topic_id("t");
+    unsigned char w[64] = {0x5c, 0xf8, 0x15, 0xf4, 0x00, 0xac, 0x02,
+                           0x5c, 0xf8, 0x15, 0xf4, 0xc8, 0x01, 0x00};
+    size_t n = 14;
+    for (int b = 0; b < 4; b++)
+        w[n++] = (unsigned char)(t >> (8 * b));
+    w[n++] = 0x01;
+    for (int b = 0; b < 8; b++)
+        w[n++] = 0xff;
+    w[n++] = 0x7f;
+    assert_int_equal(putn(&s, &a, "w", (const char *)w, n), CP_OK);
+    /* legacy fields of the same partitions: the greater offset counts */
+    assert_int_equal(put(&s, &a, "w:customer.orders:0", "299"), CP_OK);
+    assert_int_equal(put(&s, &a, "w:customer.orders:200", "5"), CP_OK);
+    assert_int_equal(put(&s, &a, "w:customer.browsing:3", "9"), CP_OK);
+    assert_int_equal(put(&s, &a, "lv", "3"), CP_OK);
+    assert_int_equal(end(&s), CP_OK);
+    assert_int_equal(s.n_wms, 4);
+    assert_int_equal(cp_store_wm(&s, "customer.orders", 0)->offset, 300);
+    assert_int_equal(cp_store_wm(&s, "customer.orders", 200)->offset, 5);
+    assert_true(cp_store_wm(&s, "t", 1)->offset == INT64_MAX);
+    assert_int_equal(cp_store_wm(&s, "customer.browsing", 3)->offset, 9);
+    assert_null(cp_store_wm(&s, "customer.browsing", 0));
+
+    unsigned char out[4 * CP_STORE_W_ENTRY_MAX];
+    size_t len = cp_store_encode_w(&s, out);
+    assert_int_equal(len, n + 4 + 1 + 1); /* and customer.browsing:3 */
+    assert_int_equal(out[13], 0x05);      /* partition 200 at 5 */
+    assert_int_equal(cp_store_wm_set(&s, "customer.orders", 200, 0, &a), CP_OK);
+    assert_int_equal(cp_store_encode_w(&s, out), len);
+    assert_memory_equal(out, w, n); /* read order kept */
+    cp_argv_t av = {0};
+    assert_int_equal(cp_store_write_args(&s, &ctx, "sha", &keys_z, NULL, 0,
+                                         "cp:pop", NULL, NULL, NULL, &a, &av),
+                     CP_OK);
+    assert_pairn(&av, "w", (const char *)out, len);
+    /* the three legacy fields are deleted */
+    const char *head[] = {"EVALSHA",
+                          "sha",
+                          "2",
+                          "cp:c:{z}",
+                          "cp:x:{z}",
+                          "0",
+                          "0",
+                          "0",
+                          "0",
+                          "0",
+                          "0",
+                          "3",
+                          "w:customer.orders:0",
+                          "w:customer.orders:200",
+                          "w:customer.browsing:3",
+                          "0"};
+    assert_head(&av, head, sizeof(head) / sizeof(head[0]));
+
+    /* refused: empty, truncated id, missing offset, non-canonical LEB128,
+     * partition over INT32_MAX, offset over INT64_MAX, a partition twice */
+    static const struct {
+        const char *v;
+        size_t len;
+    } bad[] = {
+        {"", 0},
+        {"\x5c\xf8\x15", 3},
+        {"\x5c\xf8\x15\xf4\x00", 5},
+        {"\x5c\xf8\x15\xf4\x80\x00\x01", 7},
+        {"\x5c\xf8\x15\xf4\x80\x80\x80\x80\x08\x01", 10},
+        {"\x5c\xf8\x15\xf4\x00\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 15},
+        {"\x5c\xf8\x15\xf4\x00\x01\x5c\xf8\x15\xf4\x00\x02", 12},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cp_stored_init(&s);
+        if (putn(&s, &a, "w", bad[i].v, bad[i].len) != CP_EPARSE)
+            fail_msg("bad w %zu accepted", i);
+    }
+    /* a legacy offset that is not a decimal >= 0 */
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "w:customer.orders:0", "-1"), CP_EPARSE);
+    cp_arena_free(&a);
+}
+
 /* HGETALL returns fields in any order: e and r are decoded by lv, even
  * when lv comes after them. */
 static void test_binary_after_lv(void **state)
@@ -790,7 +886,7 @@ static void test_outbox_key(void **state)
         "0",        "0",   "0", "2",
         "x",        "xq",  "2", "s\t{\"old\":1}\ns\t{\"new\":1}\n",
         "9",        "v",   "1", "lv",
-        "3"};
+        "4"};
     assert_head(&av, head, sizeof(head) / sizeof(head[0]));
     cp_arena_free(&a);
 }
@@ -1118,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_binary_roundtrip),
         cmocka_unit_test(test_binary_size),
         cmocka_unit_test(test_binary_after_lv),
+        cmocka_unit_test(test_watermarks_w),
         cmocka_unit_test(test_binary_corrupt),
         cmocka_unit_test(test_outbox_key),
         cmocka_unit_test(test_key),
