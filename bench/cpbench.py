@@ -79,6 +79,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import Custpulse, Stack, config  # noqa: E402
 import due_sweep  # noqa: E402
+import memwhatif  # noqa: E402
 
 QUICK = {"customers": 20000, "events": 200000, "steady_s": 15,
          "sweep_customers": 50000}
@@ -526,6 +527,10 @@ def phase_backlog(ctx):
         calls = command_calls(r)
         say("phase 1: caught up; counting Redis memory")
         memory = memory_per_customer(r, used0)
+        if a.memory_whatif:
+            memory["whatif"] = memwhatif.whatif(
+                r, "cp:", INPUTS, os.path.join(ROOT, "deploy", "local",
+                                               "redis.conf"), say)
     assigned = app.log.find("partitions assigned")
     t_end = ts_s(s1["ts"])
     drain_s = t_end - app.t0
@@ -573,7 +578,9 @@ def line_backlog(p):
             f"{p['rss_kb']['end'] / 1024:.1f} MB | outputs "
             f"{p['counters']['outputs']:,} = {p['outputs_per_s']:,}/s | dlq "
             f"{p['dlq']} (cploadgen malformed {p['malformed']}) | cploadgen "
-            f"{p['loadgen']['records_per_s']:,} records/s")
+            f"{p['loadgen']['records_per_s']:,} records/s" +
+            ("" if "whatif" not in m else " | memory what-if B/customer: " +
+             ", ".join(f"{k} {v}" for k, v in m["whatif"].items())))
 
 
 def fmt_cpu(cpu):
@@ -931,6 +938,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--phases", default="1,2,3",
                     help="phases to run (2 needs 1)")
+    ap.add_argument("--memory-whatif", action="store_true",
+                    help="phase 1: also measure other encodings of the "
+                    "same state in a scratch Redis (bench/memwhatif.py)")
     ap.add_argument("--stall-s", type=float, default=120,
                     help="fail when custpulse's counters stand still this "
                     "long (120)")
