@@ -7,7 +7,7 @@ a script reads or writes) and commands per type (INFO commandstats), with
 custpulse's counters beside them.
 
 For each population size N (default 100,000 and 1,000,000), a fresh
-redis-server gets N customer hashes (a one-order customer of layout 3,
+redis-server gets N customer hashes (a one-order customer of layout 4,
 built by tests/integration/cpmodel.py) and the due index (one shard:
 the embedded cluster's orders topic has one partition), of which D
 (default 10,000 = 1 % of 1M) are due (dd one day in the past, the others

@@ -30,7 +30,7 @@ topic: >= 100,000 valid events in CI size, >= 1,000,000 with CP_LONG=1.
     lasts for the whole schedule.
 
 Then, clean vs crash:
-  - the same customer keys; per customer every field of layout 3 - lv,
+  - the same customer keys; per customer every field of layout 4 - lv,
     o, m, n, f, l, z, b, s, sq, q, sl, se, ss, sv, sc, yw, g, gc, k, h
     (absent: harness.config() runs the quantile RFM in fixed mode), e, r,
     every a:* and every w:* - byte-equal (COMPARED_FIELDS and the a:/w:

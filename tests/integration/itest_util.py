@@ -229,7 +229,7 @@ def digest_hashes(hashes):
 
 def check_customer_states(got, customers, prefix="cp:"):
     """Every customer hash equals cpmodel.expected_hash() on those fields
-    (layout 3: lv, o, m, q, n, f, l, b, s, sl, se, ss, sv, sc, yw, g, gc,
+    (layout 4: lv, o, m, q, n, f, l, b, s, sl, se, ss, sv, sc, yw, g, gc,
     k, a:*, w:* as the model has them), v is a positive integer, e and r
     are the only other fields and decode (storecodec, as the contract
     describes them) to the model's remembered event ids and orders, no

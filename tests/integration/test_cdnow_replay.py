@@ -5,7 +5,7 @@ All 69,659 CDNOW purchases (tests/data/cdnow_events.py) go into a
 rfm.reference = live and clock = event. For all 23,570 customers o, m, f and
 l must equal a plain recomputation from CDNOW_master.txt (rows counted,
 cents summed, first/last date as epoch ms at 00:00Z), and so must n (events
-applied), b (BTYD x: purchase days after the first) and lv (3); the live
+applied), b (BTYD x: purchase days after the first) and lv (4); the live
 population hash cp:pop must hold n, sf, sm and sl exactly. Segments,
 lifecycle stages and value tiers depend on the interleaving of partitions
 (live mode, event clock), so only their consistency is checked (every
@@ -94,14 +94,14 @@ def check_customers(hashes, want):
     # when 0); exact for every customer, even beyond dedup.orders, because
     # each customer's purchases come in date order (the file is sorted by
     # customer, then date), so a same-day order is always the newest one
-    # remembered. lv: every hash is written by layout 3.
+    # remembered. lv: every hash is written by layout 4.
     fields = ("o", "m", "f", "l", "n", "b", "lv")
     for cid, (o, m, first, last, days) in want.items():
         h = hashes.get("cp:c:{%s}" % cid)
         got = None if h is None else tuple(h.get(f) for f in fields)
         exp = tuple(None if x is None else str(x).encode()
                     for x in (o, m, first * DAY_MS, last * DAY_MS, o,
-                              len(days) - 1 or None, 3))
+                              len(days) - 1 or None, 4))
         if got != exp:
             bad.append((cid, got, exp))
     check(not bad, lambda: f"{len(bad)} customers differ in "
