@@ -12,6 +12,7 @@
 
 #include "cp_time.h"
 #include "log.h"
+#include "reply_pool.h"
 #include "rfmq.h"
 #include "store.h"
 
@@ -45,6 +46,8 @@ struct cp_redis_s {
 
     cp_redis_req_t *head, *tail; /* in flight, oldest first */
     cp_redis_req_t *free_reqs;
+    /* reply objects of every connection's reader; outlives them all */
+    cp_reply_pool_t *replies;
 
     uv_timer_t deadline_timer;
     uv_timer_t reconnect_timer;
@@ -404,6 +407,7 @@ static void connect_now(cp_redis_t *r)
         return;
     }
     ac->data = r;
+    cp_reply_pool_attach(r->replies, ac->c.reader);
     if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         mark_down(r, "libuv attach failed");
@@ -423,7 +427,8 @@ cp_redis_t *cp_redis_new(uv_loop_t *loop, const cp_config_t *cfg,
                          char *errstr, size_t errstr_size)
 {
     cp_redis_t *r = calloc(1, sizeof(*r));
-    if (!r) {
+    if (!r || !(r->replies = cp_reply_pool_new())) {
+        free(r);
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
@@ -483,6 +488,7 @@ static void on_handle_closed(uv_handle_t *h)
         r->free_reqs = q->next;
         free(q);
     }
+    cp_reply_pool_free(r->replies);
     void (*cb)(void *) = r->on_closed;
     void *arg = r->closed_arg;
     free(r);
