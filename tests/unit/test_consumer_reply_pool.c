@@ -5,6 +5,8 @@
  * and arrays beyond the size classes, protocol errors in the middle of a
  * reply, a reader freed with a reply half read; and that every object and
  * buffer comes back to the pool (out == 0) and a warm pool does not malloc.
+ * Built against hiredis 1.x it also checks RESP3 replies that mix the
+ * library's objects with the pool's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -253,23 +255,50 @@ static void test_split_feeds(void **state)
     assert_all_back(f);
 }
 
+#if HIREDIS_MAJOR >= 1
+/* RESP3 (hiredis 1.x only): a map, a double, a bool and a verbatim string
+ * are the library's objects; the map's string elements are the pool's.
+ * Freeing the map must return those and free the rest. */
+static void test_resp3_mixed_ownership(void **state)
+{
+    fixture_t *f = *state;
+    static const char map[] = "%3\r\n$1\r\na\r\n,1.5\r\n$1\r\nb\r\n#t\r\n"
+                              "+c\r\n=7\r\ntxt:hey\r\n";
+    redisReply *r = read_reply(f, map, sizeof(map) - 1);
+    assert_int_equal(r->type, REDIS_REPLY_MAP);
+    assert_int_equal(r->elements, 6);
+    assert_string_equal(r->element[0]->str, "a");
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_DOUBLE);
+    assert_true(r->element[1]->dval == 1.5);
+    assert_int_equal(r->element[3]->type, REDIS_REPLY_BOOL);
+    assert_int_equal(r->element[4]->type, REDIS_REPLY_STATUS);
+    assert_int_equal(r->element[5]->type, REDIS_REPLY_VERB);
+    assert_string_equal(r->element[5]->str, "hey");
+    assert_int_equal(cp_reply_pool_stats(f->pool).out, 6); /* a, b, c */
+    free_reply(f, r);
+    assert_all_back(f);
+}
+#endif
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_nested_values_and_return, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_warm_pool_does_not_malloc, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_top_level_scalars, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_string_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_big_array_bounded, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_protocol_error_mid_reply, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_reader_freed_mid_reply, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_split_feeds, setup, teardown),
+    const struct CMUnitTest tests[] =
+    { cmocka_unit_test_setup_teardown(test_nested_values_and_return, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_warm_pool_does_not_malloc, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_top_level_scalars, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_string_sizes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_big_array_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_error_mid_reply, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_reader_freed_mid_reply, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_split_feeds, setup, teardown),
+#if HIREDIS_MAJOR >= 1
+      cmocka_unit_test_setup_teardown(test_resp3_mixed_ownership, setup,
+                                      teardown),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
