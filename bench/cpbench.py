@@ -54,6 +54,14 @@ Results: --json PATH (default bench/results/cpbench-<size>.json, size
 quick, full or <N>c-<M>e), with the counters, Redis' commandstats, the
 configuration and the machine.
 
+--count-allocs runs custpulse under bench/libcpallocs.so (LD_PRELOAD;
+bench/cpallocs.c) and adds, per phase, the heap allocations (malloc,
+calloc, realloc, aligned) of its loop thread per event, by the library
+that called them: "mallocs per event: total X (hiredis a, ...)". Phase 1
+counts from process start (start-up included), phase 2 between SIGUSR2
+dumps at its start and end. The counter slows custpulse: the timings of
+such a run are not the benchmark's.
+
 Binaries: --bin or CP_BIN (custpulse; default build/custpulse), and
 cploadgen and cptimes from --loadgen/--cptimes, CP_LOADGEN/CP_CPTIMES or
 <custpulse's dir>/bench/. CP_KAFKA_JARS as for the integration tests.
@@ -68,6 +76,7 @@ import os
 import platform
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -322,13 +331,102 @@ def high_watermarks(ctx, topics):
 # custpulse
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# Allocation counts (--count-allocs)
+# ---------------------------------------------------------------------------
+
+# Calling objects by library, for the figures line; the rest is "other".
+ALLOC_LIBS = (("hiredis", "libhiredis"), ("librdkafka", "librdkafka"),
+              ("jansson", "libjansson"), ("custpulse", "custpulse"),
+              ("libc", "libc.so"))
+ALLOC_KINDS = ("malloc", "calloc", "realloc", "memalign")
+
+
+def alloc_lib(obj):
+    for lib, prefix in ALLOC_LIBS:
+        if obj.startswith(prefix):
+            return lib
+    return "other"
+
+
+class Allocs:
+    """The dumps of bench/libcpallocs.so in one custpulse process: snap()
+    asks for one (SIGUSR2) and returns the loop thread's (the main thread:
+    tid = pid) counts {object: {kind: n, "bytes": n}}."""
+
+    def __init__(self, path):
+        self.path = path
+        self.seen = 0
+
+    def env(self, lib):
+        return {"LD_PRELOAD": lib, "CPALLOCS_OUT": self.path}
+
+    def _blocks(self):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        return [b for b in text.split("# cpallocs dump ")[1:]
+                if b.endswith("\n")]
+
+    def snap(self, pid, timeout=10):
+        os.kill(pid, signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while len(self._blocks()) <= self.seen:
+            if time.monotonic() > deadline:
+                raise BenchError("no allocation dump from custpulse "
+                                 f"({self.path})")
+            time.sleep(0.05)
+        blocks = self._blocks()
+        self.seen = len(blocks)
+        out = {}
+        for line in blocks[-1].splitlines()[1:]:
+            tid, _comm, obj, *n = line.split()
+            if int(tid) == pid:
+                out[obj] = dict(zip(ALLOC_KINDS + ("bytes",), map(int, n)))
+        return out
+
+
+def alloc_figures(new, old, events):
+    """Allocations of the loop thread per event between two snaps: total,
+    by library and by calling object."""
+    by_obj = {}
+    for obj, n in new.items():
+        o = old.get(obj, {})
+        d = {k: v - o.get(k, 0) for k, v in n.items()}
+        d["calls"] = sum(d[k] for k in ALLOC_KINDS)
+        by_obj[obj] = d
+    by_lib = {lib: 0 for lib, _ in ALLOC_LIBS}
+    by_lib["other"] = 0
+    for obj, d in by_obj.items():
+        by_lib[alloc_lib(obj)] += d["calls"]
+    total = sum(by_lib.values())
+    return {"events": events, "calls": total,
+            "per_event": ratio(total, events),
+            "per_event_by_lib": {k: ratio(v, events)
+                                 for k, v in by_lib.items()},
+            "by_object": by_obj}
+
+
+def line_allocs(phase, f):
+    libs = ", ".join(f"{k} {v}" for k, v in f["per_event_by_lib"].items())
+    return (f"phase {phase} allocations (loop thread, under the counter: "
+            f"timings not comparable): mallocs per event: total "
+            f"{f['per_event']} ({libs}) over {f['events']:,} events")
+
+
 class App:
     """One custpulse process of the benchmark and its stats lines."""
 
     def __init__(self, ctx, cfg, name, args):
         self.ctx = ctx
+        lib = ctx.tools.get("cpallocs")
+        self.allocs = Allocs(ctx.st.path(f"cpallocs-{name}.txt")) \
+            if lib else None
         self.cp = Custpulse(ctx.st, cfg, name=name,
-                            binary=ctx.tools["custpulse"])
+                            binary=ctx.tools["custpulse"],
+                            env=self.allocs.env(lib) if lib else None)
         self.cp.start(args)
         self.t0 = time.time()
         self.log = JsonLog(self.cp.stderr_path)
@@ -523,6 +621,7 @@ def phase_backlog(ctx):
         app = ctx.app = App(ctx, base_config(ctx), "cpbench", ["run"])
         s1 = app.wait_records(records, "phase 1", a.stall_s)
         cpu = Cpu(st, r, app.pid) - cpu0
+        allocs = app.allocs.snap(app.pid) if app.allocs else None
         mem = proc_mem_kb(app.pid)
         calls = command_calls(r)
         say("phase 1: caught up; counting Redis memory")
@@ -554,7 +653,10 @@ def phase_backlog(ctx):
         "dlq": c["dlq"], "malformed": load["malformed"],
         "config": app.cp.cfg,
     }
-    ctx.marks = {"records": records, "stats": s1}
+    if allocs is not None:
+        res["allocs"] = alloc_figures(allocs, {}, c["events"] + c["dlq"])
+        ctx.marks["allocs"] = allocs
+    ctx.marks.update({"records": records, "stats": s1})
     return res
 
 
@@ -656,6 +758,7 @@ def phase_steady(ctx, backlog):
     with st.redis() as r:
         aof_wait = wait_aof_idle(r)
         s0 = app.stats()
+        allocs0 = app.allocs.snap(app.pid) if app.allocs else None
         used0 = redis_used_memory(r)
         r.cmd("CONFIG", "RESETSTAT")
         cpu0 = Cpu(st, r, app.pid)
@@ -685,6 +788,7 @@ def phase_steady(ctx, backlog):
         total = ctx.marks["records"] + load["records"]
         s1 = app.wait_records(total, "phase 2", a.stall_s)
         cpu = Cpu(st, r, app.pid) - cpu0
+        allocs1 = app.allocs.snap(app.pid) if app.allocs else None
         mem = proc_mem_kb(app.pid)
         calls = command_calls(r)
         used1 = redis_used_memory(r)
@@ -719,6 +823,9 @@ def phase_steady(ctx, backlog):
         "output_records": {t: sum(out1[t]) - sum(out0[t]) for t in out1},
         "dlq": c["dlq"], "malformed": load["malformed"],
     }
+    if allocs1 is not None:
+        res["allocs"] = alloc_figures(allocs1, allocs0,
+                                      c["events"] + c["dlq"])
     stopped = app.stop()
     res["exit_stats"] = {k: v for k, v in (stopped or {}).items()
                          if k not in ("ts", "level", "msg")}
@@ -910,7 +1017,14 @@ def find_tools(a):
     cp = pick("custpulse", a.bin, os.environ.get("CP_BIN"),
               os.path.join(ROOT, "build", "custpulse"))
     bench = os.path.join(os.path.dirname(cp), "bench")
-    return {"custpulse": cp,
+    tools = {}
+    if a.count_allocs:
+        lib = os.path.join(bench, "libcpallocs.so")
+        if not os.path.isfile(lib):
+            sys.exit(f"cpbench: {lib} not found (a build without "
+                     "sanitizers makes it)")
+        tools["cpallocs"] = lib
+    return {**tools, "custpulse": cp,
             "cploadgen": pick("cploadgen", a.loadgen,
                               os.environ.get("CP_LOADGEN"),
                               os.path.join(bench, "cploadgen")),
@@ -949,6 +1063,9 @@ def parse_args(argv=None):
     ap.add_argument("--bin", help="custpulse (CP_BIN, build/custpulse)")
     ap.add_argument("--loadgen", help="cploadgen")
     ap.add_argument("--cptimes", help="cptimes")
+    ap.add_argument("--count-allocs", action="store_true",
+                    help="count custpulse's heap allocations per event "
+                    "(bench/libcpallocs.so next to cploadgen; slows it)")
     a = ap.parse_args(argv)
     base = QUICK if a.quick else FULL
     custom = any(getattr(a, k) is not None for k in base)
@@ -993,9 +1110,14 @@ def run(a):
         if 1 in a.phases:
             phases["backlog"] = phase_backlog(ctx)
             print(line_backlog(phases["backlog"]), flush=True)
+            if "allocs" in phases["backlog"]:
+                print(line_allocs(1, phases["backlog"]["allocs"]),
+                      flush=True)
         if 2 in a.phases:
             phases["steady"] = phase_steady(ctx, phases["backlog"])
             print(line_steady(phases["steady"]), flush=True)
+            if "allocs" in phases["steady"]:
+                print(line_allocs(2, phases["steady"]["allocs"]), flush=True)
         elif ctx.app is not None:
             ctx.app.stop()
         if 3 in a.phases:

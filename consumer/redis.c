@@ -10,13 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cp_time.h"
 #include "log.h"
+#include "reply_pool.h"
 #include "rfmq.h"
 #include "store.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* The command buffer keeps its memory up to this size between commands. */
+#define CMDBUF_KEEP (256 * 1024)
 
 /* One in-flight command. Pooled: the hot path does not malloc. */
 typedef struct cp_redis_req_s {
@@ -45,6 +49,9 @@ struct cp_redis_s {
 
     cp_redis_req_t *head, *tail; /* in flight, oldest first */
     cp_redis_req_t *free_reqs;
+    /* reply objects of every connection's reader; outlives them all */
+    cp_reply_pool_t *replies;
+    cp_buf_t cmdbuf; /* the command being formatted (send_cmd) */
 
     uv_timer_t deadline_timer;
     uv_timer_t reconnect_timer;
@@ -135,17 +142,54 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     cb(r, reply, pd);
 }
 
+/* "<kind><n>\r\n", a RESP array or bulk string header. */
+static void put_header(cp_buf_t *b, char kind, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    tmp[--i] = '\n';
+    tmp[--i] = '\r';
+    do
+        tmp[--i] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    tmp[--i] = kind;
+    cp_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* The command as RESP in r->cmdbuf, which keeps its memory: hiredis'
+ * redisAsyncCommandArgv builds an sds per command (two allocations) only
+ * to copy it into its output buffer and free it. argvlen NULL: argv are
+ * C strings, as hiredis allows. Returns -1 when out of memory. */
+static int format_cmd(cp_redis_t *r, int argc, const char **argv,
+                      const size_t *argvlen)
+{
+    cp_buf_t *b = &r->cmdbuf;
+    if (b->cap > CMDBUF_KEEP)
+        cp_buf_free(b); /* one huge command does not pin its memory */
+    cp_buf_reset(b);
+    put_header(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        put_header(b, '$', len);
+        cp_buf_append(b, argv[i], len);
+        cp_buf_append(b, "\r\n", 2);
+    }
+    return cp_buf_failed(b) ? -1 : 0;
+}
+
 static cp_err_t send_cmd(cp_redis_t *r, cp_redis_cb *cb, void *privdata,
                          int argc, const char **argv, const size_t *argvlen)
 {
+    if (format_cmd(r, argc, argv, argvlen) != 0)
+        return CP_ENOMEM;
     cp_redis_req_t *q = req_get(r);
     if (!q)
         return CP_ENOMEM;
     q->cb = cb;
     q->privdata = privdata;
     q->deadline = cp_time_mono_ms() + r->cfg->redis_timeout_ms;
-    if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, argvlen) !=
-        REDIS_OK) {
+    if (redisAsyncFormattedCommand(r->ac, on_reply, q, r->cmdbuf.data,
+                                   r->cmdbuf.len) != REDIS_OK) {
         req_put(r, q);
         return CP_EREDIS;
     }
@@ -404,6 +448,7 @@ static void connect_now(cp_redis_t *r)
         return;
     }
     ac->data = r;
+    cp_reply_pool_attach(r->replies, ac->c.reader);
     if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         mark_down(r, "libuv attach failed");
@@ -423,7 +468,8 @@ cp_redis_t *cp_redis_new(uv_loop_t *loop, const cp_config_t *cfg,
                          char *errstr, size_t errstr_size)
 {
     cp_redis_t *r = calloc(1, sizeof(*r));
-    if (!r) {
+    if (!r || !(r->replies = cp_reply_pool_new())) {
+        free(r);
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
@@ -432,6 +478,7 @@ cp_redis_t *cp_redis_new(uv_loop_t *loop, const cp_config_t *cfg,
     r->on_status = on_status;
     r->opaque = opaque;
     r->backoff_ms = BACKOFF_MIN_MS;
+    cp_buf_init(&r->cmdbuf);
     uv_timer_init(loop, &r->deadline_timer);
     uv_timer_init(loop, &r->reconnect_timer);
     r->deadline_timer.data = r;
@@ -483,6 +530,8 @@ static void on_handle_closed(uv_handle_t *h)
         r->free_reqs = q->next;
         free(q);
     }
+    cp_reply_pool_free(r->replies);
+    cp_buf_free(&r->cmdbuf);
     void (*cb)(void *) = r->on_closed;
     void *arg = r->closed_arg;
     free(r);
