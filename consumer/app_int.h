@@ -244,6 +244,8 @@ typedef struct cp_app_s {
     cp_cache_t *cache;
     /* Outbox clears not yet acknowledged (batch.c "CLEAR"). */
     struct cp_pclear_s *pclears;
+    struct cp_pclear_s *pclear_spare; /* blocks of answered clears, reused */
+    int n_pclear_spare;
     int topics_ready;
     int subscribed;
     char *popkey;

@@ -27,38 +27,44 @@ static cp_arena_chunk_t *chunk_new(size_t size)
 void cp_arena_init(cp_arena_t *a, size_t chunk_size)
 {
     a->head = NULL;
+    a->spare = NULL;
+    a->n_spare = 0;
     a->chunk_size = chunk_size ? chunk_size : 64 * 1024;
 }
 
-void cp_arena_free(cp_arena_t *a)
+static void free_list(cp_arena_chunk_t *c)
 {
-    cp_arena_chunk_t *c = a->head;
     while (c) {
         cp_arena_chunk_t *next = c->next;
         free(c);
         c = next;
     }
-    a->head = NULL;
+}
+
+void cp_arena_free(cp_arena_t *a)
+{
+    free_list(a->head);
+    free_list(a->spare);
+    a->head = a->spare = NULL;
+    a->n_spare = 0;
 }
 
 void cp_arena_reset(cp_arena_t *a)
 {
-    /* Keep the newest chunk only if it has the default size: an oversized
-     * chunk from one big message should not stay pinned forever. */
-    cp_arena_chunk_t *keep = NULL;
     cp_arena_chunk_t *c = a->head;
     while (c) {
         cp_arena_chunk_t *next = c->next;
-        if (!keep && c->size == a->chunk_size) {
-            keep = c;
-            keep->used = 0;
-            keep->next = NULL;
+        if (c->size == a->chunk_size && a->n_spare < CP_ARENA_KEEP_CHUNKS) {
+            c->used = 0;
+            c->next = a->spare;
+            a->spare = c;
+            a->n_spare++;
         } else {
             free(c);
         }
         c = next;
     }
-    a->head = keep;
+    a->head = NULL;
 }
 
 void *cp_arena_alloc(cp_arena_t *a, size_t size)
@@ -66,9 +72,15 @@ void *cp_arena_alloc(cp_arena_t *a, size_t size)
     size = (size + 15) & ~(size_t)15;
     if (!a->head || a->head->size - a->head->used < size) {
         size_t want = size > a->chunk_size ? size : a->chunk_size;
-        cp_arena_chunk_t *c = chunk_new(want);
-        if (!c)
+        cp_arena_chunk_t *c;
+        if (want == a->chunk_size && a->spare) {
+            c = a->spare;
+            a->spare = c->next;
+            a->n_spare--;
+            c->next = NULL;
+        } else if (!(c = chunk_new(want))) {
             return NULL;
+        }
         if (a->head && want != a->chunk_size) {
             /* Big one-off: put it behind the current chunk so the current
              * chunk keeps serving small allocations. */

@@ -2,8 +2,11 @@
  * cache.c - the bounded state cache (cache.h).
  *
  * Chained hash table over FNV-1a of the id, with a doubly-linked list in
- * use order (head = most recent). Each entry's id and image live in one
- * buffer, reused when a new image fits.
+ * use order (head = most recent). Each entry is one block: the entry, then
+ * its id and image, with room rounded up to BLOCK_ROUND bytes, reused when
+ * a new image fits. Blocks of removed entries (evictions, images that
+ * outgrew their block) wait on a short spare list for the next new entry,
+ * so a full cache turning over customers does not call malloc.
  */
 #include "cache.h"
 
@@ -88,14 +91,19 @@ typedef struct entry_s {
     size_t id_len;
     size_t cap; /* bytes of data */
     cp_image_t img;
-    unsigned char *data; /* id, then the image */
+    _Alignas(16) unsigned char data[]; /* id, then the image */
 } entry_t;
+
+#define BLOCK_ROUND 64
+#define SPARE_MAX 16
 
 struct cp_cache_s {
     size_t max_bytes;
     entry_t **buckets;
     size_t n_buckets; /* a power of two, or 0 */
     entry_t *head, *tail;
+    entry_t *spare; /* free blocks (linked by chain), at most SPARE_MAX */
+    int n_spare;
     cp_cache_stats_t stats;
 };
 
@@ -156,8 +164,34 @@ static void remove_entry(cp_cache_t *c, entry_t **slot)
     unlink_lru(c, e);
     c->stats.bytes -= ENTRY_COST(e);
     c->stats.entries--;
-    free(e->data);
-    free(e);
+    if (c->n_spare < SPARE_MAX) {
+        e->chain = c->spare;
+        c->spare = e;
+        c->n_spare++;
+    } else {
+        free(e);
+    }
+}
+
+/* A block for an entry of need bytes of data: a spare one that fits
+ * without wasting more than half of it, or a new one. */
+static entry_t *block_get(cp_cache_t *c, size_t need)
+{
+    for (entry_t **pp = &c->spare; *pp; pp = &(*pp)->chain) {
+        entry_t *e = *pp;
+        if (e->cap >= need && e->cap / 2 <= need) {
+            *pp = e->chain;
+            c->n_spare--;
+            return e;
+        }
+    }
+    size_t cap = (need + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
+    entry_t *e = malloc(sizeof(*e) + cap);
+    if (e) {
+        e->cap = cap;
+        c->stats.blocks++;
+    }
+    return e;
 }
 
 static void drop_entry(cp_cache_t *c, entry_t *e)
@@ -196,6 +230,11 @@ void cp_cache_free(cp_cache_t *c)
     if (!c)
         return;
     cp_cache_clear(c);
+    while (c->spare) {
+        entry_t *e = c->spare;
+        c->spare = e->chain;
+        free(e);
+    }
     free(c->buckets);
     free(c);
 }
@@ -237,14 +276,9 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
         e = NULL;
     }
     if (!e) {
-        e = calloc(1, sizeof(*e));
-        unsigned char *data = e ? malloc(need) : NULL;
-        if (!data) {
-            free(e);
+        if (!(e = block_get(c, need)))
             return -1;
-        }
-        e->data = data;
-        e->cap = need;
+        e->prev = e->next = NULL;
         e->hash = h;
         e->id_len = id_len;
         memcpy(e->data, id, id_len);

@@ -58,6 +58,7 @@ typedef struct cp_cache_stats_s {
     uint64_t puts;
     uint64_t evictions; /* dropped to stay within the bound */
     uint64_t drops;     /* invalidated (refused write, unknown outcome) */
+    uint64_t blocks;    /* entry blocks malloc'd (the others were reused) */
     uint64_t entries;   /* now */
     uint64_t bytes;     /* now */
 } cp_cache_stats_t;

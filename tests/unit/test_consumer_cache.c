@@ -191,12 +191,62 @@ static void test_bound_evicts_lru(void **state)
     cp_cache_free(c);
 }
 
+/* A full cache turning over customers reuses the blocks of the entries it
+ * evicts (no malloc per new customer): with ids of one length, a new
+ * entry's image sits where an evicted one's did. */
+static void test_turnover_reuses_blocks(void **state)
+{
+    (void)state;
+    unsigned char buf[256];
+    cp_image_t img = {buf, make_image(buf, 4, "xy")};
+    cp_cache_t *c = cp_cache_new(8 * (img.len + 80) + 64 * sizeof(void *));
+    char id[16];
+    const unsigned char *seen[200];
+    int n_seen = 0, reused = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof(id), "c%03d", i);
+        assert_int_equal(cp_cache_put(c, id, strlen(id), &img), 0);
+        const cp_image_t *got = cp_cache_get(c, id, strlen(id));
+        assert_non_null(got);
+        assert_memory_equal(got->p, img.p, img.len);
+        int old = 0;
+        for (int j = 0; j < n_seen && !old; j++)
+            old = seen[j] == got->p;
+        if (old)
+            reused++;
+        else
+            seen[n_seen++] = got->p;
+    }
+    const cp_cache_stats_t *s = cp_cache_stats(c);
+    assert_true(s->evictions >= 190);
+    /* every entry after the first evictions took an evicted block: as
+     * many blocks malloc'd as the cache holds, one more at most (the new
+     * entry is made before the eviction that makes room for it) */
+    assert_true(s->blocks <= s->entries + 1);
+    assert_true(n_seen <= (int)s->blocks);
+    assert_int_equal(reused + n_seen, 200);
+    /* an image that outgrows its block moves to a new one, and the old
+     * block serves the next new entry */
+    unsigned char big[512];
+    cp_image_t bimg = {big, make_image(big, 6, "xyzxyz")};
+    assert_int_equal(cp_cache_put(c, "c199", 4, &bimg), 0);
+    const cp_image_t *got = cp_cache_get(c, "c199", 4);
+    assert_non_null(got);
+    assert_int_equal(got->len, bimg.len);
+    assert_memory_equal(got->p, bimg.p, bimg.len);
+    uint64_t blocks = s->blocks;
+    assert_int_equal(cp_cache_put(c, "c200", 4, &img), 0);
+    assert_int_equal(s->blocks, blocks); /* c199's old block, or another */
+    cp_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_pairs),
         cmocka_unit_test(test_get_put_replace),
         cmocka_unit_test(test_bound_evicts_lru),
+        cmocka_unit_test(test_turnover_reuses_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
