@@ -15,7 +15,9 @@ signed ones, 8-byte doubles), not a specification.
   no due index      layout 4 without the due-index entries
   + binary numbers  layout 4 with g, gp, sp, gc, h, mk and k binary
   internal blob     every field but the public ones (v o m f l s q sl se
-                    ss sv sq sc cw dd a:*) in one binary value
+                    ss sv sq sc cw dd a:*) in one binary value i (a version
+                    byte, a bitmap of the fields present, each one's
+                    length and bytes)
   blob, 6-byte ids  the blob with event-id hashes of 6 bytes instead of 8
   blob, no due      the blob without the due-index entries
   floor             each customer a hash of one field (v), no due entries:
@@ -117,21 +119,34 @@ def with_binary_numbers(h):
     return out
 
 
+INTERNAL = (b"lv", b"n", b"z", b"b", b"yw", b"e", b"r", b"w", b"g", b"gc",
+            b"gp", b"sp", b"k", b"h", b"mk")
+
+
 def blob(h, id_bytes=8):
-    out, inner = [], bytearray(b"\x04")
+    """The public fields as they are, every internal one (INTERNAL) in one
+    value i: a version byte, a 2-byte bitmap of the fields present, then
+    each present one in INTERNAL's order as LEB128 length and bytes
+    (numbers binary, as binary_numbers; lv is the version byte)."""
+    out, vals = [], {}
     for f, v in h:
-        if f in PUBLIC or f.startswith(b"a:"):
+        if f in PUBLIC or f.startswith(b"a:") or f not in INTERNAL:
             out.append((f, v))
             continue
         if f == b"e" and id_bytes != 8:
             v = b"".join(v[i:i + id_bytes] for i in range(0, len(v), 8))
-        elif f in (b"n", b"z", b"b", b"yw", b"lv"):
+        elif f in (b"n", b"z", b"b", b"yw"):
             v = number(v)
         else:
             b = binary_numbers(f, v)
             v = b if b is not None else v
-        inner += uvarint(len(f)) + f + uvarint(len(v)) + v
-    out.append((b"i", bytes(inner)))
+        vals[f] = v
+    bits, inner = 0, bytearray()
+    for i, f in enumerate(INTERNAL):
+        if f in vals and f != b"lv":
+            bits |= 1 << i
+            inner += uvarint(len(vals[f])) + vals[f]
+    out.append((b"i", b"\x04" + struct.pack("<H", bits) + bytes(inner)))
     return out
 
 
