@@ -207,7 +207,8 @@ void *calloc(size_t nmemb, size_t size)
 {
     if (!real_calloc) {
         if (resolving)
-            return boot_alloc(nmemb * size);
+            return size && nmemb > SIZE_MAX / size ? NULL
+                                                   : boot_alloc(nmemb * size);
         resolve();
     }
     count(RET, K_CALLOC, nmemb * size);
@@ -221,8 +222,9 @@ void *realloc(void *ptr, size_t size)
     count(RET, K_REALLOC, size);
     if (is_boot(ptr)) { /* a dlsym block grows: move it to the real heap */
         void *p = real_malloc(size);
+        size_t room = (size_t)(boot + BOOT_BYTES - (char *)ptr);
         if (p)
-            memcpy(p, ptr, size < BOOT_BYTES ? size : BOOT_BYTES);
+            memcpy(p, ptr, size < room ? size : room);
         return p;
     }
     return real_realloc(ptr, size);

@@ -29,7 +29,13 @@ void cp_arena_init(cp_arena_t *a, size_t chunk_size)
     a->head = NULL;
     a->spare = NULL;
     a->n_spare = 0;
+    a->keep = 1;
     a->chunk_size = chunk_size ? chunk_size : 64 * 1024;
+}
+
+void cp_arena_set_keep(cp_arena_t *a, int chunks)
+{
+    a->keep = chunks > 1 ? chunks : 1;
 }
 
 static void free_list(cp_arena_chunk_t *c)
@@ -54,7 +60,7 @@ void cp_arena_reset(cp_arena_t *a)
     cp_arena_chunk_t *c = a->head;
     while (c) {
         cp_arena_chunk_t *next = c->next;
-        if (c->size == a->chunk_size && a->n_spare < CP_ARENA_KEEP_CHUNKS) {
+        if (c->size == a->chunk_size && a->n_spare < a->keep) {
             c->used = 0;
             c->next = a->spare;
             a->spare = c;

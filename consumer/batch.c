@@ -57,6 +57,8 @@ int cp__batch_init(cp_batch_t *b, int batch_size)
     b->table = calloc(tsize, sizeof(*b->table));
     b->table_mask = tsize - 1;
     cp_arena_init(&b->arena, 256 * 1024);
+    /* 16 MiB: more than a batch of 1,000 events takes */
+    cp_arena_set_keep(&b->arena, 64);
     cp_buf_init(&b->json);
     return b->msgs && b->custs && b->table ? 0 : -1;
 }

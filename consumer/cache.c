@@ -103,7 +103,7 @@ struct cp_cache_s {
     size_t n_buckets; /* a power of two, or 0 */
     entry_t *head, *tail;
     entry_t *spare; /* free blocks (linked by chain), at most SPARE_MAX */
-    int n_spare;
+    int n_spare; /* their ENTRY_COST in stats.spare_bytes, within the bound */
     cp_cache_stats_t stats;
 };
 
@@ -168,9 +168,27 @@ static void remove_entry(cp_cache_t *c, entry_t **slot)
         e->chain = c->spare;
         c->spare = e;
         c->n_spare++;
+        c->stats.spare_bytes += ENTRY_COST(e);
     } else {
         free(e);
     }
+}
+
+/* Frees spare blocks while the entries and the spares exceed the bound. */
+static void trim_spares(cp_cache_t *c)
+{
+    while (c->spare && c->stats.bytes + c->stats.spare_bytes > c->max_bytes) {
+        entry_t *e = c->spare;
+        c->spare = e->chain;
+        c->n_spare--;
+        c->stats.spare_bytes -= ENTRY_COST(e);
+        free(e);
+    }
+}
+
+static size_t block_cap(size_t need)
+{
+    return (need + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
 }
 
 /* A block for an entry of need bytes of data: a spare one that fits
@@ -182,10 +200,11 @@ static entry_t *block_get(cp_cache_t *c, size_t need)
         if (e->cap >= need && e->cap / 2 <= need) {
             *pp = e->chain;
             c->n_spare--;
+            c->stats.spare_bytes -= ENTRY_COST(e);
             return e;
         }
     }
-    size_t cap = (need + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
+    size_t cap = block_cap(need);
     entry_t *e = malloc(sizeof(*e) + cap);
     if (e) {
         e->cap = cap;
@@ -230,11 +249,8 @@ void cp_cache_free(cp_cache_t *c)
     if (!c)
         return;
     cp_cache_clear(c);
-    while (c->spare) {
-        entry_t *e = c->spare;
-        c->spare = e->chain;
-        free(e);
-    }
+    c->max_bytes = 0;
+    trim_spares(c);
     free(c->buckets);
     free(c);
 }
@@ -258,7 +274,8 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
 {
     uint64_t h = cp_hash_fnv1a64(id, id_len);
     size_t need = id_len + img->len;
-    if (sizeof(entry_t) + need > c->max_bytes) {
+    const size_t cost = sizeof(entry_t) + block_cap(need);
+    if (cost > c->max_bytes) {
         cp_cache_drop(c, id, id_len);
         return 0;
     }
@@ -272,12 +289,17 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
     entry_t *e = *slot;
     if (e && e->cap < need) {
         remove_entry(c, slot); /* a new buffer: simpler as a new entry */
-        slot = find_slot(c, id, id_len, h);
         e = NULL;
     }
     if (!e) {
+        /* Room first, so that the blocks evicted can serve this entry. */
+        while (c->stats.bytes + cost > c->max_bytes && c->tail) {
+            drop_entry(c, c->tail);
+            c->stats.evictions++;
+        }
         if (!(e = block_get(c, need)))
             return -1;
+        slot = find_slot(c, id, id_len, h);
         e->prev = e->next = NULL;
         e->hash = h;
         e->id_len = id_len;
@@ -294,10 +316,12 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
     e->img.len = img->len;
     push_front(c, e);
     c->stats.puts++;
+    /* A spare block may be larger than cost (up to twice the image). */
     while (c->stats.bytes > c->max_bytes && c->tail && c->tail != e) {
         drop_entry(c, c->tail);
         c->stats.evictions++;
     }
+    trim_spares(c);
     return 0;
 }
 

@@ -11,8 +11,9 @@
  * no outbox left, and the whole cache is dropped when the partitions or
  * the Redis server change.
  *
- * Bounded by bytes (entry headers, ids and images); the least recently
- * used entries go first. Not thread-safe: the loop thread only.
+ * Bounded by bytes (entry headers, ids and images, and the few free blocks
+ * kept for reuse); the least recently used entries go first. Not
+ * thread-safe: the loop thread only.
  */
 #ifndef CP_CACHE_H
 #define CP_CACHE_H
@@ -56,11 +57,12 @@ typedef struct cp_cache_stats_s {
     uint64_t hits;
     uint64_t misses;
     uint64_t puts;
-    uint64_t evictions; /* dropped to stay within the bound */
-    uint64_t drops;     /* invalidated (refused write, unknown outcome) */
-    uint64_t blocks;    /* entry blocks malloc'd (the others were reused) */
-    uint64_t entries;   /* now */
-    uint64_t bytes;     /* now */
+    uint64_t evictions;   /* dropped to stay within the bound */
+    uint64_t drops;       /* invalidated (refused write, unknown outcome) */
+    uint64_t blocks;      /* entry blocks malloc'd (the others were reused) */
+    uint64_t entries;     /* now */
+    uint64_t bytes;       /* now, of the entries */
+    uint64_t spare_bytes; /* now, of the free blocks kept for reuse */
 } cp_cache_stats_t;
 
 /* A cache of at most max_bytes; NULL on allocation failure. max_bytes 0

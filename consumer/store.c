@@ -2,7 +2,8 @@
  * store.c - customer hash <-> state, and the compare-and-set write script.
  *
  * Field encodings (contracts section 2): integers in decimal; `s` the
- * segment code; `w:<topic>:<partition>` decimal offsets. Layout 2 added
+ * segment code; `w:<topic>:<partition>` decimal offsets (layouts 1 to 3;
+ * layout 4 keeps them in one binary field `w`). Layout 2 added
  * `lv`, `n`, `b`, `g`, `gc`, `k`, `yw`, the level codes `sq sl se ss sv`,
  * `sc` and `a:<name>`; doubles are written with %.17g so that they read
  * back bit for bit. Layout 3 writes the de-duplication memories `e` and
@@ -523,6 +524,7 @@ static cp_wm_t *wm_add(cp_stored_t *s, uint32_t tid, int32_t partition,
     cp_wm_t *wm = &s->wms[s->n_wms++];
     wm->tid = tid;
     wm->partition = partition;
+    wm->in_w = 0;
     return wm;
 }
 
@@ -590,7 +592,6 @@ size_t cp_store_encode_w(const cp_stored_t *s, unsigned char *out)
 int cp_store_decode_w(cp_stored_t *s, const unsigned char *v, size_t len,
                       cp_arena_t *a)
 {
-    const int before = s->n_wms; /* from legacy fields read earlier */
     size_t pos = 0;
     if (len == 0)
         return -1; /* never written empty */
@@ -611,11 +612,12 @@ int cp_store_decode_w(cp_stored_t *s, const unsigned char *v, size_t len,
         pos += k;
         /* The same partition twice in w is corrupt; once in w and once
          * in a legacy field is an upgrade: the greater offset counts. */
-        for (int i = before; i < s->n_wms; i++)
-            if (s->wms[i].tid == tid && s->wms[i].partition == (int32_t)part)
-                return -1;
+        cp_wm_t *wm = wm_find(s, tid, (int32_t)part);
+        if (wm && wm->in_w)
+            return -1;
         if (wm_read(s, tid, (int32_t)part, (int64_t)off, a) != 0)
             return -1;
+        wm_find(s, tid, (int32_t)part)->in_w = 1;
     }
     return 0;
 }
@@ -1250,6 +1252,8 @@ cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition)
 cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
                          int64_t offset, cp_arena_t *a)
 {
+    if (partition < 0 || offset < 0)
+        return CP_EINVAL; /* not a Kafka position; w could not hold it */
     uint32_t tid = cp_store_topic_id(topic);
     cp_wm_t *wm = wm_find(s, tid, partition);
     if (!wm && !(wm = wm_add(s, tid, partition, a)))

@@ -16,9 +16,12 @@
 -- changes nothing. Per key, like this (stop consuming the topic first and
 -- delete its <prefix>ep:<name>:* keys):
 --
---   redis-cli --scan --pattern 'cp:c:*' | while read -r k; do
+--   redis-cli --scan --pattern 'cp:c:*' | while IFS= read -r k; do
 --     redis-cli --eval deploy/drop-watermarks.lua "$k" , customer.orders
 --   done
+--
+-- (for millions of customers: SCRIPT LOAD it once and pipe EVALSHA lines
+-- through redis-cli --pipe; in a Redis Cluster, on every primary).
 
 local key, name = KEYS[1], ARGV[1]
 

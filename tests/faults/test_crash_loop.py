@@ -120,7 +120,7 @@ LOOP_SHARE = 0.8
 ORDERS = "orders.crashloop"
 RECORD_BATCH = 65536           # bytes: producer batch.size of the input
 # Compared byte for byte between the clean and the crash run, plus every
-# w:<topic>:<partition> watermark. v (the write counter) may differ.
+# watermark (in w). v (the write counter) may differ.
 COMPARED_FIELDS = ("lv", "o", "m", "n", "f", "l", "z", "b", "s", "sq", "q",
                    "sl", "se", "ss", "sv", "sc", "yw", "g", "gc", "k", "h",
                    "e", "r", "gp", "sp", "cw", "dd")

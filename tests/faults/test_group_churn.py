@@ -16,7 +16,7 @@ equal the end offsets, then get SIGTERM (exit 0).
 
 Checked (loadgen.check_end_state): every customer hash equals cpmodel's
 replay of the input topic on lv, o, m, n, f, l, s, q, sl, sv and
-w:<topic>:<partition> (no outbox left, no customer missing or extra);
+the watermarks in w (no outbox left, no customer missing or extra);
 the output topic holds every expected CloudEvent with exactly the expected
 content, duplicates (from kill -9) only as byte-identical copies; the DLQ is
 empty; committed = end on every partition.

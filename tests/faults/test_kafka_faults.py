@@ -7,7 +7,7 @@ day, so with clock = event and loadgen.REF the exact state AND the exact
 CloudEvents follow from cpmodel.replay of the input topic whatever order the
 partitions are processed in. "Exact" below means: every customer hash
 equals cpmodel on lv, o, m, n, f, l, s, q, sl, sv and every
-w:<topic>:<partition>, no outbox (key or x/xq) is left, no customer is missing or
+the watermarks in w, no outbox (key or x/xq) is left, no customer is missing or
 extra (v, e, r are not compared: v depends on batching, e and r are internal
 encodings); the output topic holds every expected CloudEvent with exactly
 the expected content, key, header and partition, nothing else, and a

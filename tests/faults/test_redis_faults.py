@@ -32,7 +32,7 @@ Every scenario ends the same way (loadgen.check_end_state): the producer
 stops, the group's committed offsets reach the end offsets, SIGTERM (exit
 0), then
   - every customer hash equals cpmodel.replay(input topic) on lv, o, m, n,
-    f, l, s, q, sl, sv and w:<topic>:<partition>, no outbox (key or x/xq) left,
+    f, l, s, q, sl, sv and the watermarks (w), no outbox (key or x/xq) left,
     no customer missing or extra (v, e, r not compared: batching /
     internal encoding);
   - the output topic holds every CloudEvent cpmodel expects with exactly

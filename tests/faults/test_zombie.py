@@ -16,7 +16,7 @@ must be refused.
 
 Checked:
 - while A is still paused (no "failpoint resumed" line yet), the highest
-  applied offset (w:<topic>:<p> over all customers) of EVERY partition
+  applied offset (the watermarks in w over all customers) of EVERY partition
   moved past where it was when A paused: B processed batches of each of
   A's partitions (A could write nothing meanwhile);
 - A logs "writes refused: a newer owner holds the partition" with

@@ -265,7 +265,8 @@ def day_ms(d):
 
 
 def load_hashes(r, prefix, tx, shift_ms=0):
-    """One hash per customer as the daemon keeps it (layout 3: lv = 3, b
+    """One hash per customer as the daemon keeps it (the fields fit reads;
+    lv = 3, a layout custpulse still reads; b
     absent when 0, z the first day's spend); times at a varying hour of the
     purchase day (plus shift_ms). Returns {id: fields}."""
     out = {}

@@ -1,7 +1,8 @@
 /*
  * test_consumer_arena.c - the batch arena: alignment, big one-off chunks,
  * and reset keeping the default-size chunks for the next round (so a warm
- * batch loop does not call malloc) up to CP_ARENA_KEEP_CHUNKS.
+ * batch loop does not call malloc) up to the number set (one unless
+ * cp_arena_set_keep says more).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +37,7 @@ static void test_reset_reuses_chunks(void **state)
     (void)state;
     cp_arena_t a;
     cp_arena_init(&a, 1024);
+    cp_arena_set_keep(&a, 8);
     void *first[8];
     for (int i = 0; i < 8; i++)
         first[i] = cp_arena_alloc(&a, 1000); /* one chunk each */
@@ -55,18 +57,23 @@ static void test_reset_reuses_chunks(void **state)
     cp_arena_free(&a);
 }
 
-/* At most CP_ARENA_KEEP_CHUNKS are kept; the rest go back to malloc. */
+/* At most `keep` are kept (1 by default); the rest go back to malloc. */
 static void test_reset_keeps_at_most(void **state)
 {
     (void)state;
     cp_arena_t a;
     cp_arena_init(&a, 64);
-    for (int i = 0; i < CP_ARENA_KEEP_CHUNKS + 10; i++)
+    for (int i = 0; i < 10; i++)
         assert_non_null(cp_arena_alloc(&a, 64));
     cp_arena_reset(&a);
-    assert_int_equal(a.n_spare, CP_ARENA_KEEP_CHUNKS);
+    assert_int_equal(a.n_spare, 1); /* the default */
+    cp_arena_set_keep(&a, 32);
+    for (int i = 0; i < 40; i++)
+        assert_non_null(cp_arena_alloc(&a, 64));
+    cp_arena_reset(&a);
+    assert_int_equal(a.n_spare, 32);
     cp_arena_reset(&a); /* nothing in use: nothing changes */
-    assert_int_equal(a.n_spare, CP_ARENA_KEEP_CHUNKS);
+    assert_int_equal(a.n_spare, 32);
     cp_arena_free(&a);
     assert_null(a.spare);
     assert_int_equal(a.n_spare, 0);

@@ -203,9 +203,13 @@ static void test_turnover_reuses_blocks(void **state)
     char id[16];
     const unsigned char *seen[200];
     int n_seen = 0, reused = 0;
+    const cp_cache_stats_t *s = cp_cache_stats(c);
     for (int i = 0; i < 200; i++) {
         snprintf(id, sizeof(id), "c%03d", i);
         assert_int_equal(cp_cache_put(c, id, strlen(id), &img), 0);
+        /* the free blocks count against the bound too */
+        assert_true(s->bytes + s->spare_bytes <=
+                    8 * (img.len + 80) + 64 * sizeof(void *));
         const cp_image_t *got = cp_cache_get(c, id, strlen(id));
         assert_non_null(got);
         assert_memory_equal(got->p, img.p, img.len);
@@ -217,7 +221,6 @@ static void test_turnover_reuses_blocks(void **state)
         else
             seen[n_seen++] = got->p;
     }
-    const cp_cache_stats_t *s = cp_cache_stats(c);
     assert_true(s->evictions >= 190);
     /* every entry after the first evictions took an evicted block: as
      * many blocks malloc'd as the cache holds, one more at most (the new

@@ -721,9 +721,18 @@ static void test_watermarks_w(void **state)
         if (putn(&s, &a, "w", bad[i].v, bad[i].len) != CP_EPARSE)
             fail_msg("bad w %zu accepted", i);
     }
+    /* a partition twice in w is refused whatever the field order: here
+     * after a legacy field of that partition */
+    cp_stored_init(&s);
+    assert_int_equal(put(&s, &a, "w:customer.orders:0", "1"), CP_OK);
+    assert_int_equal(putn(&s, &a, "w", bad[6].v, bad[6].len), CP_EPARSE);
     /* a legacy offset that is not a decimal >= 0 */
     cp_stored_init(&s);
     assert_int_equal(put(&s, &a, "w:customer.orders:0", "-1"), CP_EPARSE);
+    /* w holds Kafka positions only */
+    assert_int_equal(cp_store_wm_set(&s, "t", -1, 0, &a), CP_EINVAL);
+    assert_int_equal(cp_store_wm_set(&s, "t", 0, -1, &a), CP_EINVAL);
+    assert_int_equal(s.n_wms, 0);
     cp_arena_free(&a);
 }
 
