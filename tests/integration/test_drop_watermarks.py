@@ -19,16 +19,20 @@ reading w:
 - a malformed w (a truncated id, an unterminated LEB128) is an error and
   the hash stays byte-identical;
 - the script's topic ids equal FNV-1a 32 for names with multi-byte UTF-8
-  and long names (its arithmetic in Lua's doubles).
+  and long names (its arithmetic in Lua's doubles);
+- `custpulse inspect` shows the watermarks of w by the configured input
+  topics' names and an id of no configured topic as #<8 hex>.
 The end-to-end use (a recreated topic consumed again on top of the old
 state) is scenario c4 of tests/faults/test_kafka_faults.py.
 """
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import storecodec  # noqa: E402
-from harness import SOURCE_DIR, RedisError, Stack  # noqa: E402
+from harness import (SOURCE_DIR, Custpulse, RedisError, Stack,  # noqa: E402
+                     config)
 from itest_util import check, check_eq, checks_made, say  # noqa: E402
 
 SCRIPT = os.path.join(SOURCE_DIR, "deploy", "drop-watermarks.lua")
@@ -111,6 +115,20 @@ def main():
                      f"w after dropping {n[:20]!r}")
         say(f"topic ids in Lua = FNV-1a 32 for {len(names)} names "
             "(multi-byte UTF-8, 300 bytes)")
+
+        cfg = config(st, **{"topic.orders": A, "topic.browsing": B,
+                            "topic.support": C})
+        r.cmd("HSET", "cp:c:{c-2}", "v", "3", "lv", "4", "o", "0", "m", "0",
+              "q", "0", "n", "2", "w", storecodec.encode_w(
+                  [(B, 1, 12), ("old.topic", 2, 7), (A, 0, 300)]))
+        res = Custpulse(st, cfg).run(["inspect", "c-2"], timeout=30)
+        check_eq(res.returncode, 0, f"inspect exit code ({res.stderr})")
+        check_eq(json.loads(res.stdout)["offsets"],
+                 {f"{B}:1": 12, f"{A}:0": 300,
+                  "#%08x:2" % storecodec.fnv1a32("old.topic"): 7},
+                 "inspect's offsets")
+        say("inspect: watermarks named by the configured topics, an "
+            "unknown id as #<hex>")
         r.close()
     say(f"test_drop_watermarks: passed ({checks_made()} checks)")
 
