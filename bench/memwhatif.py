@@ -23,7 +23,8 @@ signed ones, 8-byte doubles), not a specification.
   floor             each customer a hash of one field (v), no due entries:
                     the key, its object and dictionary entry
 
-Python 3 standard library only (and redis-cli, beside redis-server).
+Python 3 standard library, tests/integration/storecodec.py (the
+contract's codecs; cpbench puts it on the path) and redis-cli.
 """
 import os
 import socket
@@ -32,57 +33,23 @@ import subprocess
 import tempfile
 import time
 
+import storecodec  # tests/integration: the contract's codecs (cpbench's path)
+
 PUBLIC = {b"v", b"o", b"m", b"f", b"l", b"s", b"q", b"sl", b"se", b"ss",
           b"sv", b"sq", b"sc", b"cw", b"dd"}
 
 
-def fnv1a32(s):
-    h = 0x811c9dc5
-    for b in s.encode():
-        h = ((h ^ b) * 0x01000193) & 0xffffffff
-    return h
-
-
-def uvarint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7f | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def svarint(n):
-    return uvarint(2 * n if n >= 0 else -2 * n - 1)
-
-
-def read_uvarint(b, i):
-    x, k = 0, 0
-    while True:
-        c = b[i + k]
-        x |= (c & 0x7f) << (7 * k)
-        k += 1
-        if not c & 0x80:
-            return x, i + k
-
-
 def split_w(v, names):
     """Layout 4's w -> [(layout-3 field name, offset text)]."""
-    out, i = [], 0
-    while i < len(v):
-        tid = struct.unpack_from("<I", v, i)[0]
-        p, i = read_uvarint(v, i + 4)
-        o, i = read_uvarint(v, i)
-        name = names.get(tid, "#%08x" % tid)
-        out.append((b"w:%s:%d" % (name.encode(), p), b"%d" % o))
-    return out
+    return [(b"w:%s:%d" % (names.get(t, "#%08x" % t).encode(), p), b"%d" % o)
+            for t, p, o in storecodec.decode_w(v)]
 
 
 def number(x):
     """A text number as its binary form: an integer as a zigzag LEB128, a
     double as 8 bytes."""
     try:
-        return svarint(int(x))
+        return storecodec.uvarint(storecodec.zigzag(int(x)))
     except ValueError:
         return struct.pack("<d", float(x))
 
@@ -145,7 +112,7 @@ def blob(h, id_bytes=8):
     for i, f in enumerate(INTERNAL):
         if f in vals and f != b"lv":
             bits |= 1 << i
-            inner += uvarint(len(vals[f])) + vals[f]
+            inner += storecodec.uvarint(len(vals[f])) + vals[f]
     out.append((b"i", b"\x04" + struct.pack("<H", bits) + bytes(inner)))
     return out
 
@@ -229,7 +196,7 @@ def whatif(r, prefix, topics, conf, say=print):
     """{encoding: bytes per customer} for the state under prefix."""
     say("memory what-if: reading the customer hashes")
     hashes, due = read_state(r, prefix)
-    names = {fnv1a32(t): t for t in topics}
+    names = {storecodec.fnv1a32(t): t for t in topics}
     b = {k: blob(h) for k, h in hashes.items()}
     cases = [
         ("layout 3", lambda: ({k: layout3(h, names)

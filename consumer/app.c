@@ -1993,6 +1993,7 @@ static int app_init(cp_app_t *app, cp_config_t *cfg, int exit_at_end)
                       on_pq_readable) != 0)
         return -1;
     app->cache = cp_cache_new((size_t)cfg->cache_mb << 20);
+    cp__batch_clears_init(app);
     if (!app->cache)
         return -1;
     app->redis =

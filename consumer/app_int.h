@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "arena.h"
+#include "blocks.h"
 #include "buf.h"
 #include "cache.h"
 #include "config.h"
@@ -244,8 +245,7 @@ typedef struct cp_app_s {
     cp_cache_t *cache;
     /* Outbox clears not yet acknowledged (batch.c "CLEAR"). */
     struct cp_pclear_s *pclears;
-    struct cp_pclear_s *pclear_spare; /* blocks of answered clears, reused */
-    int n_pclear_spare;
+    cp_blocks_t pclear_spare; /* blocks of answered clears, reused */
     int topics_ready;
     int subscribed;
     char *popkey;
@@ -327,6 +327,8 @@ void cp__batch_drop_partitions(cp_app_t *app,
                                const rd_kafka_topic_partition_list_t *list);
 /* Outbox clears sent and not yet acknowledged (or to send again). */
 int cp__batch_clears_pending(const cp_app_t *app);
+/* Before the first clear: the blocks of answered clears kept for reuse. */
+void cp__batch_clears_init(cp_app_t *app);
 /* Frees them (shutdown: their outboxes are produced again later). */
 void cp__batch_clears_free(cp_app_t *app);
 /* Abandons the batch at a shutdown deadline: nothing is stored. */

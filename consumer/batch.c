@@ -1804,6 +1804,7 @@ void cp__batch_delivered(cp_app_t *app, cp_rec_t *rec, rd_kafka_resp_err_t err)
  * ids, at the customer's next read. */
 
 typedef struct cp_pclear_s {
+    cp_block_t blk; /* blk.cap: bytes of buf */
     struct cp_pclear_s *next;
     int sent;  /* in flight */
     int shard; /* >= 0: a sweep's customer, re-indexed from dd once
@@ -1814,42 +1815,8 @@ typedef struct cp_pclear_s {
     int64_t img_v;
     size_t img_len; /* 0: none */
     size_t key_len, xkey_len, id_len;
-    size_t cap; /* bytes of buf */
     char buf[]; /* key, xkey, id (each NUL-terminated), then the image */
 } cp_pclear_t;
-
-/* Blocks of answered clears kept for the next ones (steady state: no
- * malloc per clear), rounded up to PCLEAR_ROUND bytes. */
-#define PCLEAR_SPARE_MAX 64
-#define PCLEAR_ROUND 128
-
-static cp_pclear_t *pclear_get(cp_app_t *app, size_t need)
-{
-    for (cp_pclear_t **pp = &app->pclear_spare; *pp; pp = &(*pp)->next) {
-        cp_pclear_t *pc = *pp;
-        if (pc->cap >= need && pc->cap / 2 <= need) {
-            *pp = pc->next;
-            app->n_pclear_spare--;
-            return pc;
-        }
-    }
-    size_t cap = (need + PCLEAR_ROUND - 1) / PCLEAR_ROUND * PCLEAR_ROUND;
-    cp_pclear_t *pc = malloc(sizeof(*pc) + cap);
-    if (pc)
-        pc->cap = cap;
-    return pc;
-}
-
-static void pclear_put(cp_app_t *app, cp_pclear_t *pc)
-{
-    if (app->n_pclear_spare >= PCLEAR_SPARE_MAX) {
-        free(pc);
-        return;
-    }
-    pc->next = app->pclear_spare;
-    app->pclear_spare = pc;
-    app->n_pclear_spare++;
-}
 
 static void send_clears(cp_app_t *app);
 
@@ -1904,7 +1871,7 @@ static void pclear_unlink(cp_app_t *app, cp_pclear_t *pc)
         pp = &(*pp)->next;
     if (*pp)
         *pp = pc->next;
-    pclear_put(app, pc);
+    cp_blocks_put(&app->pclear_spare, pc);
 }
 
 static void pclear_done(cp_app_t *app, cp_pclear_t *pc)
@@ -1987,7 +1954,8 @@ static void add_clear(cp_app_t *app, const cp_cust_t *c)
 {
     size_t kl = c->keys.key_len, xl = c->keys.xkey_len, il = c->id_len;
     size_t icap = c->cache_on_clear && c->img_new.p ? c->img_new.len + 24 : 0;
-    cp_pclear_t *pc = pclear_get(app, kl + xl + il + 3 + icap);
+    cp_pclear_t *pc =
+        cp_blocks_get(&app->pclear_spare, kl + xl + il + 3 + icap);
     if (!pc)
         oom();
     pc->sent = 0;
@@ -2031,6 +1999,12 @@ int cp__batch_clears_pending(const cp_app_t *app)
     return app->pclears != NULL;
 }
 
+void cp__batch_clears_init(cp_app_t *app)
+{
+    /* up to 64 blocks (key, outbox key, id, image), room in 128 B steps */
+    cp_blocks_init(&app->pclear_spare, sizeof(cp_pclear_t), 128, 64);
+}
+
 void cp__batch_clears_free(cp_app_t *app)
 {
     while (app->pclears) {
@@ -2038,12 +2012,7 @@ void cp__batch_clears_free(cp_app_t *app)
         app->pclears = pc->next;
         free(pc);
     }
-    while (app->pclear_spare) {
-        cp_pclear_t *pc = app->pclear_spare;
-        app->pclear_spare = pc->next;
-        free(pc);
-    }
-    app->n_pclear_spare = 0;
+    cp_blocks_trim(&app->pclear_spare, 0);
 }
 
 /* ---- offsets ---------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "hash.h"
 #include "num.h"
 
@@ -84,12 +85,12 @@ const char *cp_image_get(const cp_image_t *img, const char *f, size_t flen,
  */
 
 typedef struct entry_s {
+    cp_block_t blk;        /* blk.cap: bytes of data */
     struct entry_s *chain; /* next in the bucket */
     struct entry_s *prev;  /* use order: toward the most recent */
     struct entry_s *next;  /* toward the least recent */
     uint64_t hash;
     size_t id_len;
-    size_t cap; /* bytes of data */
     cp_image_t img;
     _Alignas(16) unsigned char data[]; /* id, then the image */
 } entry_t;
@@ -102,18 +103,19 @@ struct cp_cache_s {
     entry_t **buckets;
     size_t n_buckets; /* a power of two, or 0 */
     entry_t *head, *tail;
-    entry_t *spare; /* free blocks (linked by chain), at most SPARE_MAX */
-    int n_spare; /* their ENTRY_COST in stats.spare_bytes, within the bound */
+    cp_blocks_t spare; /* free blocks, within the bound too */
     cp_cache_stats_t stats;
 };
 
-#define ENTRY_COST(e) (sizeof(entry_t) + (e)->cap)
+#define ENTRY_COST(e) (sizeof(entry_t) + (e)->blk.cap)
 
 cp_cache_t *cp_cache_new(size_t max_bytes)
 {
     cp_cache_t *c = calloc(1, sizeof(*c));
-    if (c)
+    if (c) {
         c->max_bytes = max_bytes;
+        cp_blocks_init(&c->spare, sizeof(entry_t), BLOCK_ROUND, SPARE_MAX);
+    }
     return c;
 }
 
@@ -164,53 +166,15 @@ static void remove_entry(cp_cache_t *c, entry_t **slot)
     unlink_lru(c, e);
     c->stats.bytes -= ENTRY_COST(e);
     c->stats.entries--;
-    if (c->n_spare < SPARE_MAX) {
-        e->chain = c->spare;
-        c->spare = e;
-        c->n_spare++;
-        c->stats.spare_bytes += ENTRY_COST(e);
-    } else {
-        free(e);
-    }
+    cp_blocks_put(&c->spare, e);
 }
 
-/* Frees spare blocks while the entries and the spares exceed the bound. */
+/* Frees kept blocks while the entries and they exceed the bound. */
 static void trim_spares(cp_cache_t *c)
 {
-    while (c->spare && c->stats.bytes + c->stats.spare_bytes > c->max_bytes) {
-        entry_t *e = c->spare;
-        c->spare = e->chain;
-        c->n_spare--;
-        c->stats.spare_bytes -= ENTRY_COST(e);
-        free(e);
-    }
-}
-
-static size_t block_cap(size_t need)
-{
-    return (need + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
-}
-
-/* A block for an entry of need bytes of data: a spare one that fits
- * without wasting more than half of it, or a new one. */
-static entry_t *block_get(cp_cache_t *c, size_t need)
-{
-    for (entry_t **pp = &c->spare; *pp; pp = &(*pp)->chain) {
-        entry_t *e = *pp;
-        if (e->cap >= need && e->cap / 2 <= need) {
-            *pp = e->chain;
-            c->n_spare--;
-            c->stats.spare_bytes -= ENTRY_COST(e);
-            return e;
-        }
-    }
-    size_t cap = block_cap(need);
-    entry_t *e = malloc(sizeof(*e) + cap);
-    if (e) {
-        e->cap = cap;
-        c->stats.blocks++;
-    }
-    return e;
+    cp_blocks_trim(&c->spare, c->max_bytes > c->stats.bytes
+                                  ? c->max_bytes - c->stats.bytes
+                                  : 0);
 }
 
 static void drop_entry(cp_cache_t *c, entry_t *e)
@@ -249,8 +213,7 @@ void cp_cache_free(cp_cache_t *c)
     if (!c)
         return;
     cp_cache_clear(c);
-    c->max_bytes = 0;
-    trim_spares(c);
+    cp_blocks_trim(&c->spare, 0);
     free(c->buckets);
     free(c);
 }
@@ -274,7 +237,8 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
 {
     uint64_t h = cp_hash_fnv1a64(id, id_len);
     size_t need = id_len + img->len;
-    const size_t cost = sizeof(entry_t) + block_cap(need);
+    const size_t cost =
+        sizeof(entry_t) + (need + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
     if (cost > c->max_bytes) {
         cp_cache_drop(c, id, id_len);
         return 0;
@@ -287,7 +251,7 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
         return -1;
     }
     entry_t *e = *slot;
-    if (e && e->cap < need) {
+    if (e && e->blk.cap < need) {
         remove_entry(c, slot); /* a new buffer: simpler as a new entry */
         e = NULL;
     }
@@ -297,7 +261,7 @@ int cp_cache_put(cp_cache_t *c, const char *id, size_t id_len,
             drop_entry(c, c->tail);
             c->stats.evictions++;
         }
-        if (!(e = block_get(c, need)))
+        if (!(e = cp_blocks_get(&c->spare, need)))
             return -1;
         slot = find_slot(c, id, id_len, h);
         e->prev = e->next = NULL;
@@ -340,7 +304,9 @@ void cp_cache_clear(cp_cache_t *c)
         drop_entry(c, c->head);
 }
 
-const cp_cache_stats_t *cp_cache_stats(const cp_cache_t *c)
+const cp_cache_stats_t *cp_cache_stats(cp_cache_t *c)
 {
+    c->stats.spare_bytes = c->spare.kept_bytes;
+    c->stats.blocks = c->spare.mallocs;
     return &c->stats;
 }

@@ -87,6 +87,7 @@ void cp_cache_drop(cp_cache_t *c, const char *id, size_t id_len);
 /* Drops every entry. */
 void cp_cache_clear(cp_cache_t *c);
 
-const cp_cache_stats_t *cp_cache_stats(const cp_cache_t *c);
+/* The counters (the free blocks' figures brought up to date). */
+const cp_cache_stats_t *cp_cache_stats(cp_cache_t *c);
 
 #endif

@@ -512,7 +512,7 @@ static cp_wm_t *wm_find(cp_stored_t *s, uint32_t tid, int32_t partition)
     return NULL;
 }
 
-/* A new watermark of (tid, partition), offset and dirty unset. */
+/* A new watermark of (tid, partition), offset unset. */
 static cp_wm_t *wm_add(cp_stored_t *s, uint32_t tid, int32_t partition,
                        cp_arena_t *a)
 {
@@ -528,7 +528,7 @@ static cp_wm_t *wm_add(cp_stored_t *s, uint32_t tid, int32_t partition,
     return wm;
 }
 
-/* Adds a watermark read from the hash (not dirty); one already there
+/* Adds a watermark read from the hash; one already there
  * (w and a legacy field of the same partition) keeps the greater offset. */
 static int wm_read(cp_stored_t *s, uint32_t tid, int32_t partition,
                    int64_t offset, cp_arena_t *a)
@@ -542,7 +542,6 @@ static int wm_read(cp_stored_t *s, uint32_t tid, int32_t partition,
     if (!(wm = wm_add(s, tid, partition, a)))
         return -1;
     wm->offset = offset;
-    wm->dirty = 0;
     return 0;
 }
 
@@ -1259,7 +1258,6 @@ cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
     if (!wm && !(wm = wm_add(s, tid, partition, a)))
         return CP_ENOMEM;
     wm->offset = offset;
-    wm->dirty = 1;
     return CP_OK;
 }
 

@@ -25,8 +25,7 @@ typedef struct cp_wm_s {
     uint32_t tid;
     int32_t partition;
     int64_t offset;
-    int dirty; /* changed in this batch: must be written */
-    int in_w;  /* read from w (a second entry of it there is corrupt) */
+    int in_w; /* read from w (a second entry of it there is corrupt) */
 } cp_wm_t;
 
 /* One profile attribute, field "a:<name>". */
@@ -282,7 +281,7 @@ int cp_store_decode_w(cp_stored_t *s, const unsigned char *v, size_t len,
 
 /* Finds the watermark of (topic, partition); NULL if none. */
 cp_wm_t *cp_store_wm(cp_stored_t *s, const char *topic, int32_t partition);
-/* Sets the watermark of (topic, partition), marking it dirty; CP_EINVAL
+/* Sets the watermark of (topic, partition); CP_EINVAL
  * for a negative partition or offset. */
 cp_err_t cp_store_wm_set(cp_stored_t *s, const char *topic, int32_t partition,
                          int64_t offset, cp_arena_t *a);
